@@ -1,0 +1,520 @@
+"""Numba kernels of the EPR simulator (arrays in, preallocated arrays filled in place).
+
+Units: fields in mT, couplings and frequencies in MHz, ``BMAGN`` = mu_B/h in MHz/mT, ``NMAGN`` = mu_N/h in
+MHz/mT.  Orientation knots are unit vectors ``nvec[k] = (sin t cos p, sin t sin p, cos t)`` of the static field in
+the frame of the (collinear) g, A and D tensors.
+
+Three stages, each checked against a slow NumPy version in ``tests/simgen/test_epr.py``:
+
+1. resonance fields, intensities and extra (strain) widths at each knot, either
+   ``s12_knots`` (S = 1/2, hyperfine to second order, closed form) or
+   ``exact_knots`` (any S, one nucleus, full spin Hamiltonian diagonalised on a few field nodes per knot with
+   Hermite-cubic interpolation of the level energies between nodes, using Hellmann-Feynman slopes);
+2. ``powder_bin``: interpolation of the knot values to a refined orientation grid and "box" binning of each
+   refined cell's field range onto a stick spectrum, split over Gaussian-width classes;
+3. line shape, harmonic, modulation and phase are applied by the caller in Fourier space (numpy FFT).
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+BMAGN = 13.996244936142  # mu_B / h, MHz per mT (CODATA 2018)
+NMAGN = 0.0076225932188  # mu_N / h, MHz per mT
+
+
+# --------------------------------------------------------------------------------------------- S = 1/2
+@numba.njit(cache=True, nogil=True)
+def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI, outW):
+    """S = 1/2 resonance fields to second order in the hyperfine couplings (coaxial diagonal g and A).
+
+    nvec (K,3); g (3); gstrain (3) FWHM in g units; A (nn,3) MHz; Ival (nn); mcomb (L,nn) nuclear m of each
+    line; cweight (L) weight of each line; astrain (nn) FWHM MHz of each A (broadening |m| * dA, uncorrelated);
+    mw in MHz.  Fills outB (K,L) mT, outI (K,L) intensity (transition probability / (dnu/dB) * weight) and
+    outW (K,L) extra Gaussian FWHM in mT.
+    """
+    K = nvec.shape[0]
+    L = mcomb.shape[0]
+    nn = A.shape[0]
+    Kn = np.empty(nn)
+    X0 = np.empty(nn)
+    X1 = np.empty(nn)
+    X2 = np.empty(nn)
+    Astr = np.empty(nn)
+    for k in range(K):
+        nx, ny, nz = nvec[k, 0], nvec[k, 1], nvec[k, 2]
+        gx, gy, gz = g[0] * nx, g[1] * ny, g[2] * nz
+        geff = math.sqrt(gx * gx + gy * gy + gz * gz)
+        ux, uy, uz = gx / geff, gy / geff, gz / geff
+        # perpendicular-mode transition probability averaged over B1 normal to B0
+        P = 0.125 * (g[0] ** 2 + g[1] ** 2 + g[2] ** 2
+                     - (g[0] ** 4 * nx * nx + g[1] ** 4 * ny * ny + g[2] ** 4 * nz * nz) / (geff * geff))
+        dg = math.sqrt((gx * gstrain[0]) ** 2 + (gy * gstrain[1]) ** 2 + (gz * gstrain[2]) ** 2) / geff
+        for j in range(nn):
+            ax, ay, az = A[j, 0], A[j, 1], A[j, 2]
+            K2 = (ax * ux) ** 2 + (ay * uy) ** 2 + (az * uz) ** 2
+            Kj = math.sqrt(K2)
+            Kn[j] = Kj
+            trA2 = ax * ax + ay * ay + az * az
+            if Kj > 1e-12:
+                A2u2 = (ax * ax * ux) ** 2 + (ay * ay * uy) ** 2 + (az * az * uz) ** 2
+                ck2 = A2u2 / K2 - K2
+            else:
+                ck2 = 0.0
+            c2 = trA2 - K2
+            II = Ival[j] * (Ival[j] + 1.0)
+            # X(m) = (II - m^2)(c2 - ck2) + 2 m^2 ck2 = X0 + m^2 X2
+            X0[j] = II * (c2 - ck2)
+            X2[j] = 2.0 * ck2 - (c2 - ck2)
+            X1[j] = 0.0
+            Astr[j] = astrain[j]
+        for l in range(L):
+            s1 = 0.0
+            X = 0.0
+            wA2 = 0.0
+            for j in range(nn):
+                m = mcomb[l, j]
+                s1 += Kn[j] * m
+                X += X0[j] + X2[j] * m * m
+                wA2 += (m * Astr[j]) ** 2
+            a = mw - s1
+            disc = a * a - X
+            if disc < 0.0 or a <= 0.0:
+                outB[k, l] = np.nan
+                outI[k, l] = 0.0
+                outW[k, l] = 0.0
+                continue
+            y = 0.5 * (a + math.sqrt(disc))  # y = geff * BMAGN * B (MHz)
+            B = y / (geff * BMAGN)
+            dnudB = geff * BMAGN * (1.0 - X / (4.0 * y * y))
+            outB[k, l] = B
+            outI[k, l] = cweight[l] * P / dnudB
+            outW[k, l] = math.sqrt((B * dg / geff) ** 2 + wA2 / (geff * BMAGN) ** 2)
+
+
+# --------------------------------------------------------------------------------------------- exact
+@numba.njit(cache=True, nogil=True)
+def _spin_tables(S, I):
+    """ms, mI of each product-basis state and the S+ / I+ matrix elements out of it (to state index +/-)."""
+    nS = int(round(2 * S + 1))
+    nI = int(round(2 * I + 1))
+    N = nS * nI
+    ms = np.empty(N)
+    mi = np.empty(N)
+    for a in range(nS):
+        for b in range(nI):
+            ms[a * nI + b] = S - a
+            mi[a * nI + b] = I - b
+    return ms, mi, nS, nI, N
+
+
+@numba.njit(cache=True, nogil=True)
+def build_ops(S, I, g, A, gn, D, E):
+    """Dense H0 (field independent, MHz) and the three Zeeman operators per mT (x, y, z lab = tensor frame).
+
+    Returns H0 (N,N) complex, Gx, Gy, Gz (N,N) complex (MHz/mT) and the electron-spin operators
+    gSx, gSy, gSz (N,N) complex weighted by g (for the transition moments).
+    """
+    ms, mi, nS, nI, N = _spin_tables(S, I)
+    Sx = np.zeros((N, N), np.complex128)
+    Sy = np.zeros((N, N), np.complex128)
+    Sz = np.zeros((N, N), np.complex128)
+    Ix = np.zeros((N, N), np.complex128)
+    Iy = np.zeros((N, N), np.complex128)
+    Iz = np.zeros((N, N), np.complex128)
+    for p in range(N):
+        Sz[p, p] = ms[p]
+        Iz[p, p] = mi[p]
+        # S+ : ms -> ms+1 is index p - nI
+        if ms[p] < S - 0.1:
+            q = p - nI
+            c = math.sqrt(S * (S + 1) - ms[p] * (ms[p] + 1))
+            Sx[q, p] += 0.5 * c
+            Sx[p, q] += 0.5 * c
+            Sy[q, p] += -0.5j * c
+            Sy[p, q] += 0.5j * c
+        if mi[p] < I - 0.1:
+            q = p - 1
+            c = math.sqrt(I * (I + 1) - mi[p] * (mi[p] + 1))
+            Ix[q, p] += 0.5 * c
+            Ix[p, q] += 0.5 * c
+            Iy[q, p] += -0.5j * c
+            Iy[p, q] += 0.5j * c
+    H0 = (D * (Sz @ Sz - S * (S + 1) / 3.0 * np.eye(N)) + E * (Sx @ Sx - Sy @ Sy)
+          + A[0] * (Sx @ Ix) + A[1] * (Sy @ Iy) + A[2] * (Sz @ Iz))
+    Gx = BMAGN * g[0] * Sx - gn * NMAGN * Ix
+    Gy = BMAGN * g[1] * Sy - gn * NMAGN * Iy
+    Gz = BMAGN * g[2] * Sz - gn * NMAGN * Iz
+    return H0, Gx, Gy, Gz, g[0] * Sx, g[1] * Sy, g[2] * Sz
+
+
+@numba.njit(cache=True, nogil=True)
+def _hermite_root(x0, x1, f0, f1, d0, d1):
+    """Root in [x0, x1] of the cubic Hermite interpolant of f (values f0, f1, slopes d0, d1); f0*f1 <= 0."""
+    h = x1 - x0
+    # bracketed Newton/bisection on t in [0, 1]
+    lo, hi = 0.0, 1.0
+    flo = f0
+    t = f0 / (f0 - f1) if f0 != f1 else 0.5
+    for _ in range(40):
+        t2 = t * t
+        t3 = t2 * t
+        h00 = 2 * t3 - 3 * t2 + 1
+        h10 = t3 - 2 * t2 + t
+        h01 = -2 * t3 + 3 * t2
+        h11 = t3 - t2
+        f = h00 * f0 + h10 * h * d0 + h01 * f1 + h11 * h * d1
+        df = ((6 * t2 - 6 * t) * f0 + (3 * t2 - 4 * t + 1) * h * d0 + (-6 * t2 + 6 * t) * f1
+              + (3 * t2 - 2 * t) * h * d1)
+        if (f < 0) == (flo < 0):
+            lo, flo = t, f
+        else:
+            hi = t
+        if abs(f) < 1e-10:
+            break
+        tn = t - f / df if df != 0 else 0.5 * (lo + hi)
+        if tn <= lo or tn >= hi:
+            tn = 0.5 * (lo + hi)
+        if abs(tn - t) < 1e-13:
+            t = tn
+            break
+        t = tn
+    t2 = t * t
+    slope = ((6 * t2 - 6 * t) * f0 + (3 * t2 - 4 * t + 1) * h * d0 + (-6 * t2 + 6 * t) * f1
+             + (3 * t2 - 2 * t) * h * d1) / h
+    return x0 + t * h, t, slope
+
+
+@numba.njit(cache=True, nogil=True)
+def _trans_prob(V, a, b, ms, spc, nI, g, nx, ny, nz):
+    """0.5 (|M|^2 - |n.M|^2) with M = <a| (g_x Sx, g_y Sy, g_z Sz) |b> (columns of V are the states)."""
+    N = V.shape[0]
+    sp_ab = 0.0 + 0.0j  # <a|S+|b>
+    sp_ba = 0.0 + 0.0j  # <b|S+|a>
+    sz = 0.0 + 0.0j
+    for p in range(N):
+        sz += V[p, a].conjugate() * ms[p] * V[p, b]
+        if spc[p] != 0.0:
+            q = p - nI
+            sp_ab += V[q, a].conjugate() * spc[p] * V[p, b]
+            sp_ba += V[q, b].conjugate() * spc[p] * V[p, a]
+    sm_ab = sp_ba.conjugate()
+    mx = g[0] * 0.5 * (sp_ab + sm_ab)
+    my = g[1] * (-0.5j) * (sp_ab - sm_ab)
+    mz = g[2] * sz
+    tot = abs(mx) ** 2 + abs(my) ** 2 + abs(mz) ** 2
+    par = abs(nx * mx + ny * my + nz * mz) ** 2
+    return 0.5 * (tot - par)
+
+
+@numba.njit(cache=True, nogil=True)
+def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_threshold, outB, outI, outW):
+    """Resonance fields by exact diagonalisation on field nodes with Hermite-cubic interpolation.
+
+    H0, Gx, Gy, Gz from ``build_ops`` (product basis |mS, mI>, mS and mI descending).
+    Lines are indexed by (level pair u < v, r-th resonance of that pair in increasing field) ->
+    outB[k, pair * R + r] with R = outB.shape[1] // npairs; NaN where that pair has no r-th resonance at knot k.
+    Intensity = perpendicular-mode transition probability |<u|g S . b1|v>|^2 averaged over b1 normal to B0
+    (interpolated linearly between the nodes) / |d(E_v - E_u)/dB| at resonance.  The field derivatives of the
+    levels come from Hellmann-Feynman, <u|G|u>.  Lines weaker than rel_threshold * strongest are dropped.
+    """
+    K = nvec.shape[0]
+    N = H0.shape[0]
+    M = Bnodes.shape[0]
+    nI = int(round(2 * I + 1))
+    ms = np.empty(N)
+    mi = np.empty(N)
+    spc = np.zeros(N)  # <p - nI| S+ |p>
+    ipc = np.zeros(N)  # <p - 1 | I+ |p>
+    for p in range(N):
+        ms[p] = S - (p // nI)
+        mi[p] = I - (p % nI)
+        if ms[p] < S - 0.1:
+            spc[p] = math.sqrt(S * (S + 1) - ms[p] * (ms[p] + 1))
+        if mi[p] < I - 0.1:
+            ipc[p] = math.sqrt(I * (I + 1) - mi[p] * (mi[p] + 1))
+    E = np.empty((M, N))
+    dE = np.empty((M, N))
+    Vs = np.empty((M, N, N), np.complex128)
+    H = np.empty((N, N), np.complex128)
+    Hr = np.empty((N, N))
+    for k in range(K):
+        nx, ny, nz = nvec[k, 0], nvec[k, 1], nvec[k, 2]
+        real = ny == 0.0
+        gx, gy, gz = g[0] * nx, g[1] * ny, g[2] * nz
+        geff = math.sqrt(gx * gx + gy * gy + gz * gz)
+        dg = math.sqrt((gx * gstrain[0]) ** 2 + (gy * gstrain[1]) ** 2 + (gz * gstrain[2]) ** 2) / geff
+        # Zeeman operator along n as (S+ coefficient, Sz coefficient, I+ coefficient, Iz coefficient), MHz/mT
+        cSp = 0.5 * BMAGN * (gx - 1j * gy)     # coefficient of S+ (S- gets the conjugate)
+        cSz = BMAGN * gz
+        cIp = -0.5 * gn * NMAGN * (nx - 1j * ny)
+        cIz = -gn * NMAGN * nz
+        for m in range(M):
+            Bm = Bnodes[m]
+            for i in range(N):
+                for j in range(N):
+                    H[i, j] = H0[i, j] + Bm * (nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j])
+            if real:
+                for i in range(N):
+                    for j in range(N):
+                        Hr[i, j] = H[i, j].real
+                w, Vr = np.linalg.eigh(Hr)
+                for i in range(N):
+                    for j in range(N):
+                        Vs[m, i, j] = Vr[i, j]
+            else:
+                w, V = np.linalg.eigh(H)
+                Vs[m] = V
+            for a in range(N):
+                E[m, a] = w[a]
+                # <a|G|a> by the sparse structure of the spin operators
+                s = 0.0
+                for p in range(N):
+                    vp = Vs[m, p, a]
+                    ap = abs(vp) ** 2
+                    s += cSz * ms[p] * ap + cIz * mi[p] * ap
+                    if spc[p] != 0.0:
+                        s += 2.0 * (cSp * spc[p] * Vs[m, p - nI, a].conjugate() * vp).real
+                    if ipc[p] != 0.0:
+                        s += 2.0 * (cIp * ipc[p] * Vs[m, p - 1, a].conjugate() * vp).real
+                dE[m, a] = s
+        pmax = 0.0
+        R = outB.shape[1] // (N * (N - 1) // 2)
+        for j in range(outB.shape[1]):
+            outB[k, j] = np.nan
+            outI[k, j] = 0.0
+            outW[k, j] = 0.0
+        pair = 0
+        for a in range(N):
+            for b in range(a + 1, N):
+                r = 0
+                for m in range(M - 1):
+                    if r >= R:
+                        break
+                    f0 = E[m, b] - E[m, a] - mw
+                    f1 = E[m + 1, b] - E[m + 1, a] - mw
+                    if (f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0):
+                        d0 = dE[m, b] - dE[m, a]
+                        d1 = dE[m + 1, b] - dE[m + 1, a]
+                        Br, t, sl = _hermite_root(Bnodes[m], Bnodes[m + 1], f0, f1, d0, d1)
+                        P = ((1.0 - t) * _trans_prob(Vs[m], a, b, ms, spc, nI, g, nx, ny, nz)
+                             + t * _trans_prob(Vs[m + 1], a, b, ms, spc, nI, g, nx, ny, nz))
+                        if sl != 0.0:
+                            idx = pair * R + r
+                            val = P / abs(sl)
+                            outB[k, idx] = Br
+                            outI[k, idx] = val
+                            outW[k, idx] = Br * dg / geff
+                            if val > pmax:
+                                pmax = val
+                            r += 1
+                pair += 1
+        for j in range(outB.shape[1]):
+            if outI[k, j] < rel_threshold * pmax:
+                outB[k, j] = np.nan
+                outI[k, j] = 0.0
+
+
+# --------------------------------------------------------------------------------------------- binning
+@numba.njit(cache=True, nogil=True)
+def _hat_cdf(t):
+    if t <= -1.0:
+        return 0.0
+    if t < 0.0:
+        return 0.5 * (t + 1.0) ** 2
+    if t < 1.0:
+        return 1.0 - 0.5 * (1.0 - t) ** 2
+    return 1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def bin_box(stick, c, x0, dx, lo, hi, w):
+    """Add weight w spread uniformly over [lo, hi] (mT) to stick[c].
+
+    dx > 0: linear (hat) bin functions centred on x0 + i dx; dx < 0: box bins [x0 + i|dx|, x0 + (i+1)|dx|)
+    (EasySpin's projection).
+    """
+    nb = stick.shape[1]
+    if dx < 0:
+        d = -dx
+        tlo = (lo - x0) / d
+        thi = (hi - x0) / d
+        if thi - tlo < 1e-9:
+            i0 = int(math.floor(tlo))
+            if 0 <= i0 < nb:
+                stick[c, i0] += w
+            return
+        inv = w / (thi - tlo)
+        i_start = max(int(math.floor(tlo)), 0)
+        i_stop = min(int(math.floor(thi)) + 1, nb)
+        for i in range(i_start, i_stop):
+            a = max(tlo, float(i))
+            b = min(thi, i + 1.0)
+            if b > a:
+                stick[c, i] += inv * (b - a)
+        return
+    tlo = (lo - x0) / dx
+    thi = (hi - x0) / dx
+    if thi - tlo < 1e-6:
+        t = 0.5 * (tlo + thi)
+        i0 = int(math.floor(t))
+        f = t - i0
+        if 0 <= i0 < nb:
+            stick[c, i0] += w * (1.0 - f)
+        if 0 <= i0 + 1 < nb:
+            stick[c, i0 + 1] += w * f
+        return
+    inv = w / (thi - tlo)
+    i_start = max(int(math.floor(tlo)), 0)
+    i_stop = min(int(math.ceil(thi)) + 1, nb)
+    for i in range(i_start, i_stop):
+        stick[c, i] += inv * (_hat_cdf(thi - i) - _hat_cdf(tlo - i))
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_line(stick, x0, dx, lo, hi, w, wid, lwg, cw, logr):
+    """Add a line to the width class(es) of its total Gaussian FWHM sqrt(lwg^2 + wid^2) (variance split)."""
+    nc = stick.shape[0]
+    if nc == 1:
+        bin_box(stick, 0, x0, dx, lo, hi, w)
+        return
+    tot = math.sqrt(lwg * lwg + wid * wid)
+    if tot <= cw[0]:
+        bin_box(stick, 0, x0, dx, lo, hi, w)
+        return
+    if tot >= cw[nc - 1]:
+        bin_box(stick, nc - 1, x0, dx, lo, hi, w)
+        return
+    c = int(math.log(tot / cw[0]) / logr)
+    if c >= nc - 1:
+        c = nc - 2
+    v0 = cw[c] * cw[c]
+    v1 = cw[c + 1] * cw[c + 1]
+    f = (tot * tot - v0) / (v1 - v0)
+    if f < 0.0:
+        f = 0.0
+    if f > 1.0:
+        f = 1.0
+    bin_box(stick, c, x0, dx, lo, hi, w * (1.0 - f))
+    bin_box(stick, c + 1, x0, dx, lo, hi, w * f)
+
+
+@numba.njit(cache=True, nogil=True)
+def _catmull(p0, p1, p2, p3, t):
+    """Catmull-Rom cubic between p1 (t = 0) and p2 (t = 1)."""
+    return 0.5 * (2.0 * p1 + (p2 - p0) * t + (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3) * t * t
+                  + (3.0 * p1 - p0 - 3.0 * p2 + p3) * t * t * t)
+
+
+@numba.njit(cache=True, nogil=True)
+def powder_bin(B, I, W, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick):
+    """Interpolate knot values to a refined grid and bin each refined cell's field range.
+
+    B, I, W: (ntheta * nphi, L) at knots theta[i] (x) phi[j], knot index i * nphi + j (NaN B = no line).
+    nphi == 1: axial (1-D in theta); ntheta == nphi == 1: single orientation (isotropic/solution).
+    cw: Gaussian FWHM of the width classes (geometric, ratio exp(logr)); stick (nclass, nbins) += ...
+    Cells with a missing corner fall back to the corners as points with a quarter (half) of the cell weight.
+    """
+    L = B.shape[1]
+    nc = stick.shape[0]
+    logr = math.log(cw[1] / cw[0]) if nc > 1 else 1.0
+    if ntheta == 1 and nphi == 1:
+        for l in range(L):
+            b = B[0, l]
+            if b == b:
+                _add_line(stick, x0, dx, b, b, scale * I[0, l], W[0, l], lwg, cw, logr)
+        return
+    r = refine
+    if nphi == 1:
+        be = np.empty(r + 1)
+        for i in range(ntheta - 1):
+            t0, t1 = theta[i], theta[i + 1]
+            im1 = i - 1 if i > 0 else 1                      # mirror: B(-theta) = B(theta)
+            ip2 = i + 2 if i + 2 < ntheta else ntheta - 2    # mirror: B(pi - theta) = B(theta)
+            for l in range(L):
+                ba, bb = B[i, l], B[i + 1, l]
+                oka = ba == ba
+                okb = bb == bb
+                if not (oka or okb):
+                    continue
+                if oka and okb:
+                    p0, p3 = B[im1, l], B[ip2, l]
+                    cubic = p0 == p0 and p3 == p3
+                    for s in range(r + 1):
+                        t = s / r
+                        if cubic:
+                            be[s] = _catmull(p0, ba, bb, p3, t)
+                        else:
+                            be[s] = ba + (bb - ba) * t
+                    ia, ib = I[i, l], I[i + 1, l]
+                    i0, i3 = I[im1, l], I[ip2, l]
+                    wa, wb = W[i, l], W[i + 1, l]
+                    for s in range(r):
+                        fm = (s + 0.5) / r
+                        lo = be[s]
+                        hi = be[s + 1]
+                        if lo > hi:
+                            lo, hi = hi, lo
+                        tt = t0 + (t1 - t0) * fm
+                        wgt = math.sin(tt) * (t1 - t0) / r
+                        if cubic:
+                            inten = max(_catmull(i0, ia, ib, i3, fm), 0.0)
+                        else:
+                            inten = ia + (ib - ia) * fm
+                        wid = wa + (wb - wa) * fm
+                        _add_line(stick, x0, dx, lo, hi, scale * inten * wgt, wid, lwg, cw, logr)
+                else:
+                    wgt = 0.5 * (math.cos(t0) - math.cos(t1))
+                    if oka:
+                        _add_line(stick, x0, dx, ba, ba, scale * I[i, l] * wgt, W[i, l], lwg, cw, logr)
+                    else:
+                        _add_line(stick, x0, dx, bb, bb, scale * I[i + 1, l] * wgt, W[i + 1, l], lwg, cw, logr)
+        return
+    # 2-D octant grid
+    bc = np.empty((r + 1, r + 1))
+    for i in range(ntheta - 1):
+        t0, t1 = theta[i], theta[i + 1]
+        for j in range(nphi - 1):
+            p0, p1 = phi[j], phi[j + 1]
+            k00 = i * nphi + j
+            k01 = i * nphi + j + 1
+            k10 = (i + 1) * nphi + j
+            k11 = (i + 1) * nphi + j + 1
+            for l in range(L):
+                b00, b01, b10, b11 = B[k00, l], B[k01, l], B[k10, l], B[k11, l]
+                ok00, ok01, ok10, ok11 = b00 == b00, b01 == b01, b10 == b10, b11 == b11
+                if not (ok00 or ok01 or ok10 or ok11):
+                    continue
+                if ok00 and ok01 and ok10 and ok11:
+                    for a in range(r + 1):
+                        fa = a / r
+                        for c in range(r + 1):
+                            fc = c / r
+                            bc[a, c] = ((1 - fa) * ((1 - fc) * b00 + fc * b01)
+                                        + fa * ((1 - fc) * b10 + fc * b11))
+                    i00, i01, i10, i11 = I[k00, l], I[k01, l], I[k10, l], I[k11, l]
+                    w00, w01, w10, w11 = W[k00, l], W[k01, l], W[k10, l], W[k11, l]
+                    for a in range(r):
+                        fa = (a + 0.5) / r
+                        tt = t0 + (t1 - t0) * fa
+                        wgt = math.sin(tt) * (t1 - t0) * (p1 - p0) / (r * r)
+                        for c in range(r):
+                            fc = (c + 0.5) / r
+                            q0, q1, q2, q3 = bc[a, c], bc[a, c + 1], bc[a + 1, c], bc[a + 1, c + 1]
+                            lo = min(min(q0, q1), min(q2, q3))
+                            hi = max(max(q0, q1), max(q2, q3))
+                            inten = ((1 - fa) * ((1 - fc) * i00 + fc * i01) + fa * ((1 - fc) * i10 + fc * i11))
+                            wid = ((1 - fa) * ((1 - fc) * w00 + fc * w01) + fa * ((1 - fc) * w10 + fc * w11))
+                            _add_line(stick, x0, dx, lo, hi, scale * inten * wgt, wid, lwg, cw, logr)
+                else:
+                    wgt = 0.25 * (math.cos(t0) - math.cos(t1)) * (p1 - p0)
+                    if ok00:
+                        _add_line(stick, x0, dx, b00, b00, scale * I[k00, l] * wgt, W[k00, l], lwg, cw, logr)
+                    if ok01:
+                        _add_line(stick, x0, dx, b01, b01, scale * I[k01, l] * wgt, W[k01, l], lwg, cw, logr)
+                    if ok10:
+                        _add_line(stick, x0, dx, b10, b10, scale * I[k10, l] * wgt, W[k10, l], lwg, cw, logr)
+                    if ok11:
+                        _add_line(stick, x0, dx, b11, b11, scale * I[k11, l] * wgt, W[k11, l], lwg, cw, logr)

@@ -1,0 +1,317 @@
+"""CW EPR spectrum of one spin system: orientation grid, resonance kernels, line shape in Fourier space.
+
+Conventions follow EasySpin's ``pepper``: couplings (A, D, E) in MHz, widths in mT FWHM, ``lw`` Gaussian and
+``lwL`` Lorentzian (a Voigt when both are set), microwave frequency in GHz, harmonic 0/1/2 (1 = first
+derivative), ``mod_amp`` peak-to-peak in mT (pseudo-modulation), ``mw_phase`` in rad (0 = absorption).
+Temperature is infinite (equal level populations), as in EasySpin's default.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import yaml
+from scipy.special import jv
+
+from .. import catalogs
+from ..errors import ParameterError
+from . import kernels
+
+__all__ = ["SpinSystem", "Experiment", "Options", "nuclei", "isotopologues", "cw_spectrum"]
+
+
+@functools.lru_cache(maxsize=None)
+def _nuclei_table():
+    with open(catalogs.find("epr/nuclei.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def nuclei() -> dict:
+    """``{isotope: {I, gn, abundance}}`` from ``catalogs/epr/nuclei.yaml``."""
+    return dict(_nuclei_table()["isotopes"])
+
+
+def isotopologues(nucleus: str | None, field_name: str = "nucleus") -> list[tuple[float, float, float, float]]:
+    """``[(abundance fraction, I, gn, A scale), ...]`` for an isotope ('63Cu') or a natural element ('Cu').
+
+    The A scale is gn / gn(reference isotope); a non-magnetic remainder appears as I = 0.
+    """
+    if nucleus in (None, "", "none"):
+        return [(1.0, 0.0, 0.0, 0.0)]
+    tab = _nuclei_table()
+    iso, el = tab["isotopes"], tab["elements"]
+    if nucleus in iso:
+        d = iso[nucleus]
+        return [(1.0, float(d["I"]), float(d["gn"]), 1.0)]
+    if nucleus in el:
+        ref = iso[el[nucleus][0]]
+        out = []
+        for name in el[nucleus]:
+            d = iso[name]
+            out.append((d["abundance"] / 100.0, float(d["I"]), float(d["gn"]), d["gn"] / ref["gn"]))
+        rest = 1.0 - sum(o[0] for o in out)
+        if rest > 1e-6:
+            out.append((rest, 0.0, 0.0, 0.0))
+        return out
+    raise ParameterError(field_name, nucleus, "a magnetic isotope (e.g. 63Cu, 14N) or element (Cu, Ti) from "
+                         "catalogs/epr/nuclei.yaml: " + ", ".join([*iso, *el]))
+
+
+def _vec3(v, name):
+    a = np.broadcast_to(np.asarray(v, dtype=np.float64), (3,)).copy()
+    return a
+
+
+@dataclass
+class SpinSystem:
+    """One paramagnetic centre (tensors collinear, principal axes x, y, z)."""
+
+    S: float = 0.5
+    g: object = 2.0023
+    nucleus: str | None = None
+    A: object = 0.0            # MHz, for the reference isotope
+    n_equiv: int = 1           # equivalent nuclei (perturbative route only)
+    D: float = 0.0             # MHz
+    E: float = 0.0             # MHz
+    lw: float = 0.5            # Gaussian FWHM, mT
+    lwL: float = 0.0           # Lorentzian FWHM, mT
+    g_strain: object = 0.0     # FWHM of g along x, y, z
+    A_strain: float = 0.0      # FWHM of A, MHz (width grows with |m_I|)
+    weight: float = 1.0
+
+    def check(self, prefix: str = "") -> None:
+        S2 = 2 * float(self.S)
+        if not (S2 >= 1 - 1e-9 and abs(S2 - round(S2)) < 1e-9 and round(S2) % 2 == 1):
+            raise ParameterError(prefix + "S", self.S, "a half-integer electron spin 1/2, 3/2, 5/2, 7/2 (Kramers)")
+        if self.S > 3.5:
+            raise ParameterError(prefix + "S", self.S, "S <= 7/2")
+        g = _vec3(self.g, "g")
+        for ax, gi in zip("xyz", g):
+            if not (gi > 0 and math.isfinite(gi)):
+                raise ParameterError(prefix + f"g_{ax}", float(gi), "g > 0")
+        if not (self.lw >= 0 and math.isfinite(self.lw)):
+            raise ParameterError(prefix + "lw", self.lw, "a Gaussian FWHM >= 0 mT")
+        if not (self.lwL >= 0 and math.isfinite(self.lwL)):
+            raise ParameterError(prefix + "lwL", self.lwL, "a Lorentzian FWHM >= 0 mT")
+        if self.lw == 0 and self.lwL == 0:
+            raise ParameterError(prefix + "lw", self.lw, "lw > 0 or lwL > 0 (some line width)")
+        if np.any(_vec3(self.g_strain, "g_strain") < 0):
+            raise ParameterError(prefix + "g_strain", self.g_strain, "FWHM >= 0")
+        if self.A_strain < 0:
+            raise ParameterError(prefix + "A_strain", self.A_strain, "FWHM >= 0 MHz")
+        isotopologues(self.nucleus, prefix + "nucleus")
+        if int(self.n_equiv) != self.n_equiv or self.n_equiv < 1:
+            raise ParameterError(prefix + "n_equiv", self.n_equiv, "an integer >= 1")
+
+
+@dataclass
+class Experiment:
+    field: np.ndarray                 # mT, uniform
+    mw_freq: float = 9.5              # GHz
+    harmonic: int = 1
+    mod_amp: float = 0.0              # mT peak-to-peak
+    mw_phase: float = 0.0             # rad
+
+
+@dataclass
+class Options:
+    method: str = "auto"              # auto | perturb | exact
+    n_theta: int = 31                 # orientation knots over 0..90 deg (convergence setting)
+    refine: int = 8                   # interpolation factor between knots
+    exact_threshold: float = 0.03     # auto: exact when max|A| I / nu exceeds this (S = 1/2)
+    rel_threshold: float = 1e-4       # drop exact-route lines weaker than this fraction
+    width_ratio: float = 1.06         # ratio of neighbouring Gaussian-width classes (strains)
+    n_nodes: int = 0                  # field nodes of the exact route (0 = automatic)
+    n_theta_exact: int = 19           # knots of the exact route (0 = n_theta)
+    max_oversample: int = 4           # at most this many computation points per output step
+    max_width_classes: int = 12       # Gaussian-width classes for strain broadening (FFT per class)
+    max_roots: int = 2                # resonances kept per level pair (looping transitions)
+    binning: str = "easyspin"         # "easyspin": box bins [x_i, x_i+1) on the output step, as EasySpin's
+                                      # projection (puts lines dx/2 low); "hat": unbiased linear binning
+
+
+def _grid(sym: str, n_theta: int):
+    if sym == "iso":
+        th, ph = np.array([0.0]), np.array([0.0])
+    elif sym == "axial":
+        th, ph = np.linspace(0, np.pi / 2, n_theta), np.array([0.0])
+    else:
+        th = np.linspace(0, np.pi / 2, n_theta)
+        ph = np.linspace(0, np.pi / 2, max(3, n_theta))
+    T, P = np.meshgrid(th, ph, indexing="ij")
+    nvec = np.stack([np.sin(T) * np.cos(P), np.sin(T) * np.sin(P), np.cos(T)], axis=-1).reshape(-1, 3)
+    return th, ph, np.ascontiguousarray(nvec)
+
+
+def _symmetry(sys: SpinSystem, has_nuc: bool) -> str:
+    g = _vec3(sys.g, "g")
+    A = _vec3(sys.A, "A") if has_nuc else np.zeros(3)
+    gs = _vec3(sys.g_strain, "g_strain")
+    zfs = sys.S > 0.5 and (sys.D != 0 or sys.E != 0)
+    if np.ptp(g) == 0 and np.ptp(A) == 0 and not zfs and np.ptp(gs) == 0:
+        return "iso"
+    if g[0] == g[1] and A[0] == A[1] and gs[0] == gs[1] and sys.E == 0:
+        return "axial"
+    return "rhombic"
+
+
+def _knots_for(sys: SpinSystem, iso_entry, mw_mhz, nvec, Bext, opt: Options):
+    """(B, I, W) knot arrays of one isotopologue."""
+    frac, I, gn, ascale = iso_entry
+    g = _vec3(sys.g, "g")
+    gs = _vec3(sys.g_strain, "g_strain")
+    A = _vec3(sys.A, "A") * ascale
+    nuc = I > 0
+    n_eq = int(sys.n_equiv) if nuc else 0
+    method = opt.method
+    if method == "auto":
+        if sys.S > 0.5:
+            method = "exact"
+        elif nuc and n_eq == 1 and np.max(np.abs(A)) * I / mw_mhz > opt.exact_threshold:
+            method = "exact"
+        else:
+            method = "perturb"
+    if sys.S > 0.5 and method != "exact":
+        method = "exact"
+    if method == "exact" and n_eq > 1:
+        method = "perturb" if sys.S == 0.5 else "exact"
+    if method == "perturb":
+        if nuc:
+            ms = np.arange(-I, I + 0.5)
+            combos = np.array(list(itertools.product(ms, repeat=n_eq)), dtype=np.float64)
+            Aall = np.tile(A, (n_eq, 1))
+            Ival = np.full(n_eq, I)
+            astr = np.full(n_eq, float(sys.A_strain))
+        else:
+            combos = np.zeros((1, 0))
+            Aall = np.zeros((0, 3))
+            Ival = np.zeros(0)
+            astr = np.zeros(0)
+        L = combos.shape[0]
+        cw = np.full(L, frac / L)
+        K = nvec.shape[0]
+        B = np.empty((K, L))
+        In = np.empty((K, L))
+        W = np.empty((K, L))
+        kernels.s12_knots(nvec, g, gs, Aall, Ival, combos, cw, astr, mw_mhz, B, In, W)
+        return B, In, W
+    # exact: one nucleus (or none)
+    if n_eq > 1:
+        raise ParameterError("n_equiv", n_eq, "1 for S > 1/2 (equivalent nuclei use the S = 1/2 perturbative route)")
+    H0, Gx, Gy, Gz, _, _, _ = kernels.build_ops(float(sys.S), float(I), g, A, float(gn),
+                                                      float(sys.D), float(sys.E))
+    N = H0.shape[0]
+    lo, hi = Bext
+    zfs = abs(sys.D) + 3 * abs(sys.E)
+    if zfs < 0.15 * mw_mhz:
+        # high-field regime: all allowed lines lie within the fine-structure + hyperfine spread of g ~ gmin..gmax
+        spread = (2 * sys.S - 1) * zfs + 2 * I * np.max(np.abs(A)) * max(1.0, sys.S) + 0.05 * mw_mhz
+        b_lo = (mw_mhz - 1.3 * spread) / (np.max(g) * kernels.BMAGN)
+        b_hi = (mw_mhz + 1.3 * spread) / (np.min(g) * kernels.BMAGN)
+        lo, hi = max(lo, b_lo), min(hi, b_hi)
+        if hi <= lo:
+            lo, hi = Bext
+    span = hi - lo
+    n_nodes = opt.n_nodes or int(np.clip(4 + span / 100.0 + 0.5 * zfs / mw_mhz, 4, 16))
+    Bn = np.linspace(max(lo, 0.5), max(hi, 1.0), n_nodes)
+    K = nvec.shape[0]
+    L = N * (N - 1) // 2 * opt.max_roots
+    B = np.empty((K, L))
+    In = np.empty((K, L))
+    W = np.empty((K, L))
+    kernels.exact_knots(nvec, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
+                        opt.rel_threshold, B, In, W)
+    In *= frac / (2 * I + 1)
+    keep = np.flatnonzero(np.isfinite(B).any(axis=0))
+    return (np.ascontiguousarray(B[:, keep]), np.ascontiguousarray(In[:, keep]),
+            np.ascontiguousarray(W[:, keep]))
+
+
+def _common_factor(f, gam, harmonic, mod_amp, mw_phase):
+    """Fourier-space factor shared by all Gaussian classes: Lorentzian, harmonic/modulation, phase."""
+    out = np.exp(-np.pi * gam * np.abs(f)) if gam > 0 else np.ones_like(f)
+    out = out.astype(np.complex128)
+    if mod_amp > 0:
+        z = np.pi * f * mod_amp
+        if harmonic > 0:
+            out *= (2.0 * (1j ** harmonic) / (mod_amp / 2.0) ** harmonic) * jv(harmonic, z)
+        else:
+            out *= jv(0, z)
+    elif harmonic > 0:
+        out *= (2j * np.pi * f) ** harmonic
+    if mw_phase != 0:
+        out *= np.exp(-1j * mw_phase)
+    return out
+
+
+def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offset: float = 0.0) -> np.ndarray:
+    """Sum of the CW spectra of ``systems`` (each weighted by ``.weight``) on ``exp.field`` (float64).
+
+    ``field_offset``: the recorded field is the true field plus this offset (mT).
+    """
+    opt = opt or Options()
+    if isinstance(systems, SpinSystem):
+        systems = [systems]
+    x = np.asarray(exp.field, dtype=np.float64)
+    n = len(x)
+    dx = (x[-1] - x[0]) / (n - 1)
+    mw_mhz = exp.mw_freq * 1e3
+    wmin = min(max(s.lw, s.lwL) for s in systems)
+    wmax = max(max(s.lw, s.lwL) for s in systems)
+    sub = min(max(1, int(math.ceil(dx / (wmin / 5.0)))), opt.max_oversample)
+    dxc = dx / sub
+    margin = max(6.0 * wmax, 3.0 * exp.mod_amp, 20 * dx)
+    m = int(math.ceil(margin / dxc))
+    xc0 = x[0] - field_offset - m * dxc
+    nb = (n - 1) * sub + 1 + 2 * m
+    Bext = (xc0, xc0 + (nb - 1) * dxc)
+    nfft = 1 << int(math.ceil(math.log2(2 * nb)))
+    f = np.fft.rfftfreq(nfft, dxc)
+    f2 = f * f
+    total = np.zeros(len(f), dtype=np.complex128)
+    common = {}
+    for s in systems:
+        s.check()
+        isos = isotopologues(s.nucleus)
+        has_nuc = any(e[1] > 0 for e in isos)
+        sym = _symmetry(s, has_nuc)
+        exact = s.S > 0.5 or opt.method == "exact" or (
+            opt.method == "auto" and has_nuc and int(s.n_equiv) == 1 and s.S == 0.5
+            and max(np.max(np.abs(_vec3(s.A, "A") * e[3])) * e[1] for e in isos) / mw_mhz > opt.exact_threshold)
+        th, ph, nvec = _grid(sym, (opt.n_theta_exact or opt.n_theta) if exact else opt.n_theta)
+        parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt) for e in isos]
+        Wmax = max((float(np.nanmax(p[2])) if p[2].size else 0.0) for p in parts)
+        lwg = float(s.lw)
+        if Wmax > 1e-3 * max(lwg, dxc):
+            c_lo = max(lwg, 0.5 * dxc)
+            c_hi = math.sqrt(lwg ** 2 + Wmax ** 2)
+            ncls = min(max(2, int(math.ceil(math.log(c_hi / c_lo) / math.log(opt.width_ratio))) + 1),
+                       opt.max_width_classes)
+            cw = c_lo * (c_hi / c_lo) ** (np.arange(ncls) / (ncls - 1))
+        else:
+            cw = np.array([lwg])
+        stick = np.zeros((len(cw), nb))
+        if opt.binning == "easyspin" and sym != "iso":
+            xb0, dxb = xc0, -dxc
+        else:
+            xb0, dxb = xc0, dxc
+        for B, In, W in parts:
+            if B.shape[1]:
+                kernels.powder_bin(B, In, W, len(th), len(ph), th, ph, int(opt.refine), xb0, dxb, lwg, cw,
+                                   float(s.weight), stick)
+        F = np.fft.rfft(stick, nfft, axis=1)
+        sig = cw / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+        acc = np.zeros(len(f), dtype=np.complex128)
+        for c in range(len(cw)):
+            arg = 2.0 * (np.pi * sig[c]) ** 2 * f2
+            keep = int(np.searchsorted(arg, 40.0))   # exp(-40) ~ 4e-18: the rest is zero
+            acc[:keep] += F[c, :keep] * np.exp(-arg[:keep])
+        key = float(s.lwL)
+        if key not in common:
+            common[key] = _common_factor(f, key, int(exp.harmonic), float(exp.mod_amp), float(exp.mw_phase))
+        total += acc * common[key]
+    y = np.fft.irfft(total, nfft)[:nb]
+    return y[m:m + (n - 1) * sub + 1:sub].copy()

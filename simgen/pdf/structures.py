@@ -1,0 +1,189 @@
+"""Structures for the PDF simulator: loading (ase.Atoms, CIF, xyz, catalog names), nanoparticles and disorder.
+
+Catalog phases live in ``catalogs/pdf/structures/<name>.cif`` (sources in ``catalogs/pdf/structures/README.md``).
+Nanoparticles: a spherical cut of any crystal, or ASE's icosahedra, decahedra and octahedra for fcc metals.
+Disorder: isotropic/anisotropic strain (cell' = cell (I + e)), rattle (Gaussian displacements), vacancies and
+substitutions (explicit and random for clusters; as mean-field occupancies / mixed scatterers for bulk crystals).
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..catalogs import catalog_dirs, find
+from ..errors import ParameterError
+from .calculator import Model
+
+__all__ = ["as_model", "load_atoms", "list_phases", "phase_model", "strain_matrix", "strained_cell",
+           "sphere_cut", "fcc_cluster", "equivalent_diameter", "rattle", "apply_vacancies", "apply_substitution"]
+
+
+def list_phases() -> list[str]:
+    out = set()
+    for d in catalog_dirs():
+        sd = d / "pdf" / "structures"
+        if sd.is_dir():
+            out.update(p.stem for p in sd.glob("*.cif"))
+    return sorted(out)
+
+
+def load_atoms(src):
+    """ase.Atoms from an Atoms object, a file path (CIF, xyz, anything ase.io reads) or a catalog phase name."""
+    import ase
+    import ase.io
+    if isinstance(src, ase.Atoms):
+        return src.copy()
+    p = Path(str(src)).expanduser()
+    if not p.is_file():
+        try:
+            p = find(f"pdf/structures/{src}.cif")
+        except FileNotFoundError:
+            import difflib
+            close = difflib.get_close_matches(str(src), list_phases(), n=1)
+            raise ParameterError("structure", src, "an ase.Atoms, a structure file or a catalog phase ("
+                                 + ", ".join(list_phases()) + ")" + (f"; did you mean '{close[0]}'?" if close else "")
+                                 ) from None
+    try:
+        return _read_cached(str(p), os.path.getmtime(p)).copy()
+    except ParameterError:
+        raise
+    except Exception as exc:
+        raise ParameterError("structure", str(p), f"a readable structure file ({type(exc).__name__}: {exc})") \
+            from None
+
+
+@functools.lru_cache(maxsize=64)
+def _read_cached(path: str, mtime: float):
+    import ase.io
+    atoms = ase.io.read(path)
+    if path.lower().endswith(".xyz"):
+        atoms.pbc = False
+    return atoms
+
+
+def as_model(src, periodic: bool | None = None) -> Model:
+    if isinstance(src, Model):
+        return src
+    atoms = load_atoms(src)
+    name = str(src) if not hasattr(src, "get_chemical_formula") else src.get_chemical_formula()
+    if len(atoms) == 0:
+        raise ParameterError("structure", name, "a structure with at least one atom")
+    return Model.from_atoms(atoms, periodic=periodic, name=name)
+
+
+@functools.lru_cache(maxsize=64)
+def phase_model(name: str) -> Model:
+    """The catalog phase ``name`` as a periodic Model (cached)."""
+    m = as_model(name, periodic=True)
+    m.name = name
+    return m
+
+
+# -------------------------------------------------------------------------------------------------- disorder
+def strain_matrix(iso: float = 0.0, aniso=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """I + e for an isotropic strain ``iso`` and extra normal strains along a, b, c (``aniso``)."""
+    e = np.diag([(1 + iso) * (1 + aniso[0]), (1 + iso) * (1 + aniso[1]), (1 + iso) * (1 + aniso[2])])
+    return e
+
+
+def strained_cell(cell: np.ndarray, iso: float = 0.0, aniso=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Strain along the cell's own axes: row vector a_k is scaled by (1+iso)(1+aniso_k)."""
+    s = np.array([(1 + iso) * (1 + aniso[k]) for k in range(3)])
+    return np.asarray(cell, float) * s[:, None]
+
+
+def sphere_cut(model: Model, diameter: float, center=None, cell: np.ndarray | None = None) -> Model:
+    """Atoms of the (optionally strained) crystal inside a sphere of ``diameter`` (A) around ``center``
+    (fractional offset from the origin, default a lattice site so small spheres stay centred)."""
+    if not model.periodic:
+        raise ParameterError("structure", model.name, "a periodic crystal to cut a sphere from")
+    if not diameter > 0:
+        raise ParameterError("diameter", diameter, "a positive diameter in A")
+    c = model.cell if cell is None else np.asarray(cell, float)
+    frac = model.frac % 1.0
+    rad = 0.5 * diameter
+    recip = np.linalg.inv(c).T
+    widths = 1.0 / np.linalg.norm(recip, axis=1)
+    nrep = np.ceil(rad / widths).astype(int) + 1
+    ctr = np.zeros(3) if center is None else np.asarray(center, float)
+    grid = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in nrep], indexing="ij"), -1).reshape(-1, 3)
+    pos_f = (frac[None, :, :] + grid[:, None, :] - ctr).reshape(-1, 3)
+    pos = pos_f @ c
+    keep = np.einsum("ij,ij->i", pos, pos) <= rad * rad
+    idx = np.tile(np.arange(len(frac)), len(grid))[keep]
+    if not keep.any():
+        raise ParameterError("diameter", diameter, "a sphere large enough to hold at least one atom")
+    return Model([model.symbols[i] for i in idx], pos[keep], None, model.occupancy[idx], None,
+                 f"{model.name} sphere d={diameter:g}")
+
+
+def equivalent_diameter(natoms: int, number_density: float) -> float:
+    """Diameter (A) of the sphere holding ``natoms`` at the bulk ``number_density`` (1/A^3)."""
+    return (6.0 * natoms / (math.pi * number_density)) ** (1.0 / 3.0)
+
+
+@functools.lru_cache(maxsize=256)
+def _fcc_cluster_cached(shape: str, symbol: str, a: float, size: int):
+    from ase.cluster import Decahedron, Icosahedron, Octahedron
+    if shape == "icosahedron":
+        at = Icosahedron(symbol, noshells=size, latticeconstant=a)
+    elif shape == "decahedron":
+        at = Decahedron(symbol, p=size, q=max(1, size // 2), r=0, latticeconstant=a)
+    elif shape == "octahedron":
+        at = Octahedron(symbol, length=size, cutoff=max(0, (size - 1) // 3), latticeconstant=a)
+    else:
+        raise ParameterError("shape", shape, "sphere, icosahedron, decahedron or octahedron")
+    pos = at.positions - at.positions.mean(0)
+    return pos
+
+
+def fcc_cluster(shape: str, symbol: str, a: float, diameter: float) -> tuple[np.ndarray, int]:
+    """Positions of an ASE ``shape`` cluster of an fcc metal whose volume-equivalent diameter is closest to
+    ``diameter`` (A); returns (positions, size parameter)."""
+    rho = 4.0 / a ** 3
+    best = None
+    for size in range(2, 40):
+        pos = _fcc_cluster_cached(shape, symbol, round(float(a), 6), size)
+        d = equivalent_diameter(len(pos), rho)
+        err = abs(d - diameter)
+        if best is None or err < best[0]:
+            best = (err, pos, size)
+        if d > diameter:
+            break
+    return best[1].copy(), best[2]
+
+
+def rattle(pos: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Independent Gaussian displacements (sigma in A per Cartesian component)."""
+    if sigma <= 0:
+        return pos
+    return pos + rng.normal(0.0, sigma, size=pos.shape)
+
+
+def apply_vacancies(n: int, fraction: float, rng: np.random.Generator, candidates=None) -> np.ndarray:
+    """Boolean mask of atoms kept after removing round(fraction * len(candidates)) random atoms."""
+    keep = np.ones(n, dtype=bool)
+    if fraction <= 0:
+        return keep
+    cand = np.arange(n) if candidates is None else np.asarray(candidates)
+    k = int(round(fraction * len(cand)))
+    k = min(k, max(len(cand) - 1, 0)) if len(cand) == n else min(k, len(cand))
+    if k > 0:
+        keep[rng.choice(cand, size=k, replace=False)] = False
+    return keep
+
+
+def apply_substitution(symbols: list, host: str, dopant: str, fraction: float, rng: np.random.Generator) -> list:
+    """Replace round(fraction * N_host) random ``host`` atoms by ``dopant``."""
+    if fraction <= 0 or not host or not dopant:
+        return list(symbols)
+    sym = np.array(symbols, dtype=object)
+    cand = np.flatnonzero(sym == host)
+    k = int(round(fraction * len(cand)))
+    if k > 0:
+        sym[rng.choice(cand, size=k, replace=False)] = dopant
+    return list(sym)
