@@ -56,7 +56,7 @@ def simulator_rate(client, recipe, n, chunk_rows) -> tuple[float, float]:
     rd, dg = recipe.to_dict(), recipe.digest()
     n_chunks = -(-n // chunk_rows)
     # warm the workers (numba compile, simulator construction)
-    client.gather(client.map(_simulate_only, [rd] * 2, [dg] * 2, [chunk_rows] * 2, [chunk_rows] * 2, [0, 1],
+    client.gather(client.map(_simulate_only, [rd] * 2, [dg] * 2, [2 * chunk_rows] * 2, [chunk_rows] * 2, [0, 1],
                              pure=False))
     t0 = time.perf_counter()
     futs = client.map(_simulate_only, [rd] * n_chunks, [dg] * n_chunks, [n] * n_chunks, [chunk_rows] * n_chunks,

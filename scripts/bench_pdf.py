@@ -2,10 +2,16 @@
 """Benchmark simgen.pdf against diffpy.srreal (when installed) and DebyeCalculator (CPU) side by side.
 
 Cases: Ni bulk, TiO2 anatase bulk (X-ray, r 0.5-30 A step 0.01, Qmax 25, Qdamp 0.04, Uiso 0.005), and Au spherical
-clusters of about 2, 3, 4, 6 nm (+ 10 nm, ~50k atoms, simgen only) for the time-vs-atom-count statement.
-Prints times (median of repeats, compile excluded), ratios and agreement (max|dG|/max|G|).
+clusters of 2, 3, 4, 6 nm (+ 8 and 10 nm, 16k and 31k atoms, simgen only) for the time-vs-atom-count statement.
+Prints times (median of repeats, compile excluded), ratios (peer / simgen) and agreement (max|dG|/max|G|) of the
+timed simgen route against the peer.  DebyeCalculator 1.1.1: device='cpu', its defaults otherwise (float32,
+pair_sum='grid', all N(N-1)/2 pairs), num_threads=1 and torch.set_num_threads(1) for the single-core rows.
 
-    python scripts/bench_pdf.py [--quick]
+    python scripts/bench_pdf.py [--quick] [--clock cpu|wall] [--threads N]
+
+The default clock is process CPU time (the machine this was written on is shared); ``--threads N`` adds rows with
+the numba-parallel histogram (``pdf_from_model(..., threads=N)``) against DebyeCalculator with N threads (use
+``--clock wall`` for those).
 """
 from __future__ import annotations
 
@@ -21,13 +27,17 @@ from simgen.pdf.structures import phase_model, sphere_cut
 KW = dict(rmin=0.5, rmax=30.0, rstep=0.01, qmax=25.0, qdamp=0.04, uiso=0.005)
 
 
+CLOCK = {"cpu": time.process_time, "wall": time.perf_counter}
+_clock = time.process_time
+
+
 def timeit(fn, repeat=5):
     fn()
     ts = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = _clock()
         out = fn()
-        ts.append(time.perf_counter() - t)
+        ts.append(_clock() - t)
     return float(np.median(ts)), out
 
 
@@ -58,27 +68,35 @@ def srreal_calc(model: Model, kind="PDFCalculator"):
     return lambda: np.asarray(calc(s)[1])
 
 
-def debyecalc(model: Model):
+def debyecalc(model: Model, threads: int = 1):
+    """DebyeCalculator 1.1.1 on the CPU: float32, pair_sum='grid' (its default), all N(N-1)/2 pairs, Biso from
+    Uiso, ``threads`` torch threads (1 = single core, the fair comparison with our serial kernels)."""
     try:
         import torch
         from debyecalculator import DebyeCalculator
         import ase
     except ImportError:
         return None
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     dmax = float(np.linalg.norm(model.positions.max(0) - model.positions.min(0))) + 1.0
     calc = DebyeCalculator(qmin=0.0, qmax=KW["qmax"], qdamp=KW["qdamp"], rmin=KW["rmin"], rmax=KW["rmax"],
                            rstep=KW["rstep"], qstep=min(math.pi / dmax, 0.05), biso=8 * math.pi ** 2 * KW["uiso"],
-                           device="cpu", radiation_type="xray")
+                           device="cpu", radiation_type="xray", num_threads=threads)
     at = ase.Atoms(model.symbols, positions=model.positions)
     return lambda: 2.0 * np.asarray(calc.gr(at)[1], dtype=float)     # it counts each pair once
 
 
 def main():
+    global _clock
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="skip the 10 nm (50k atoms) case")
+    ap.add_argument("--quick", action="store_true", help="skip the 8 and 10 nm (16k, 31k atoms) cases")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="cpu: process time (robust on a shared machine; counts all threads); wall: elapsed")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="also time the numba-parallel histogram and DebyeCalculator with this many threads")
     args = ap.parse_args()
-    print("simgen.pdf benchmark (1 thread; medians; compile excluded)")
+    _clock = CLOCK[args.clock]
+    print(f"simgen.pdf benchmark ({args.clock} time, medians, compile excluded; single thread unless marked)")
     print(f"{'case':28s} {'N':>7s} {'simgen ms':>10s} {'peer':>16s} {'peer ms':>10s} {'ratio':>7s} {'agree':>9s}")
     for name in ("Ni_fcc", "TiO2_anatase"):
         m = phase_model(name)
@@ -93,36 +111,47 @@ def main():
         else:
             print(f"{name + ' bulk':28s} {len(m.symbols):7d} {t_fresh * 1e3:10.2f} {'srreal absent':>16s}")
         print(f"{'  (pair cache reused)':28s} {'':7s} {t_cached * 1e3:10.2f}")
-    sizes = [20, 30, 40, 60] + ([100] if not args.quick else [])
+    sizes = [20, 30, 40, 60] + ([80, 100] if not args.quick else [])
     rows = []
     for d in sizes:
         clus = sphere_cut(phase_model("Au_fcc"), float(d))
         n = len(clus.symbols)
-        rep = 3 if n < 20000 else 1
+        rep = 5 if n < 10000 else 2
         t_real, (r, g_real) = timeit(lambda: pdf_from_model(clus, method="real", **KW), rep)
         t_deb, (r, g_deb) = timeit(lambda: pdf_from_model(clus, method="debye", **KW), rep)
         rows.append((n, t_real, t_deb))
-        line = f"Au {d / 10:.0f} nm real / debye       {n:7d} {t_real * 1e3:7.1f}/{t_deb * 1e3:<7.1f}"
-        peers = []
+        print(f"Au {d / 10:.0f} nm real / debye route  {n:7d} {t_real * 1e3:7.1f}/{t_deb * 1e3:<7.1f}")
         if d <= 60:
             sp = srreal_calc(clus)
             if sp is not None:
                 tp, gp = timeit(sp, 1)
-                peers.append(("srreal", tp, rel(g_real, gp)))
-            dc = debyecalc(clus)
+                print(f"{'  real route':28s} {'':7s} {t_real * 1e3:10.1f} {'srreal':>16s} {tp * 1e3:10.1f} "
+                      f"{tp / t_real:7.1f} {rel(g_real, gp):9.1e}")
+            dc = debyecalc(clus, 1)
             if dc is not None:
-                tp, gp = timeit(dc, 1)
-                peers.append(("DebyeCalculator", tp, rel(g_deb, gp)))
-        print(line)
-        for nm, tp, ag in peers:
-            best = min(t_real, t_deb)
-            print(f"{'':28s} {'':7s} {best * 1e3:10.1f} {nm:>16s} {tp * 1e3:10.1f} {tp / best:7.1f} {ag:9.1e}")
+                tp, gp = timeit(dc, 3)
+                for lab, t, g in (("real", t_real, g_real), ("debye", t_deb, g_deb)):
+                    print(f"{'  ' + lab + ' route':28s} {'':7s} {t * 1e3:10.1f} {'DebyeCalculator':>16s} "
+                          f"{tp * 1e3:10.1f} {tp / t:7.1f} {rel(g, gp):9.1e}")
+        if args.threads > 1:
+            tr, (r, gp_) = timeit(lambda: pdf_from_model(clus, method="real", threads=args.threads, **KW), rep)
+            line = f"{'  real, %d threads' % args.threads:28s} {'':7s} {tr * 1e3:10.1f}"
+            dc = debyecalc(clus, args.threads) if d <= 60 else None
+            if dc is not None:
+                tp, gp = timeit(dc, 3)
+                line += f" {'DebyeCalc %d thr' % args.threads:>16s} {tp * 1e3:10.1f} {tp / tr:7.1f} {rel(gp_, gp):9.1e}"
+            print(line)
     n = np.array([x[0] for x in rows], float)
     for j, lab in ((1, "real"), (2, "debye")):
         t = np.array([x[j] for x in rows])
-        slope = np.polyfit(np.log(n[1:]), np.log(t[1:]), 1)[0]
-        print(f"time ~ N^{slope:.2f} for the {lab} route (cell list: pairs within rmax, O(N) for N*density "
-              f"beyond the rmax sphere, O(N^2) while the particle is smaller than rmax)")
+        slope = np.polyfit(np.log(n), np.log(t), 1)[0]
+        local = " ".join(f"{math.log(t[k + 1] / t[k]) / math.log(n[k + 1] / n[k]):.2f}" for k in range(len(n) - 1))
+        print(f"{lab} route: time ~ N^{slope:.2f} over {sizes[0] / 10:.0f}-{sizes[-1] / 10:.0f} nm "
+              f"(local exponents {local})")
+    print("cell list: pairs within rmax+extension only -> O(N^2) while the particle is smaller than that range, "
+          "tending to O(N) for larger particles")
+    if _clock is time.process_time:
+        print("(cpu clock: sums all threads of this process, so threaded rows show total CPU, not elapsed time)")
 
 
 if __name__ == "__main__":

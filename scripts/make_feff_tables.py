@@ -58,6 +58,8 @@ MATERIALS = {
     "Ti_L3_rutile": ("Ti", "L3", rutile, 4.5, 4, "rutile TiO2, Ti L3"),
     "O_K_rutile": ("O", "K", rutile, 4.5, 4, "rutile TiO2, O K"),
     "Ti_L3_srtio3": ("Ti", "L3", perovskite_srtio3, 4.5, 4, "SrTiO3 cubic perovskite a 3.905, Ti L3"),
+    "Ti_L2_rutile": ("Ti", "L2", rutile, 4.5, 4, "rutile TiO2, Ti L2"),
+    "Ti_L2_srtio3": ("Ti", "L2", perovskite_srtio3, 4.5, 4, "SrTiO3 cubic perovskite a 3.905, Ti L2"),
     "O_K_srtio3": ("O", "K", perovskite_srtio3, 4.5, 4, "SrTiO3 cubic perovskite a 3.905, O K"),
     "Ni_K_nio": ("Ni", "K", lambda: bulk("NiO", "rocksalt", a=4.177), 5.0, 4, "NiO rocksalt a 4.177"),
     "Mn_K_mno": ("Mn", "K", lambda: bulk("MnO", "rocksalt", a=4.445), 5.0, 4, "MnO rocksalt a 4.445"),

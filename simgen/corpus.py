@@ -57,6 +57,8 @@ def simulate_rows(sim: Simulator, seed: int, start: int, stop: int) -> tuple[dic
 
     Returns ``(params, outputs)``; realized parameters returned by the simulator are merged into ``params``.
     """
+    if not 0 <= start < stop:
+        raise ValueError(f"rows {start}:{stop}: expected 0 <= start < stop")
     b0, b1 = start // SEED_BLOCK, -(-stop // SEED_BLOCK)
     blocks = [sim.sample_params(SEED_BLOCK, _block_rng(seed, b)) for b in range(b0, b1)]
     lo, hi = start - b0 * SEED_BLOCK, stop - b0 * SEED_BLOCK

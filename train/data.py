@@ -13,10 +13,8 @@ bytes and does not depend on anything but (n, block_rows, seed).
 """
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -447,11 +445,14 @@ class _ChunkIterable(torch.utils.data.IterableDataset):
             x = np.concatenate([p[0] for p in parts])
             y = np.concatenate([p[1] for p in parts])
             lab = np.concatenate([p[2] for p in parts]) if classify else None
-            if carry is not None:  # leftover rows from the previous block: no partial batches mid-epoch
+            n_carry = 0
+            if carry is not None:  # leftover rows of the previous block go into the first batch of this one
+                n_carry = len(carry[0])
                 x, y = np.concatenate([carry[0], x]), np.concatenate([carry[1], y])
                 lab = np.concatenate([carry[2], lab]) if classify else None
                 carry = None
-            perm = rng.permutation(len(x)) if self.shuffle else np.arange(len(x))
+            perm = (np.concatenate([np.arange(n_carry), n_carry + rng.permutation(len(x) - n_carry)])
+                    if self.shuffle else np.arange(len(x)))
             last = g + self.mix_chunks >= len(mine)
             nfull = len(x) // self.batch_size * self.batch_size
             for s in range(0, nfull, self.batch_size):

@@ -402,6 +402,21 @@ def _add_line(stick, x0, dx, lo, hi, w, wid, lwg, cw, logr):
 
 
 @numba.njit(cache=True, nogil=True)
+def _corner(stick, x0, dx, B, I, W, partner, k, l, wgt, lwg, cw, logr):
+    b = B[k, l]
+    p = partner[l]
+    lo = b
+    hi = b
+    if p >= 0:
+        bp = B[k, p]
+        if bp == bp:
+            mid = 0.5 * (b + bp)
+            lo = min(b, mid)
+            hi = max(b, mid)
+    _add_line(stick, x0, dx, lo, hi, wgt * I[k, l], W[k, l], lwg, cw, logr)
+
+
+@numba.njit(cache=True, nogil=True)
 def _catmull(p0, p1, p2, p3, t):
     """Catmull-Rom cubic between p1 (t = 0) and p2 (t = 1)."""
     return 0.5 * (2.0 * p1 + (p2 - p0) * t + (2.0 * p0 - 5.0 * p1 + 4.0 * p2 - p3) * t * t
@@ -409,13 +424,16 @@ def _catmull(p0, p1, p2, p3, t):
 
 
 @numba.njit(cache=True, nogil=True)
-def powder_bin(B, I, W, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick):
+def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick):
     """Interpolate knot values to a refined grid and bin each refined cell's field range.
 
     B, I, W: (ntheta * nphi, L) at knots theta[i] (x) phi[j], knot index i * nphi + j (NaN B = no line).
     nphi == 1: axial (1-D in theta); ntheta == nphi == 1: single orientation (isotropic/solution).
     cw: Gaussian FWHM of the width classes (geometric, ratio exp(logr)); stick (nclass, nbins) += ...
-    Cells with a missing corner fall back to the corners as points with a quarter (half) of the cell weight.
+    Cells with a missing corner fall back to the valid corners with a quarter (half) of the cell weight each:
+    spread from the corner's field to the coalescence point (midway to its partner root, ``partner[l]`` = the
+    other resonance of the same level pair, -1 if none) when the partner is there too (a looping transition
+    closing inside the cell), else as a point.
     """
     L = B.shape[1]
     nc = stick.shape[0]
@@ -467,17 +485,36 @@ def powder_bin(B, I, W, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale
                         _add_line(stick, x0, dx, lo, hi, scale * inten * wgt, wid, lwg, cw, logr)
                 else:
                     wgt = 0.5 * (math.cos(t0) - math.cos(t1))
-                    if oka:
-                        _add_line(stick, x0, dx, ba, ba, scale * I[i, l] * wgt, W[i, l], lwg, cw, logr)
-                    else:
-                        _add_line(stick, x0, dx, bb, bb, scale * I[i + 1, l] * wgt, W[i + 1, l], lwg, cw, logr)
+                    k = i if oka else i + 1
+                    _corner(stick, x0, dx, B, I, W, partner, k, l, scale * wgt, lwg, cw, logr)
         return
-    # 2-D octant grid
+    # 2-D octant grid: bicubic Catmull-Rom (mirror symmetry at theta = 0, pi/2 and phi = 0, pi/2) where the
+    # 4 x 4 neighbourhood is complete, bilinear otherwise
     bc = np.empty((r + 1, r + 1))
+    qi = np.empty((r, r))
+    pb = np.empty((4, 4))
+    pi_ = np.empty((4, 4))
+    col = np.empty(4)
     for i in range(ntheta - 1):
         t0, t1 = theta[i], theta[i + 1]
+        ia_idx = np.empty(4, np.int64)
+        for a in range(4):
+            q = i - 1 + a
+            if q < 0:
+                q = -q
+            if q > ntheta - 1:
+                q = 2 * (ntheta - 1) - q
+            ia_idx[a] = q
         for j in range(nphi - 1):
             p0, p1 = phi[j], phi[j + 1]
+            jc_idx = np.empty(4, np.int64)
+            for c in range(4):
+                q = j - 1 + c
+                if q < 0:
+                    q = -q
+                if q > nphi - 1:
+                    q = 2 * (nphi - 1) - q
+                jc_idx[c] = q
             k00 = i * nphi + j
             k01 = i * nphi + j + 1
             k10 = (i + 1) * nphi + j
@@ -488,13 +525,38 @@ def powder_bin(B, I, W, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale
                 if not (ok00 or ok01 or ok10 or ok11):
                     continue
                 if ok00 and ok01 and ok10 and ok11:
+                    cubic = True
+                    for a in range(4):
+                        for c in range(4):
+                            kk = ia_idx[a] * nphi + jc_idx[c]
+                            v = B[kk, l]
+                            if v != v:
+                                cubic = False
+                            pb[a, c] = v
+                            pi_[a, c] = I[kk, l]
+                    i00, i01, i10, i11 = I[k00, l], I[k01, l], I[k10, l], I[k11, l]
                     for a in range(r + 1):
                         fa = a / r
                         for c in range(r + 1):
                             fc = c / r
-                            bc[a, c] = ((1 - fa) * ((1 - fc) * b00 + fc * b01)
-                                        + fa * ((1 - fc) * b10 + fc * b11))
-                    i00, i01, i10, i11 = I[k00, l], I[k01, l], I[k10, l], I[k11, l]
+                            if cubic:
+                                for m in range(4):
+                                    col[m] = _catmull(pb[0, m], pb[1, m], pb[2, m], pb[3, m], fa)
+                                bc[a, c] = _catmull(col[0], col[1], col[2], col[3], fc)
+                            else:
+                                bc[a, c] = ((1 - fa) * ((1 - fc) * b00 + fc * b01)
+                                            + fa * ((1 - fc) * b10 + fc * b11))
+                    for a in range(r):
+                        fa = (a + 0.5) / r
+                        for c in range(r):
+                            fc = (c + 0.5) / r
+                            if cubic:
+                                for m in range(4):
+                                    col[m] = _catmull(pi_[0, m], pi_[1, m], pi_[2, m], pi_[3, m], fa)
+                                qi[a, c] = max(_catmull(col[0], col[1], col[2], col[3], fc), 0.0)
+                            else:
+                                qi[a, c] = ((1 - fa) * ((1 - fc) * i00 + fc * i01)
+                                            + fa * ((1 - fc) * i10 + fc * i11))
                     w00, w01, w10, w11 = W[k00, l], W[k01, l], W[k10, l], W[k11, l]
                     for a in range(r):
                         fa = (a + 0.5) / r
@@ -505,16 +567,15 @@ def powder_bin(B, I, W, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale
                             q0, q1, q2, q3 = bc[a, c], bc[a, c + 1], bc[a + 1, c], bc[a + 1, c + 1]
                             lo = min(min(q0, q1), min(q2, q3))
                             hi = max(max(q0, q1), max(q2, q3))
-                            inten = ((1 - fa) * ((1 - fc) * i00 + fc * i01) + fa * ((1 - fc) * i10 + fc * i11))
                             wid = ((1 - fa) * ((1 - fc) * w00 + fc * w01) + fa * ((1 - fc) * w10 + fc * w11))
-                            _add_line(stick, x0, dx, lo, hi, scale * inten * wgt, wid, lwg, cw, logr)
+                            _add_line(stick, x0, dx, lo, hi, scale * qi[a, c] * wgt, wid, lwg, cw, logr)
                 else:
                     wgt = 0.25 * (math.cos(t0) - math.cos(t1)) * (p1 - p0)
                     if ok00:
-                        _add_line(stick, x0, dx, b00, b00, scale * I[k00, l] * wgt, W[k00, l], lwg, cw, logr)
+                        _corner(stick, x0, dx, B, I, W, partner, k00, l, scale * wgt, lwg, cw, logr)
                     if ok01:
-                        _add_line(stick, x0, dx, b01, b01, scale * I[k01, l] * wgt, W[k01, l], lwg, cw, logr)
+                        _corner(stick, x0, dx, B, I, W, partner, k01, l, scale * wgt, lwg, cw, logr)
                     if ok10:
-                        _add_line(stick, x0, dx, b10, b10, scale * I[k10, l] * wgt, W[k10, l], lwg, cw, logr)
+                        _corner(stick, x0, dx, B, I, W, partner, k10, l, scale * wgt, lwg, cw, logr)
                     if ok11:
-                        _add_line(stick, x0, dx, b11, b11, scale * I[k11, l] * wgt, W[k11, l], lwg, cw, logr)
+                        _corner(stick, x0, dx, B, I, W, partner, k11, l, scale * wgt, lwg, cw, logr)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import yaml
-from scipy.special import jv
+from scipy.special import j0, j1
 
 from .. import catalogs
 from ..errors import ParameterError
@@ -32,6 +32,11 @@ def _nuclei_table():
 def nuclei() -> dict:
     """``{isotope: {I, gn, abundance}}`` from ``catalogs/epr/nuclei.yaml``."""
     return dict(_nuclei_table()["isotopes"])
+
+
+@functools.lru_cache(maxsize=256)
+def _isotopologues(nucleus):
+    return tuple(isotopologues(nucleus))
 
 
 def isotopologues(nucleus: str | None, field_name: str = "nucleus") -> list[tuple[float, float, float, float]]:
@@ -61,8 +66,12 @@ def isotopologues(nucleus: str | None, field_name: str = "nucleus") -> list[tupl
 
 
 def _vec3(v, name):
-    a = np.broadcast_to(np.asarray(v, dtype=np.float64), (3,)).copy()
-    return a
+    a = np.asarray(v, dtype=np.float64)
+    if a.ndim == 0:
+        return np.full(3, float(a))
+    if a.shape != (3,):
+        raise ParameterError(name, v, "a number or three principal values [x, y, z]")
+    return a.copy()
 
 
 @dataclass
@@ -119,13 +128,15 @@ class Experiment:
 @dataclass
 class Options:
     method: str = "auto"              # auto | perturb | exact
-    n_theta: int = 31                 # orientation knots over 0..90 deg (convergence setting)
-    refine: int = 8                   # interpolation factor between knots
+    n_theta: int = 19                 # orientation knots over 0..90 deg, S = 1/2 closed form (convergence)
+    refine: int = 6                   # interpolation factor between knots
     exact_threshold: float = 0.03     # auto: exact when max|A| I / nu exceeds this (S = 1/2)
     rel_threshold: float = 1e-4       # drop exact-route lines weaker than this fraction
     width_ratio: float = 1.06         # ratio of neighbouring Gaussian-width classes (strains)
     n_nodes: int = 0                  # field nodes of the exact route (0 = automatic)
-    n_theta_exact: int = 19           # knots of the exact route (0 = n_theta)
+    n_theta_exact: int = 19           # knots of the exact route for S = 1/2 (0 = n_theta)
+    n_theta_zfs: int = 13             # knots of the exact route for S > 1/2 (0 = n_theta_exact)
+    n_theta_zfs_rhombic: int = 21     # ... on the 2-D (octant) grid (partial-line cells dominate the error)
     max_oversample: int = 4           # at most this many computation points per output step
     max_width_classes: int = 12       # Gaussian-width classes for strain broadening (FFT per class)
     max_roots: int = 2                # resonances kept per level pair (looping transitions)
@@ -133,6 +144,7 @@ class Options:
                                       # projection (puts lines dx/2 low); "hat": unbiased linear binning
 
 
+@functools.lru_cache(maxsize=64)
 def _grid(sym: str, n_theta: int):
     if sym == "iso":
         th, ph = np.array([0.0]), np.array([0.0])
@@ -158,38 +170,45 @@ def _symmetry(sys: SpinSystem, has_nuc: bool) -> str:
     return "rhombic"
 
 
-def _knots_for(sys: SpinSystem, iso_entry, mw_mhz, nvec, Bext, opt: Options):
-    """(B, I, W) knot arrays of one isotopologue."""
-    frac, I, gn, ascale = iso_entry
+@functools.lru_cache(maxsize=256)
+def _isotopologue_sets(isos, n_equiv: int):
+    """``[(fraction, ((I, gn, A scale), ...)), ...]``: every way to fill ``n_equiv`` equivalent sites with the
+    isotopes of ``isos`` (multinomial weights); non-magnetic isotopes are left out of the nuclei tuple."""
+    n = max(int(n_equiv), 1)
+    out = []
+    for combo in itertools.combinations_with_replacement(range(len(isos)), n):
+        counts = np.bincount(combo, minlength=len(isos))
+        w = math.factorial(n)
+        for c, e in zip(counts, isos):
+            w = w / math.factorial(int(c)) * e[0] ** int(c)
+        nucs = tuple((isos[k][1], isos[k][2], isos[k][3]) for k in combo if isos[k][1] > 0)
+        out.append((w, nucs))
+    return out
+
+
+def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options):
+    """(B, I, W, partner) knot arrays of one isotopologue ``(fraction, ((I, gn, A scale), ...))``."""
+    frac, nucs = entry
     g = _vec3(sys.g, "g")
     gs = _vec3(sys.g_strain, "g_strain")
-    A = _vec3(sys.A, "A") * ascale
-    nuc = I > 0
-    n_eq = int(sys.n_equiv) if nuc else 0
+    A0 = _vec3(sys.A, "A")
     method = opt.method
+    big = max((np.max(np.abs(A0 * sc)) * I for I, _, sc in nucs), default=0.0)
     if method == "auto":
-        if sys.S > 0.5:
-            method = "exact"
-        elif nuc and n_eq == 1 and np.max(np.abs(A)) * I / mw_mhz > opt.exact_threshold:
-            method = "exact"
-        else:
-            method = "perturb"
-    if sys.S > 0.5 and method != "exact":
+        method = "exact" if (sys.S > 0.5 or (len(nucs) == 1 and big / mw_mhz > opt.exact_threshold)) else "perturb"
+    if sys.S > 0.5:
         method = "exact"
-    if method == "exact" and n_eq > 1:
-        method = "perturb" if sys.S == 0.5 else "exact"
+    if len(nucs) > 1:
+        if sys.S > 0.5:
+            raise ParameterError("n_equiv", len(nucs), "1 for S > 1/2 (equivalent nuclei use the S = 1/2 "
+                                 "perturbative route)")
+        method = "perturb"
     if method == "perturb":
-        if nuc:
-            ms = np.arange(-I, I + 0.5)
-            combos = np.array(list(itertools.product(ms, repeat=n_eq)), dtype=np.float64)
-            Aall = np.tile(A, (n_eq, 1))
-            Ival = np.full(n_eq, I)
-            astr = np.full(n_eq, float(sys.A_strain))
-        else:
-            combos = np.zeros((1, 0))
-            Aall = np.zeros((0, 3))
-            Ival = np.zeros(0)
-            astr = np.zeros(0)
+        combos = np.array(list(itertools.product(*[np.arange(-I, I + 0.5) for I, _, _ in nucs])),
+                          dtype=np.float64).reshape(-1, len(nucs)) if nucs else np.zeros((1, 0))
+        Aall = np.array([A0 * sc for _, _, sc in nucs], dtype=np.float64).reshape(-1, 3)
+        Ival = np.array([I for I, _, _ in nucs], dtype=np.float64)
+        astr = np.full(len(nucs), float(sys.A_strain))
         L = combos.shape[0]
         cw = np.full(L, frac / L)
         K = nvec.shape[0]
@@ -197,25 +216,30 @@ def _knots_for(sys: SpinSystem, iso_entry, mw_mhz, nvec, Bext, opt: Options):
         In = np.empty((K, L))
         W = np.empty((K, L))
         kernels.s12_knots(nvec, g, gs, Aall, Ival, combos, cw, astr, mw_mhz, B, In, W)
-        return B, In, W
+        return B, In, W, np.full(L, -1, dtype=np.int64)
+    I, gn, ascale = nucs[0] if nucs else (0.0, 0.0, 0.0)
+    A = A0 * ascale
     # exact: one nucleus (or none)
-    if n_eq > 1:
-        raise ParameterError("n_equiv", n_eq, "1 for S > 1/2 (equivalent nuclei use the S = 1/2 perturbative route)")
     H0, Gx, Gy, Gz, _, _, _ = kernels.build_ops(float(sys.S), float(I), g, A, float(gn),
                                                       float(sys.D), float(sys.E))
     N = H0.shape[0]
     lo, hi = Bext
     zfs = abs(sys.D) + 3 * abs(sys.E)
-    if zfs < 0.15 * mw_mhz:
+    high_field = zfs < 0.15 * mw_mhz
+    if high_field:
         # high-field regime: all allowed lines lie within the fine-structure + hyperfine spread of g ~ gmin..gmax
-        spread = (2 * sys.S - 1) * zfs + 2 * I * np.max(np.abs(A)) * max(1.0, sys.S) + 0.05 * mw_mhz
+        spread = (2 * sys.S - 1) * zfs + 1.2 * I * np.max(np.abs(A)) + 0.05 * mw_mhz
         b_lo = (mw_mhz - 1.3 * spread) / (np.max(g) * kernels.BMAGN)
         b_hi = (mw_mhz + 1.3 * spread) / (np.min(g) * kernels.BMAGN)
         lo, hi = max(lo, b_lo), min(hi, b_hi)
         if hi <= lo:
             lo, hi = Bext
     span = hi - lo
-    n_nodes = opt.n_nodes or int(np.clip(4 + span / 100.0 + 0.5 * zfs / mw_mhz, 4, 16))
+    # levels are smooth in B except where the zero-field splitting (total spread ~ (|D| + 3|E|)(S^2 - 1/4)) is
+    # comparable with the microwave quantum (anticrossings, looping transitions): more nodes there
+    r = zfs * (sys.S ** 2 - 0.25) / mw_mhz
+    extra = 20.0 * r / (1.0 + r * r) if (r > 0.3 and not high_field) else 0.0
+    n_nodes = opt.n_nodes or int(np.clip(3 + span / (250.0 if sys.S == 0.5 else 150.0) + extra, 3, 24))
     Bn = np.linspace(max(lo, 0.5), max(hi, 1.0), n_nodes)
     K = nvec.shape[0]
     L = N * (N - 1) // 2 * opt.max_roots
@@ -226,8 +250,27 @@ def _knots_for(sys: SpinSystem, iso_entry, mw_mhz, nvec, Bext, opt: Options):
                         opt.rel_threshold, B, In, W)
     In *= frac / (2 * I + 1)
     keep = np.flatnonzero(np.isfinite(B).any(axis=0))
+    R = opt.max_roots
+    newidx = np.full(L, -1, dtype=np.int64)
+    newidx[keep] = np.arange(len(keep))
+    partner = np.full(len(keep), -1, dtype=np.int64)
+    if R == 2:
+        partner = newidx[keep ^ 1]          # the other root of the same level pair (pair * 2 + r)
     return (np.ascontiguousarray(B[:, keep]), np.ascontiguousarray(In[:, keep]),
-            np.ascontiguousarray(W[:, keep]))
+            np.ascontiguousarray(W[:, keep]), partner)
+
+
+@functools.lru_cache(maxsize=64)
+def _freqs(nfft: int, d: float):
+    f = np.fft.rfftfreq(nfft, d)
+    return f, f * f
+
+
+@functools.lru_cache(maxsize=64)
+def _common_factor_cached(nfft, d, gam, harmonic, mod_amp, mw_phase):
+    out = _common_factor(_freqs(nfft, d)[0], gam, harmonic, mod_amp, mw_phase)
+    out.flags.writeable = False
+    return out
 
 
 def _common_factor(f, gam, harmonic, mod_amp, mw_phase):
@@ -236,10 +279,18 @@ def _common_factor(f, gam, harmonic, mod_amp, mw_phase):
     out = out.astype(np.complex128)
     if mod_amp > 0:
         z = np.pi * f * mod_amp
+        J0, J1 = j0(z), j1(z)
+        if harmonic == 0:
+            J = J0
+        elif harmonic == 1:
+            J = J1
+        else:  # J2 = 2 J1 / z - J0 (J2 ~ z^2 / 8 near 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                J = np.where(np.abs(z) > 1e-3, 2.0 * J1 / np.where(z == 0, 1.0, z) - J0, z * z / 8.0)
         if harmonic > 0:
-            out *= (2.0 * (1j ** harmonic) / (mod_amp / 2.0) ** harmonic) * jv(harmonic, z)
+            out *= (2.0 * (1j ** harmonic) / (mod_amp / 2.0) ** harmonic) * J
         else:
-            out *= jv(0, z)
+            out *= J
     elif harmonic > 0:
         out *= (2j * np.pi * f) ** harmonic
     if mw_phase != 0:
@@ -255,6 +306,8 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     opt = opt or Options()
     if isinstance(systems, SpinSystem):
         systems = [systems]
+    for s in systems:
+        s.check()
     x = np.asarray(exp.field, dtype=np.float64)
     n = len(x)
     dx = (x[-1] - x[0]) / (n - 1)
@@ -268,21 +321,25 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     xc0 = x[0] - field_offset - m * dxc
     nb = (n - 1) * sub + 1 + 2 * m
     Bext = (xc0, xc0 + (nb - 1) * dxc)
-    nfft = 1 << int(math.ceil(math.log2(2 * nb)))
-    f = np.fft.rfftfreq(nfft, dxc)
-    f2 = f * f
+    nfft = 1 << int(math.ceil(math.log2(nb + 2 * m)))   # the line-shape kernels decay within the margin m
+    f, f2 = _freqs(nfft, dxc)
     total = np.zeros(len(f), dtype=np.complex128)
     common = {}
     for s in systems:
-        s.check()
-        isos = isotopologues(s.nucleus)
+        isos = _isotopologues(s.nucleus if s.nucleus not in ("", "none") else None)
         has_nuc = any(e[1] > 0 for e in isos)
         sym = _symmetry(s, has_nuc)
-        exact = s.S > 0.5 or opt.method == "exact" or (
-            opt.method == "auto" and has_nuc and int(s.n_equiv) == 1 and s.S == 0.5
-            and max(np.max(np.abs(_vec3(s.A, "A") * e[3])) * e[1] for e in isos) / mw_mhz > opt.exact_threshold)
-        th, ph, nvec = _grid(sym, (opt.n_theta_exact or opt.n_theta) if exact else opt.n_theta)
-        parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt) for e in isos]
+        sets = _isotopologue_sets(isos, int(s.n_equiv) if has_nuc else 1)
+        exact = s.S > 0.5 or (int(s.n_equiv) == 1 and (opt.method == "exact" or (
+            opt.method == "auto" and has_nuc
+            and max(np.max(np.abs(_vec3(s.A, "A") * e[3])) * e[1] for e in isos) / mw_mhz > opt.exact_threshold)))
+        nt_exact = opt.n_theta_exact or opt.n_theta
+        if s.S > 0.5:
+            nt = (opt.n_theta_zfs or nt_exact) if sym != "rhombic" else max(opt.n_theta_zfs, opt.n_theta_zfs_rhombic)
+        else:
+            nt = nt_exact if exact else opt.n_theta
+        th, ph, nvec = _grid(sym, nt)
+        parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt) for e in sets]
         Wmax = max((float(np.nanmax(p[2])) if p[2].size else 0.0) for p in parts)
         lwg = float(s.lw)
         if Wmax > 1e-3 * max(lwg, dxc):
@@ -298,9 +355,9 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             xb0, dxb = xc0, -dxc
         else:
             xb0, dxb = xc0, dxc
-        for B, In, W in parts:
+        for B, In, W, partner in parts:
             if B.shape[1]:
-                kernels.powder_bin(B, In, W, len(th), len(ph), th, ph, int(opt.refine), xb0, dxb, lwg, cw,
+                kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, int(opt.refine), xb0, dxb, lwg, cw,
                                    float(s.weight), stick)
         F = np.fft.rfft(stick, nfft, axis=1)
         sig = cw / (2.0 * math.sqrt(2.0 * math.log(2.0)))
@@ -311,7 +368,24 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             acc[:keep] += F[c, :keep] * np.exp(-arg[:keep])
         key = float(s.lwL)
         if key not in common:
-            common[key] = _common_factor(f, key, int(exp.harmonic), float(exp.mod_amp), float(exp.mw_phase))
+            common[key] = _common_factor_cached(nfft, dxc, key, int(exp.harmonic), float(exp.mod_amp),
+                                                float(exp.mw_phase))
         total += acc * common[key]
     y = np.fft.irfft(total, nfft)[:nb]
     return y[m:m + (n - 1) * sub + 1:sub].copy()
+
+
+def from_easyspin(Sys: dict, Exp: dict) -> tuple[SpinSystem, Experiment]:
+    """Translate EasySpin-style ``Sys``/``Exp`` dicts (S, g, Nucs, A, D, lw, gStrain; mwFreq, Range, nPoints,
+    Harmonic, ModAmp, mwPhase) into a :class:`SpinSystem` and :class:`Experiment` (one nucleus species)."""
+    lw = Sys.get("lw", 0.0)
+    lwG, lwL = (float(lw), 0.0) if np.ndim(lw) == 0 else (float(lw[0]), float(lw[1]))
+    D = Sys.get("D", 0.0)
+    D, E = (float(D), 0.0) if np.ndim(D) == 0 else (float(D[0]), float(D[1]))
+    nuc = Sys.get("Nucs") or None
+    sysm = SpinSystem(S=float(Sys.get("S", 0.5)), g=Sys["g"], nucleus=nuc, A=Sys.get("A", 0.0) if nuc else 0.0,
+                      D=D, E=E, lw=lwG, lwL=lwL, g_strain=Sys.get("gStrain", 0.0))
+    x = np.linspace(Exp["Range"][0], Exp["Range"][1], int(Exp.get("nPoints", 1024)))
+    exp = Experiment(x, float(Exp["mwFreq"]), int(Exp.get("Harmonic", 1)), float(Exp.get("ModAmp", 0.0)),
+                     float(Exp.get("mwPhase", 0.0)))
+    return sysm, exp

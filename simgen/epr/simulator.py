@@ -72,10 +72,13 @@ class EPRSimulator(Simulator):
         "field_min": Field(units="mT", low=0.0, default=250.0, doc="first field of the sweep"),
         "field_max": Field(units="mT", low=0.0, low_open=True, default=450.0, doc="last field of the sweep"),
         "n_points": Field(kind="int", low=16, high=65536, default=1024, doc="points of the field axis"),
-        "n_theta": Field(kind="int", low=5, high=361, default=31, doc="orientation knots 0..90 deg, S = 1/2 "
-                         "perturbative route (convergence setting)"),
-        "n_theta_exact": Field(kind="int", low=5, high=361, default=19, doc="orientation knots, exact route"),
-        "refine": Field(kind="int", low=1, high=64, default=8, doc="interpolation factor between knots"),
+        "n_theta": Field(kind="int", low=5, high=361, default=19, doc="orientation knots 0..90 deg, S = 1/2 "
+                         "closed-form route (convergence setting)"),
+        "n_theta_exact": Field(kind="int", low=5, high=361, default=19, doc="orientation knots, exact route S = 1/2"),
+        "n_theta_zfs": Field(kind="int", low=5, high=361, default=13, doc="orientation knots, S > 1/2"),
+        "n_theta_zfs_rhombic": Field(kind="int", low=5, high=361, default=21,
+                                     doc="orientation knots, S > 1/2 with rhombic tensors (octant grid)"),
+        "refine": Field(kind="int", low=1, high=64, default=6, doc="interpolation factor between knots"),
         "method": Field(kind="category", choices=("auto", "perturb", "exact"), default="auto",
                         doc="S = 1/2 hyperfine: second order, exact diagonalisation, or auto"),
     }
@@ -130,6 +133,7 @@ class EPRSimulator(Simulator):
             raise RecipeError("config.field_max", c["field_max"], f"a value above field_min ({c['field_min']})")
         self._axis = Axis.linear("field", "mT", c["field_min"], c["field_max"], c["n_points"], "magnetic field")
         self._opt = Options(method=c["method"], n_theta=c["n_theta"], n_theta_exact=c["n_theta_exact"],
+                            n_theta_zfs=c["n_theta_zfs"], n_theta_zfs_rhombic=c["n_theta_zfs_rhombic"],
                             refine=c["refine"])
 
     @property

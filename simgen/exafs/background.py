@@ -18,7 +18,7 @@ from scipy.interpolate import make_lsq_spline
 
 from .simulator import ETOK
 
-__all__ = ["autobk", "find_e0", "BackgroundResult", "r_factor"]
+__all__ = ["autobk", "find_e0", "BackgroundResult", "r_factor", "measured_chi", "measured_chi_file"]
 
 
 @dataclass
@@ -32,13 +32,21 @@ class BackgroundResult:
     pre_edge: np.ndarray
 
 
-def find_e0(energy, mu) -> float:
+def find_e0(energy, mu, near=None, window=30.0) -> float:
+    """Energy of the steepest rise of mu(E) (within +-window eV of ``near``, e.g. the tabulated edge, if given)."""
     e = np.asarray(energy, float)
     d = np.gradient(np.asarray(mu, float), e)
     # ignore the first and last few points (edge effects)
     n = len(e)
-    sl = slice(min(5, n // 10), max(n - 5, n - n // 10))
-    return float(e[sl][np.argmax(d[sl])])
+    sel = np.zeros(n, bool)
+    sel[min(5, n // 10):max(n - 5, n - n // 10)] = True
+    if near is not None:
+        sel &= np.abs(e - float(near)) <= window
+        if sel.sum() < 3:
+            raise ValueError(f"no data within +-{window:g} eV of the edge at {near:g} eV "
+                             f"(energy {e[0]:g}-{e[-1]:g} eV)")
+    i = np.flatnonzero(sel)
+    return float(e[i[np.argmax(d[i])]])
 
 
 def autobk(energy, mu, e0=None, rbkg=1.0, kweight=2, kmax=None, kstep=0.05, pre1=-150.0, pre2=-30.0,
@@ -55,6 +63,8 @@ def autobk(energy, mu, e0=None, rbkg=1.0, kweight=2, kmax=None, kstep=0.05, pre1
     pre = np.polyfit(e[pre_sel], mu[pre_sel], 1) if pre_sel.sum() >= 2 else np.array([0.0, mu[0]])
     norm2 = e[-1] - e0 if norm2 is None else norm2
     post_sel = (e >= e0 + norm1) & (e <= e0 + norm2)
+    if post_sel.sum() < 3:                      # short scan: the upper half of the post-edge data
+        post_sel = e >= e0 + 0.5 * (e[-1] - e0)
     post = np.polyfit(e[post_sel] - e0, mu[post_sel], 2)
     step = float(np.polyval(post, 0.0) - np.polyval(pre, e0))
     above = e > e0
@@ -78,3 +88,71 @@ def r_factor(data, model) -> float:
     """sum (data - model)^2 / sum data^2 (the EXAFS fit R-factor)."""
     d = np.asarray(data, float)
     return float(np.sum((d - np.asarray(model, float)) ** 2) / np.sum(d * d))
+
+
+def _exafs_sim(recipe_or_sim):
+    """The chi-output EXAFS simulator behind a Simulator, a Recipe or a recipe name/path."""
+    from ..errors import RecipeError
+    from ..simulator import Simulator
+    from .simulator import EXAFSSimulator
+    sim = recipe_or_sim
+    if isinstance(sim, (str, bytes)) or hasattr(sim, "__fspath__"):
+        from .. import load_recipe
+        sim = load_recipe(sim)
+    if not isinstance(sim, Simulator) and hasattr(sim, "build"):
+        sim = sim.build()
+    if not isinstance(sim, EXAFSSimulator):
+        raise RecipeError("simulator", type(sim).__name__, "an 'exafs' simulator (or its recipe)")
+    if sim.config["output"] != "chi":
+        raise RecipeError("config.output", sim.config["output"], "'chi' (measured_chi gives chi(k) on a k grid)")
+    return sim
+
+
+def measured_chi(energy, mu, recipe_or_sim, e0=None, rbkg=1.0, k_weighted=True, return_result=False,
+                 edge_energy=None):
+    """A measured mu(E) prepared like the simulator's output: chi(k) on the simulator's k grid.
+
+    Uses the simulator's conventions: E0 at the steepest point of the edge (the simulator's dE0 prior absorbs
+    the difference to FEFF's E0), chi = (mu - mu0) / edge step (pre-edge line, post-edge quadratic, as in
+    Athena/Larch), background mu0 an AUTOBK-like spline in k with knots pi/rbkg apart (``autobk``), then
+    interpolated onto ``sim.axis`` and, with ``k_weighted`` (default), multiplied by k^config.k_weight, which
+    is exactly what ``sim.simulate`` returns (float32).  recipe_or_sim: an ``exafs`` simulator, its Recipe, or a
+    recipe name/path.  The data must reach config.k_max (else ParameterError naming 'energy').
+    edge_energy (eV, e.g. ``edges.edge_energy('Cu', 'K')``): look for E0 within +-30 eV of it (robust against
+    glitches elsewhere); e0 fixes E0.  return_result=True also returns the BackgroundResult (e0, edge step, mu0).
+    """
+    from ..errors import ParameterError
+    sim = _exafs_sim(recipe_or_sim)
+    e = np.asarray(energy, dtype=np.float64)
+    mu = np.asarray(mu, dtype=np.float64)
+    if e.ndim != 1 or e.shape != mu.shape or len(e) < 20:
+        raise ParameterError("energy", f"shape {e.shape} vs mu {mu.shape}", "two 1-D arrays of equal length >= 20")
+    order = np.argsort(e)
+    e, mu = e[order], mu[order]
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(mu))):
+        raise ParameterError("mu", "non-finite values", "finite energy and mu")
+    k = sim.axis.coords[0]
+    if e0 is None:
+        try:
+            e0 = find_e0(e, mu, near=edge_energy)
+        except ValueError:
+            raise ParameterError("energy", f"{e[0]:g}-{e[-1]:g} eV",
+                                 f"data within +-30 eV of the edge at {edge_energy:g} eV") from None
+    e0 = float(e0)
+    if e[-1] - e0 < k[-1] ** 2 / ETOK:
+        raise ParameterError("energy", f"up to E0 + {e[-1] - e0:.0f} eV (k = {np.sqrt(max(e[-1] - e0, 0) * ETOK):.2f}"
+                             " 1/A)", f"data reaching the simulator's k_max = {k[-1]:g} 1/A "
+                             f"(E0 + {k[-1] ** 2 / ETOK:.0f} eV)")
+    bk = autobk(e, mu, e0=e0, rbkg=rbkg, kweight=sim.config["k_weight"], kstep=0.025)
+    chi = np.interp(k, bk.k, bk.chi)
+    if k_weighted:
+        chi = chi * k ** sim.config["k_weight"]
+    chi = chi.astype(np.float32)
+    return (chi, bk) if return_result else chi
+
+
+def measured_chi_file(path, recipe_or_sim, **kw):
+    """``measured_chi`` of an XDI / two-column (energy, mu) file."""
+    from ._io import read_xafs_columns
+    e, mu, _ = read_xafs_columns(path)
+    return measured_chi(e, mu, recipe_or_sim, **kw)

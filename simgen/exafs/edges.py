@@ -12,6 +12,7 @@ __all__ = ["edge_energy", "eels_onset", "solid_offsets", "EDGES"]
 EDGES = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
 
 
+@functools.lru_cache(maxsize=512)
 def edge_energy(element: str, edge: str) -> float:
     """Tabulated edge energy (eV) from xraydb; an unknown element or edge raises ParameterError naming it."""
     import xraydb

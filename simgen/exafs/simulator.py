@@ -12,6 +12,7 @@ import functools
 import math
 
 import numpy as np
+from scipy.signal import fftconvolve
 
 from .. import catalogs
 from ..errors import ParameterError, RecipeError
@@ -66,16 +67,32 @@ def _debye_for(key: str) -> PathDebye:
     return PathDebye([ps.path_atoms(j) for j in range(ps.npath)], ps.rnrmav_bohr)
 
 
+@functools.lru_cache(maxsize=256)
+def _selection(key: str, rmax: float):
+    """Paths of table ``key`` up to rmax: (pathset, idx, positions in idx of the first 3 single-scattering
+    shells, reff, degen, nleg - 1); cached, so a sample only does arithmetic."""
+    ps = load_pathset(key)
+    idx = np.flatnonzero(ps.reff <= rmax + 1e-6)
+    pos = {int(j): m for m, j in enumerate(idx)}
+    ss = tuple(pos[int(j)] for j in ps.single_scattering if int(j) in pos)[:3]
+    reff, degen, nleg = ps.reff[idx].copy(), ps.degen[idx].copy(), ps.nleg[idx].astype(np.float64)
+    for a in (idx, reff, degen, nleg):
+        a.flags.writeable = False
+    return ps, idx, ss, reff, degen, nleg - 1.0
+
+
 def chi_of_paths(k, ps, table_idx, degen, reff, dr, sigma2, c3=None, c4=None, s02=1.0, e0=0.0):
     """chi(k) of the given paths of path set ``ps`` (numpy in, numpy out; the kernel does the work)."""
     n = len(table_idx)
     z = np.zeros(n)
-    out = np.zeros(len(k))
+    nk = len(k)
+    out = np.zeros(nk)
     kernels.chi_paths(np.ascontiguousarray(k, dtype=np.float64), ps.knots, ps.nknots, ps.coefs,
                       np.asarray(table_idx, dtype=np.int64), np.asarray(degen, dtype=np.float64),
                       np.asarray(reff, dtype=np.float64), np.asarray(dr, dtype=np.float64) + z,
                       np.asarray(sigma2, dtype=np.float64) + z, z if c3 is None else np.asarray(c3, float) + z,
-                      z if c4 is None else np.asarray(c4, float) + z, float(s02), float(e0), ETOK, out)
+                      z if c4 is None else np.asarray(c4, float) + z, float(s02), float(e0), ETOK,
+                      np.empty((7, nk)), np.empty(nk, dtype=np.int64), out)
     return out
 
 
@@ -119,32 +136,29 @@ class _ShellMixin:
 
     def _paths(self, p, i, key):
         """(pathset, idx, degen, reff, dr, sigma2, c3, shells (9 realized labels))."""
-        ps = load_pathset(key)
-        rmax = self.config["rmax"]
-        idx = np.flatnonzero(ps.reff <= rmax + 1e-6)
+        ps, idx, ss, reff, degen, nleg_m1 = _selection(key, float(self.config["rmax"]))
         strain = p["strain"][i]
-        reff = ps.reff[idx]
         dr = reff * strain
-        rr = reff + dr
-        N = ps.degen[idx].copy()
+        N = degen.copy()
         D = p["np_diameter"][i]
         if D > 0:
-            x = np.minimum(rr / D, 2.0)
-            N *= np.clip(1.0 - 0.75 * x + x ** 3 / 16.0, 0.0, 1.0) * (x < 2.0)
-        N *= (1.0 - p["vacancy"][i]) ** (ps.nleg[idx] - 1)
-        s2 = _debye_for(key)(p["T"][i], p["theta_D"][i])[idx] + p["sigma2_static"][i] * ps.nleg[idx] / 2.0
+            x = np.minimum((reff + dr) / D, 2.0)
+            N *= np.minimum(np.maximum(1.0 - 0.75 * x + x ** 3 / 16.0, 0.0), 1.0) * (x < 2.0)
+        vac = p["vacancy"][i]
+        if vac > 0:
+            N *= (1.0 - vac) ** nleg_m1
+        s2 = _debye_for(key)(p["T"][i], p["theta_D"][i])[idx] + p["sigma2_static"][i] * (nleg_m1 + 1) / 2.0
         c3 = np.zeros(len(idx))
-        ss = [int(np.flatnonzero(idx == j)[0]) for j in ps.single_scattering if j in idx][:3]
         shells = np.full(9, NAN)
         for s, jj in enumerate(ss):
             if s == 0:
                 c3[jj] = p["c3"][i]
             nv, rv, sv = p[f"N{s + 1}"][i], p[f"R{s + 1}"][i], p[f"sigma2_{s + 1}"][i]
-            if np.isfinite(nv):
+            if nv == nv:            # finite (not NaN): override
                 N[jj] = nv
-            if np.isfinite(rv):
+            if rv == rv:
                 dr[jj] = rv - reff[jj]
-            if np.isfinite(sv):
+            if sv == sv:
                 s2[jj] = sv
             shells[3 * s:3 * s + 3] = (N[jj], reff[jj] + dr[jj], s2[jj])
         return ps, idx, N, reff, dr, s2, c3, shells
@@ -168,7 +182,7 @@ class _ShellMixin:
 
 class EXAFSSimulator(_ShellMixin, Simulator):
     name = "exafs"
-    version = "1"
+    version = "2"
     description = "EXAFS chi(k)*k^w or normalised mu(E) from FEFF10 path tables (correlated Debye sigma^2)"
     x_name, x_units = "signal", "chi(k)*k^k_weight (A^-k_weight) or edge-step-normalised mu(E)"
 
@@ -188,6 +202,10 @@ class EXAFSSimulator(_ShellMixin, Simulator):
     PARAMS = {
         **STRUCT_PARAMS,
         "noise": Field(units="", low=0.0, high=2.0, default=0.0, doc="Gaussian noise std / rms of the signal"),
+        "bkg_residual": Field(units="", low=0.0, high=1.0, default=0.0,
+                              doc="chi output: rms of a smooth residual with R < 1 A (what a spline background "
+                                  "removal leaves: 3 random cosines cos(2kr + phase), r in 0-1 A) / rms of the "
+                                  "signal"),
         "edge_width": Field(units="eV", low=0.1, high=30.0, default=2.0, doc="mu: FWHM of the arctan edge step"),
         "pre_slope": Field(units="1/keV", low=-5.0, high=5.0, default=0.0, doc="mu: pre-edge slope"),
         "post1": Field(units="1/keV", low=-5.0, high=5.0, default=0.0, doc="mu: linear post-edge background"),
@@ -226,7 +244,7 @@ class EXAFSSimulator(_ShellMixin, Simulator):
         x = self._axis.coords[0]
         out = np.empty((n, len(x)), dtype=np.float32)
         real = {k: np.empty(n) for k in SHELL_KEYS}
-        kw = self.config["k_weight"]
+        xk = x ** self.config["k_weight"]
         for i in range(n):
             key = self._material(p, i)
             if self.config["materials"] and key not in self.config["materials"]:
@@ -237,25 +255,47 @@ class EXAFSSimulator(_ShellMixin, Simulator):
                 real[name][i] = shells[s]
             if self.config["output"] == "chi":
                 chi = chi_of_paths(x, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], p["dE0"][i])
-                y = chi * x ** kw
+                y = chi * xk
             else:
                 e = x
                 above = e > p["dE0"][i] + 1e-6
                 chi_e = np.zeros(len(e))
                 if above.any():
-                    kk = np.sqrt(ETOK * e[above])
-                    chi_e[above] = chi_of_paths(kk, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], p["dE0"][i])
+                    kk = np.sqrt(ETOK * (e[above] - p["dE0"][i]))     # photoelectron k from the shifted edge
+                    chi_e[above] = chi_of_paths(kk, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], 0.0)
                 y = np.empty(len(e))
                 kernels.mu_from_chi(e, p["dE0"][i], chi_e, 0.0, p["pre_slope"][i], 1.0, p["edge_width"][i],
                                     p["post1"][i], p["post2"][i], p["wl_height"][i], p["wl_width"][i], y)
+            rng_i = None
+            rms = math.sqrt(float(y @ y) / len(y))
+            if p["bkg_residual"][i] > 0 and self.config["output"] == "chi":
+                rng_i = self.sample_rng(p, i)
+                r, ph, c = rng_i.uniform(0.0, 1.0, 3), rng_i.uniform(0.0, 2 * np.pi, 3), rng_i.standard_normal(3)
+                res = (c[:, None] * np.cos(2.0 * np.outer(r, x) + ph[:, None])).sum(axis=0)
+                y = y + res * (p["bkg_residual"][i] * rms / max(math.sqrt(float(res @ res) / len(res)), 1e-12))
             if p["noise"][i] > 0:
-                scale = float(np.sqrt(np.mean(y * y))) if self.config["output"] == "chi" else 0.01
-                y = y + self.sample_rng(p, i).standard_normal(len(y)) * p["noise"][i] * scale
+                scale = rms if self.config["output"] == "chi" else 0.01
+                rng_i = self.sample_rng(p, i) if rng_i is None else rng_i
+                y = y + rng_i.standard_normal(len(y)) * p["noise"][i] * scale
             out[i] = y
         return {"x": out, "params": real}
 
 
 # ---------------------------------------------------------------------------------------------------- EXELFS
+def plural_scattering_kernel(t, ep, gp, step):
+    """Plural-scattering kernel on 0..min(6 ep + 10 gp, 200 eV): the Poisson series
+    sum_n exp(-t) t^n / n! P^(*n) of a Lorentzian bulk plasmon P (energy ep, FWHM gp, eV) for thickness t/lambda,
+    zero loss a delta, summed to all orders at once as IFFT(exp(t (FFT(P) - 1))) on a grid 4x longer (no
+    wrap-around); normalised to unit sum over the window."""
+    m = int(min(6 * ep + 10 * gp, 200.0) / step) + 1
+    e = np.arange(m) * step
+    plas = 1.0 / (1.0 + 4.0 * ((e - ep) / gp) ** 2)
+    plas /= plas.sum()
+    L = 1 << int(math.ceil(math.log2(4 * m)))
+    tot = np.fft.irfft(np.exp(t * (np.fft.rfft(plas, L) - 1.0)), L)[:m]
+    return tot / tot.sum()
+
+
 @functools.lru_cache(maxsize=4)
 def _eels_systems():
     import yaml
@@ -268,7 +308,7 @@ EELS_SYSTEMS = tuple(sorted(_eels_systems()))
 
 class EXELFSSimulator(_ShellMixin, Simulator):
     name = "exelfs"
-    version = "1"
+    version = "2"
     description = ("core-loss EELS I(E): power-law background, edges (onsets from xraydb + solid offsets), L3/L2 "
                    "with spin-orbit split and branching, white lines, EXELFS from FEFF10 paths, resolution, "
                    "plural scattering (t/lambda), Poisson noise")
@@ -330,19 +370,7 @@ class EXELFSSimulator(_ShellMixin, Simulator):
         return _eels_systems()[self._material(p, i)]["edges"][0]["table"]
 
     def _low_loss_kernel(self, t, ep, gp, step):
-        """Plural-scattering kernel: Poisson series of a Lorentzian plasmon, zero loss = delta (normalised)."""
-        m = int(min(6 * ep + 10 * gp, 200.0) / step) + 1
-        e = np.arange(m) * step
-        plas = 1.0 / (1.0 + 4.0 * ((e - ep) / gp) ** 2)
-        plas /= plas.sum()
-        ker = np.zeros(m)
-        ker[0] = 1.0
-        term = ker.copy()
-        tot = ker * math.exp(-t)
-        for order in range(1, 6):
-            term = np.convolve(term, plas)[:m]
-            tot += math.exp(-t) * t ** order / math.factorial(order) * term
-        return tot / tot.sum()
+        return plural_scattering_kernel(t, ep, gp, step)
 
     def simulate_outputs(self, params, rng=None):
         p = self.prepare_params(params, rng)
@@ -382,9 +410,7 @@ class EXELFSSimulator(_ShellMixin, Simulator):
             # plural scattering of the core-loss edges
             if p["thickness"][i] > 0:
                 ker = self._low_loss_kernel(p["thickness"][i], p["plasmon_E"][i], p["plasmon_width"][i], step)
-                conv = np.empty(len(e))
-                kernels.convolve_same(edges_sig, ker, 0, conv)
-                edges_sig = conv
+                edges_sig = fftconvolve(edges_sig, ker)[:len(e)]      # causal: intensity moves to higher loss
             # power-law background anchored below the first onset
             e_ref = max(first_onset - 5.0, e[0])
             bg = p["bg_ratio"][i] * (e / e_ref) ** (-p["bg_r"][i])
@@ -402,7 +428,7 @@ class EXELFSSimulator(_ShellMixin, Simulator):
                 kernels.convolve_same(np.ones(len(e)), g, half, w)
                 y = conv / w
             if p["counts"][i] > 0:
-                lam = y / y.max() * p["counts"][i]
+                lam = np.maximum(y / y.max(), 0.0) * p["counts"][i]     # FFT round-off can leave -1e-17
                 y = self.sample_rng(p, i).poisson(lam).astype(np.float64)
             if self.config["normalize"]:
                 y = y / max(float(np.max(y)), 1e-30)

@@ -9,7 +9,10 @@ added and the envelopes scale * exp(-(Qdamp r)^2/2) * spherical(r/d) are applied
 
 Two routes for finite clusters: ``method='real'`` (pair histogram + Gaussians, srreal's PDFCalculator) and
 ``method='debye'`` (pair histogram -> Debye F(Q) with Q-dependent X-ray form factors -> sine transform, srreal's
-DebyePDFCalculator).  Both keep memory O(N + bins): pairs are binned on the fly from a cell list.
+DebyePDFCalculator).  Both keep memory O(N + bins): pairs are binned on the fly from a cell list
+(:func:`cluster_histogram`: float32 distances, atoms sorted by cell and type, counts per type pair; weights, 1/d
+and the Gaussian (or sin(Qd)/d) are applied per bin, not per pair).  Anisotropic ADPs (``uani``, Cartesian U per
+site) use srreal's bond msd n.(U_i + U_j).n with one Gaussian per pair (real-space route only).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ __all__ = ["Grid", "make_grid", "Model", "PeriodicPairCache", "compute_pdf", "pd
 PEAKPRECISION = 3.33e-6          # srreal's default peak precision (GaussianProfile cut)
 DEBYEPRECISION = 1e-6            # srreal's DebyePDFCalculator default
 MAXEXTENSION = 10.0              # srreal's default maxextension (A)
+PARALLEL_MIN_PAIRS = 2_000_000    # below this, threads cost more than they save
 _TOFWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
@@ -163,6 +167,7 @@ class Model:
     occupancy: np.ndarray | None = None
     uiso: np.ndarray | None = None
     name: str = ""
+    uani: np.ndarray | None = None      # anisotropic U per site, Cartesian (n, 3, 3) in A^2 (optional)
 
     def __post_init__(self):
         self.positions = np.ascontiguousarray(np.asarray(self.positions, dtype=np.float64).reshape(-1, 3))
@@ -175,6 +180,8 @@ class Model:
         if not np.isfinite(self.positions).all():
             raise ParameterError("structure.positions", "non-finite coordinates", "finite coordinates in A")
         self.occupancy = np.ones(n) if self.occupancy is None else np.asarray(self.occupancy, float).reshape(n)
+        if self.uani is not None:
+            self.uani = check_uani(self.uani, n, "structure.uani")
         if self.cell is not None:
             self.cell = np.asarray(self.cell, dtype=np.float64).reshape(3, 3)
             if abs(np.linalg.det(self.cell)) < 1e-6:
@@ -223,13 +230,34 @@ def _uiso_per_site(model: Model, uiso) -> np.ndarray:
 
 
 def _types(model: Model, u: np.ndarray, radiation: str):
-    """Atom types = distinct (element, U); returns type index per site, type elements, type U."""
-    els = [check_element(s, radiation, "structure.symbols") for s in model.symbols]
-    keys = list(zip(els, np.round(u, 12)))
-    uniq = list(dict.fromkeys(keys))
-    idx = {k: i for i, k in enumerate(uniq)}
-    typ = np.array([idx[k] for k in keys], dtype=np.int64)
-    return typ, [k[0] for k in uniq], np.array([k[1] for k in uniq], dtype=np.float64)
+    """Atom types = distinct (element, U) in order of first appearance; returns type index per site, type
+    elements, type U.  Vectorised (np.unique) so that 50,000-atom clusters cost no Python loop per atom."""
+    if len(model.symbols) <= 256:           # small cells: a dict is faster than np.unique's setup
+        els = [check_element(s, radiation, "structure.symbols") for s in model.symbols]
+        keys = list(zip(els, np.round(u, 12)))
+        uniq = list(dict.fromkeys(keys))
+        idx = {k: i for i, k in enumerate(uniq)}
+        typ = np.array([idx[k] for k in keys], dtype=np.int64)
+        return typ, [k[0] for k in uniq], np.array([k[1] for k in uniq], dtype=np.float64)
+    sym_u, sym_inv = np.unique(np.asarray(model.symbols, dtype=object).astype(str), return_inverse=True)
+    el_u = np.array([check_element(s, radiation, "structure.symbols") for s in sym_u], dtype=object)
+    el_id = np.unique(el_u.astype(str), return_inverse=True)[1][sym_inv.reshape(-1)]
+    ur = np.round(u, 12)
+    u_u, u_inv = np.unique(ur, return_inverse=True)
+    key = el_id.astype(np.int64) * len(u_u) + u_inv.reshape(-1)
+    ukey, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first, kind="stable"), kind="stable")     # renumber by first appearance
+    typ = rank[inv.reshape(-1)].astype(np.int64)
+    order = np.sort(first)
+    return typ, [str(el_u[sym_inv.reshape(-1)[i]]) for i in order], ur[order].astype(np.float64)
+
+
+def typ_first(typ: np.ndarray, nt: int) -> np.ndarray:
+    """Index of the first site of each type."""
+    first = np.full(nt, -1, dtype=np.int64)
+    t_u, idx = np.unique(typ, return_index=True)
+    first[t_u] = idx
+    return first
 
 
 def _hbin(rstep: float) -> float:
@@ -287,6 +315,65 @@ def check_overlaps(model: Model, min_distance: float = 0.5) -> None:
                              f"no overlapping atoms (all distances >= {min_distance} A)")
 
 
+# --------------------------------------------------------------------------------------- cluster pair histogram
+def cluster_histogram(positions: np.ndarray, typ: np.ndarray, ntype: int, rlo: float, rhi: float, h: float,
+                      threads: int | None = None) -> np.ndarray:
+    """Linear-binned counts of ordered pairs i != j with rlo <= d_ij <= rhi, one row per type pair.
+
+    Returns ``hist`` (ntype*ntype, int(rhi/h)+3); row ta*ntype+tb.  A cell list (cells of rhi/4, atoms sorted by
+    cell and type, float32 coordinates centred on the cluster) visits only pairs of cells within rhi, so time is
+    O(N * neighbours within rhi) and memory O(N + cells + bins).  ``threads`` > 1 runs the numba-parallel variant over
+    that many threads (each with its own histogram) when there are more than PARALLEL_MIN_PAIRS candidate pairs;
+    the default is the serial kernel.
+    """
+    pos = np.asarray(positions, dtype=np.float64)
+    n = pos.shape[0]
+    nb = int(rhi / h) + 3
+    hist = np.zeros((ntype * ntype, nb))
+    if n < 2:
+        return hist
+    lo = pos.min(0)
+    hi = pos.max(0)
+    ext = float((hi - lo).max())
+    cs = max(rhi / 4.0, ext / 128.0, 1e-3)
+    reach = int(math.ceil(rhi / cs - 1e-9))
+    dims = np.maximum(1, ((hi - lo) / cs).astype(np.int64) + 1)
+    ci = np.minimum(((pos - lo) / cs).astype(np.int64), dims - 1)
+    cid = (ci[:, 0] * dims[1] + ci[:, 1]) * dims[2] + ci[:, 2]
+    key = cid * ntype + typ
+    order = np.argsort(key, kind="stable")
+    nseg = int(dims.prod()) * ntype
+    seg = np.zeros(nseg + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=nseg), out=seg[1:])
+    p = (pos[order] - 0.5 * (lo + hi)).astype(np.float32)
+    xs, ys, zs = (np.ascontiguousarray(p[:, k]) for k in range(3))
+    npairs = kernels.cluster_cell_pairs(seg, dims, ntype, reach, cs, rhi, np.empty((0, 3), dtype=np.int64))
+    pairs = np.empty((npairs, 3), dtype=np.int64)
+    kernels.cluster_cell_pairs(seg, dims, ntype, reach, cs, rhi, pairs)
+    if threads is not None and threads > 1 and npairs > 1 and pairs[:, 2].sum() > PARALLEL_MIN_PAIRS:
+        import numba
+        cost = np.cumsum(pairs[:, 2].astype(np.float64))
+        nchunk = min(int(threads), npairs)
+        bounds = np.searchsorted(cost, cost[-1] * np.arange(1, nchunk) / nchunk, side="right")
+        bounds = np.unique(np.concatenate([[0], bounds, [npairs]])).astype(np.int64)
+        hist_t = np.zeros((len(bounds) - 1, ntype * ntype, nb))
+        old = numba.get_num_threads()
+        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+        try:
+            kernels.hist_cluster_cells_parallel(xs, ys, zs, seg, ntype, pairs, bounds, rlo, rhi, h, hist_t)
+        finally:
+            numba.set_num_threads(old)
+        hist += hist_t.sum(0)
+    else:
+        kernels.hist_cluster_cells(xs, ys, zs, seg, ntype, pairs, 0, npairs, rlo, rhi, h, hist)
+    # unordered pairs were counted once in row (min, max): make them ordered pairs
+    for ta in range(ntype):
+        hist[ta * ntype + ta] *= 2.0
+        for tb in range(ta + 1, ntype):
+            hist[tb * ntype + ta] = hist[ta * ntype + tb]
+    return hist
+
+
 # ------------------------------------------------------------------------------------------------- main entry
 def compute_pdf(structure, *, radiation: str = "xray", rmin: float = 0.5, rmax: float = 30.0, rstep: float = 0.01,
                 qmin: float = 0.0, qmax: float = 25.0, qdamp: float = 0.04, qbroad: float = 0.0,
@@ -310,9 +397,14 @@ def compute_pdf(structure, *, radiation: str = "xray", rmin: float = 0.5, rmax: 
 def pdf_from_model(model: Model, *, radiation="xray", rmin=0.5, rmax=30.0, rstep=0.01, qmin=0.0, qmax=25.0,
                    qdamp=0.04, qbroad=0.0, delta1=0.0, delta2=0.0, scale=1.0, uiso=0.005, spdiameter=0.0,
                    method="real", cache: PeriodicPairCache | None = None, cell: np.ndarray | None = None,
-                   sf_override: np.ndarray | None = None, cluster_baseline: tuple | None = None):
+                   sf_override: np.ndarray | None = None, cluster_baseline: tuple | None = None,
+                   threads: int | None = None, uani=None):
     """G(r) of ``model``.  For a finite cluster, ``cluster_baseline=(rho0, diameter)`` subtracts the particle
-    baseline 4 pi rho0 r gamma_sphere(r; diameter) (srreal's non-periodic G has none: the default)."""
+    baseline 4 pi rho0 r gamma_sphere(r; diameter) (srreal's non-periodic G has none: the default).
+    ``threads`` > 1: numba-parallel pair histogram for finite clusters (serial by default).
+    Anisotropic ADPs: ``uani`` = Cartesian U (3x3 for every atom or (n, 3, 3), A^2), or ``uiso=None`` with a
+    model that carries ``uani`` (e.g. from a CIF with aniso_U via :func:`structures.model_from_cif`); then each
+    pair's sigma^2 uses n.(U_i + U_j).n along its bond (real-space route only)."""
     if method not in ("real", "debye"):
         raise ParameterError("method", method, "'real' or 'debye'")
     if radiation not in ("xray", "neutron"):
@@ -320,14 +412,22 @@ def pdf_from_model(model: Model, *, radiation="xray", rmin=0.5, rmax=30.0, rstep
     for nm, v in (("qdamp", qdamp), ("qbroad", qbroad), ("spdiameter", spdiameter)):
         if not (v >= 0):
             raise ParameterError(nm, v, "a non-negative number")
+    if uani is None and uiso is None and model.uani is not None:
+        uani = model.uani
+    if uani is not None:
+        uani = check_uani(uani, len(model.symbols), "uani")
+        if method != "real":
+            raise ParameterError("method", method, "'real' with anisotropic ADPs (uani)")
+        uiso = np.trace(uani, axis1=1, axis2=2) / 3.0          # U_eq: types and scattering factors only
     u = _uiso_per_site(model, uiso)
     if method == "debye":
         if model.periodic:
             raise ParameterError("method", "debye", "'real' for a periodic structure (the Debye route needs a "
                                  "finite cluster)")
         return _debye(model, u, radiation, rmin, rmax, rstep, qmin, qmax, qdamp, qbroad, delta1, delta2, scale,
-                      spdiameter, cluster_baseline)
-    grid = make_grid(rmin, rmax, rstep, qmin, qmax, float(u.max()))
+                      spdiameter, cluster_baseline, threads)
+    umax = float(u.max()) if uani is None else float(np.linalg.eigvalsh(uani).max())
+    grid = make_grid(rmin, rmax, rstep, qmin, qmax, umax)
     typ, tel, tu = _types(model, u, radiation)
     nt = len(tel)
     occ = model.occupancy
@@ -348,17 +448,29 @@ def pdf_from_model(model: Model, *, radiation="xray", rmin=0.5, rmax=30.0, rstep
         if cache is None or not cache.covers(c, grid.rcalc_hi):
             cache = PeriodicPairCache(Model(model.symbols, model.positions, model.cell, model.occupancy),
                                       grid.rcalc_hi * 1.05 / max(1e-3, _shrink(model.cell, c)))
-        pw = sf_site[cache.pi] * sf_site[cache.pj] * norm
-        pcls = typ[cache.pi] * nt + typ[cache.pj]
-        kernels.hist_periodic(cache.dfrac, pcls, pw, np.ascontiguousarray(c), grid.rcalc_lo, grid.rcalc_hi, h,
-                              True, hist)
         rho0 = totocc / abs(np.linalg.det(c))
+        if uani is not None:
+            pw = sf_site[cache.pi] * sf_site[cache.pj] * norm
+            return grid.r, _aniso_periodic(cache, pw, np.ascontiguousarray(c), uani, grid, delta1, delta2, qbroad,
+                                           rho0, qdamp, scale, spdiameter)
+        kernels.hist_periodic(cache.dfrac, cache.pi, cache.pj, typ, np.ascontiguousarray(sf_site, dtype=np.float64),
+                              norm, nt, np.ascontiguousarray(c), grid.rcalc_lo, grid.rcalc_hi, h, True, hist)
+    elif uani is not None:
+        rho0, shape_d = (0.0, 0.0) if cluster_baseline is None else map(float, cluster_baseline)
+        rr = np.zeros(grid.kext_hi - grid.kext_lo)
+        kernels.gauss_cluster_aniso(model.positions, sf_site * math.sqrt(norm), uani, grid.rcalc_lo,
+                                    grid.rcalc_hi, float(delta1), float(delta2), float(qbroad),
+                                    _halfboundrel(PEAKPRECISION), rstep, grid.kext_lo, rr)
+        return grid.r, finish(rr, grid, rho0, qdamp, scale, spdiameter, shape_d)
     else:
         # per-type weights: f_a f_b * norm, with occupancy folded into the per-atom sf -> types carry occupancy
         # only if uniform; general case uses per-site types
         if np.allclose(sf_site, sf_site[typ_first(typ, nt)][typ]):
             wt = np.outer(sf_site[typ_first(typ, nt)], sf_site[typ_first(typ, nt)]) * norm
-            kernels.hist_cluster(model.positions, typ, wt, nt, grid.rcalc_lo, grid.rcalc_hi, h, True, hist)
+            cnt = cluster_histogram(model.positions, typ, nt, grid.rcalc_lo, grid.rcalc_hi, h, threads)
+            rb = np.arange(nb) * h
+            rinv = np.divide(1.0, rb, out=np.zeros(nb), where=rb > 0)   # 1/d per bin: O((h/d)^2) from 1/d per pair
+            hist = cnt * wt.reshape(-1, 1) * rinv
         else:  # pragma: no cover - mixed occupancies inside one type (rare): one type per site
             raise ParameterError("occupancy", "varies within one element/U type",
                                  "the same occupancy for atoms of one element and Uiso in a cluster")
@@ -372,13 +484,34 @@ def pdf_from_model(model: Model, *, radiation="xray", rmin=0.5, rmax=30.0, rstep
     return grid.r, finish(rr, grid, rho0, qdamp, scale, spdiameter, shape_d)
 
 
-def typ_first(typ: np.ndarray, nt: int) -> np.ndarray:
-    """Index of the first site of each type."""
-    first = np.full(nt, -1, dtype=np.int64)
-    for i, t in enumerate(typ):
-        if first[t] < 0:
-            first[t] = i
-    return first
+
+
+def _aniso_periodic(cache, pw, cell, uani, grid, delta1, delta2, qbroad, rho0, qdamp, scale, spdiameter):
+    rr = np.zeros(grid.kext_hi - grid.kext_lo)
+    kernels.gauss_periodic_aniso(cache.dfrac, cache.pi, cache.pj, pw, cell, uani, grid.rcalc_lo, grid.rcalc_hi,
+                                 float(delta1), float(delta2), float(qbroad), _halfboundrel(PEAKPRECISION),
+                                 grid.rstep, grid.kext_lo, rr)
+    return finish(rr, grid, rho0, qdamp, scale, spdiameter)
+
+
+def check_uani(uani, n: int, name: str = "uani") -> np.ndarray:
+    """Anisotropic U as (n, 3, 3) Cartesian A^2: symmetric, positive semi-definite, finite; a 3x3 is used for
+    every atom."""
+    try:
+        a = np.asarray(uani, dtype=np.float64)
+        a = np.ascontiguousarray(np.broadcast_to(a, (n, 3, 3)) if a.shape == (3, 3) else a.reshape(n, 3, 3))
+    except (ValueError, TypeError):
+        raise ParameterError(name, np.shape(uani), f"a 3x3 matrix or one 3x3 per atom ({n}, 3, 3), in A^2") \
+            from None
+    if not np.isfinite(a).all():
+        raise ParameterError(name, "non-finite values", "finite U in A^2")
+    if np.abs(a - a.transpose(0, 2, 1)).max() > 1e-9:
+        raise ParameterError(name, "a non-symmetric tensor", "symmetric U (U_ij = U_ji)")
+    ev = np.linalg.eigvalsh(a)
+    if ev.min() < -1e-12:
+        k = int(np.argmin(ev.min(1)))
+        raise ParameterError(name, f"atom {k} with eigenvalue {ev[k].min():.3g}", "positive semi-definite U (A^2)")
+    return a
 
 
 def _shrink(cell0: np.ndarray, cell: np.ndarray) -> float:
@@ -387,22 +520,8 @@ def _shrink(cell0: np.ndarray, cell: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ Debye route
-_SIN_CACHE: dict = {}
-
-
-def _sin_matrix(q: np.ndarray, r: np.ndarray) -> np.ndarray:
-    key = (len(q), float(q[1] - q[0]) if len(q) > 1 else 0.0, float(q[0]), len(r), float(r[0]), float(r[-1]))
-    m = _SIN_CACHE.get(key)
-    if m is None:
-        if len(_SIN_CACHE) > 8:
-            _SIN_CACHE.clear()
-        m = np.sin(np.outer(r, q))
-        _SIN_CACHE[key] = m
-    return m
-
-
 def debye_fq(model: Model, u: np.ndarray, radiation: str, q: np.ndarray, rlo: float, rhi: float, delta1=0.0,
-             delta2=0.0, qbroad=0.0, h: float = 0.001) -> np.ndarray:
+             delta2=0.0, qbroad=0.0, h: float = 0.001, threads: int | None = None) -> np.ndarray:
     """F(Q) = Q[S(Q)-1] of a finite cluster from the Debye equation over pairs with rlo <= d <= rhi.
 
     F(Q) = sum_{i!=j} f_i(Q) f_j(Q) sin(Q d)/d exp(-sigma_ij^2 Q^2/2) / (N <f(Q)>^2), sigma as in real space.
@@ -417,10 +536,8 @@ def debye_fq(model: Model, u: np.ndarray, radiation: str, q: np.ndarray, rlo: fl
     if not np.allclose(occ, occ_t[typ]):
         raise ParameterError("occupancy", "varies within one element/U type",
                              "the same occupancy for atoms of one element and Uiso in a cluster")
-    nb = int(rhi / h) + 3
-    hist = np.zeros((nt * nt, nb))
     wt = np.outer(occ_t, occ_t)
-    kernels.hist_cluster(model.positions, typ, wt, nt, rlo, rhi, h, False, hist)
+    hist = cluster_histogram(model.positions, typ, nt, rlo, rhi, h, threads) * wt.reshape(-1, 1)
     msd = (tu[:, None] + tu[None, :]).reshape(-1).copy()
     part = np.zeros((nt * nt, len(q)))
     kernels.debye_partial(hist, h, msd, float(delta1), float(delta2), float(qbroad), np.ascontiguousarray(q), part)
@@ -433,7 +550,7 @@ def debye_fq(model: Model, u: np.ndarray, radiation: str, q: np.ndarray, rlo: fl
 
 
 def _debye(model, u, radiation, rmin, rmax, rstep, qmin, qmax, qdamp, qbroad, delta1, delta2, scale, spdiameter,
-           cluster_baseline=None):
+           cluster_baseline=None, threads=None):
     if qmax <= 0:
         raise ParameterError("qmax", qmax, "a positive Qmax (1/A) for the Debye route")
     grid = make_grid(rmin, rmax, rstep, qmin, qmax, float(u.max()), precision=DEBYEPRECISION)
@@ -445,7 +562,7 @@ def _debye(model, u, radiation, rmin, rmax, rstep, qmin, qmax, qdamp, qbroad, de
     qstep = math.pi / rhi if qmax * rhi / math.pi > 4 else qmax / 4
     nq = int(math.ceil(qmax / qstep))
     q = np.arange(nq) * qstep
-    fq = debye_fq(model, u, radiation, q, rlo, rhi, delta1, delta2, qbroad)
+    fq = debye_fq(model, u, radiation, q, rlo, rhi, delta1, delta2, qbroad, threads=threads)
     nqmin = int(math.ceil(qmin / qstep))
     if _eps_eq(qmin, (nqmin - 1) * qstep):
         nqmin -= 1
@@ -460,7 +577,9 @@ def _debye(model, u, radiation, rmin, rmax, rstep, qmin, qmax, qdamp, qbroad, de
     ilo = x.astype(np.int64)
     wt = x - ilo
     nodes = np.arange(ilo.min(), ilo.max() + 2)
-    gn = (2.0 / math.pi) * qstep * (_sin_matrix(q, nodes * drpad) @ fq)
+    gn = np.empty(len(nodes))
+    kernels.sine_sum(0.0, qstep, np.ascontiguousarray(fq), nodes * drpad, gn)
+    gn *= (2.0 / math.pi) * qstep
     g = (1.0 - wt) * gn[ilo - nodes[0]] + wt * gn[ilo + 1 - nodes[0]]
     if cluster_baseline is not None:
         # the particle baseline is smooth: subtract it after termination (its band-limited form differs

@@ -69,8 +69,9 @@ def fill_periodic_pairs(frac, cell, rmax, nrep, pi, pj, dfrac):
 
 
 @numba.njit(**_NJIT)
-def hist_periodic(dfrac, pcls, pw, cell, rlo, rhi, h, divide_by_d, hist):
-    """Bin cached periodic pairs under (possibly strained) ``cell``: hist[pcls[p], bin] += pw[p] (/ d)."""
+def hist_periodic(dfrac, pi, pj, typ, sf, norm, ntype, cell, rlo, rhi, h, divide_by_d, hist):
+    """Bin cached periodic pairs under (possibly strained) ``cell``: hist[typ_i * ntype + typ_j, bin] +=
+    sf[i] sf[j] norm (/ d), linear binning (no per-pair temporaries: weights and classes come from the sites)."""
     nb = hist.shape[1]
     for p in range(dfrac.shape[0]):
         f0 = dfrac[p, 0]
@@ -82,94 +83,18 @@ def hist_periodic(dfrac, pcls, pw, cell, rlo, rhi, h, divide_by_d, hist):
         d = math.sqrt(x * x + y * y + z * z)
         if d < rlo or d > rhi or d <= 0.0:
             continue
-        w = pw[p] / d if divide_by_d else pw[p]
+        i = pi[p]
+        j = pj[p]
+        w = sf[i] * sf[j] * norm
+        if divide_by_d:
+            w /= d
         u = d / h
         k = int(u)
         t = u - k
         if k + 1 < nb:
-            hist[pcls[p], k] += w * (1.0 - t)
-            hist[pcls[p], k + 1] += w * t
-
-
-@numba.njit(**_NJIT)
-def hist_cluster(pos, typ, wtype, ntype, rlo, rhi, h, divide_by_d, hist):
-    """Bin all ordered pairs i != j of a finite cluster with rlo <= d <= rhi (cell list; memory O(N)).
-
-    ``typ`` gives each atom's type index, ``wtype[ta, tb]`` the pair weight, and the pair goes to histogram
-    row ``ta * ntype + tb``.  Each unordered pair is visited once and added to both (ta, tb) and (tb, ta).
-    """
-    n = pos.shape[0]
-    nb = hist.shape[1]
-    if n < 2:
-        return
-    lo0 = pos[0, 0]
-    lo1 = pos[0, 1]
-    lo2 = pos[0, 2]
-    hi0 = lo0
-    hi1 = lo1
-    hi2 = lo2
-    for i in range(n):
-        lo0 = min(lo0, pos[i, 0])
-        lo1 = min(lo1, pos[i, 1])
-        lo2 = min(lo2, pos[i, 2])
-        hi0 = max(hi0, pos[i, 0])
-        hi1 = max(hi1, pos[i, 1])
-        hi2 = max(hi2, pos[i, 2])
-    cs = max(rhi, 1e-6)
-    n0 = max(1, int((hi0 - lo0) / cs) + 1)
-    n1 = max(1, int((hi1 - lo1) / cs) + 1)
-    n2 = max(1, int((hi2 - lo2) / cs) + 1)
-    ncell = n0 * n1 * n2
-    head = np.full(ncell, -1, dtype=np.int64)
-    nxt = np.full(n, -1, dtype=np.int64)
-    cid = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        c0 = min(int((pos[i, 0] - lo0) / cs), n0 - 1)
-        c1 = min(int((pos[i, 1] - lo1) / cs), n1 - 1)
-        c2 = min(int((pos[i, 2] - lo2) / cs), n2 - 1)
-        c = (c0 * n1 + c1) * n2 + c2
-        cid[i] = c
-        nxt[i] = head[c]
-        head[c] = i
-    r2hi = rhi * rhi
-    r2lo = rlo * rlo
-    for i in range(n):
-        c = cid[i]
-        c2 = c % n2
-        c1 = (c // n2) % n1
-        c0 = c // (n1 * n2)
-        ti = typ[i]
-        for a in range(max(c0 - 1, 0), min(c0 + 2, n0)):
-            for b in range(max(c1 - 1, 0), min(c1 + 2, n1)):
-                for e in range(max(c2 - 1, 0), min(c2 + 2, n2)):
-                    j = head[(a * n1 + b) * n2 + e]
-                    while j >= 0:
-                        if j > i:
-                            dx = pos[j, 0] - pos[i, 0]
-                            dy = pos[j, 1] - pos[i, 1]
-                            dz = pos[j, 2] - pos[i, 2]
-                            d2 = dx * dx + dy * dy + dz * dz
-                            if d2 <= r2hi and d2 >= r2lo and d2 > 0.0:
-                                d = math.sqrt(d2)
-                                tj = typ[j]
-                                w = wtype[ti, tj]
-                                if divide_by_d:
-                                    w = w / d
-                                u = d / h
-                                k = int(u)
-                                t = u - k
-                                if k + 1 < nb:
-                                    r1 = min(ti, tj) * ntype + max(ti, tj)
-                                    hist[r1, k] += w * (1.0 - t)
-                                    hist[r1, k + 1] += w * t
-                        j = nxt[j]
-    # each unordered pair was added once to row (min, max): make it ordered pairs i != j
-    for ta in range(ntype):
-        for b in range(nb):
-            hist[ta * ntype + ta, b] *= 2.0
-        for tb in range(ta + 1, ntype):
-            for b in range(nb):
-                hist[tb * ntype + ta, b] = hist[ta * ntype + tb, b]
+            row = typ[i] * ntype + typ[j]
+            hist[row, k] += w * (1.0 - t)
+            hist[row, k + 1] += w * t
 
 
 @numba.njit(**_NJIT)
@@ -302,3 +227,235 @@ def debye_partial(hist, h, msd, delta1, delta2, qbroad, q, out):
                 scur = snext
                 e *= er
                 er *= ec
+
+
+# ------------------------------------------------------------------------------- cluster pair histogram (v2)
+# Atoms are sorted by (cell, type) by the caller (calculator.cluster_histogram) so that the atoms of one cell and
+# type are a contiguous segment ``seg[s]:seg[s+1]`` with s = cell * ntype + type; coordinates are float32 and
+# centred on the cluster (|x| <= ~100 A, so their rounding, ~4e-6 A, is far below the 1e-3 A bin width).  The
+# inner loop over a segment first computes u = d/h for the whole segment (a straight loop LLVM vectorises),
+# then scatters the in-range ones into one histogram row; the row is fixed per segment pair, so there is no
+# per-pair type lookup.  Counts are unweighted: the caller applies per-type weights (and 1/r) per bin.
+
+
+@numba.njit(**_NJIT)
+def cluster_cell_pairs(seg, dims, ntype, reach, cs, rhi, out):
+    """Fill ``out[p] = (c, cc)`` for every non-empty cell pair c <= cc within ``reach`` cells whose closest
+    points are within ``rhi``; ``out[p, 2]`` is the pair's cost (atom-pair count).  Returns the number of pairs
+    (also when ``out`` has fewer rows: call with 0 rows to count, then again to fill)."""
+    n0 = dims[0]
+    n1 = dims[1]
+    n2 = dims[2]
+    r2hi = rhi * rhi
+    p = 0
+    for c0 in range(n0):
+        for c1 in range(n1):
+            for c2 in range(n2):
+                c = (c0 * n1 + c1) * n2 + c2
+                na = seg[(c + 1) * ntype] - seg[c * ntype]
+                if na == 0:
+                    continue
+                for a in range(max(c0 - reach, 0), min(c0 + reach + 1, n0)):
+                    for b in range(max(c1 - reach, 0), min(c1 + reach + 1, n1)):
+                        for e in range(max(c2 - reach, 0), min(c2 + reach + 1, n2)):
+                            cc = (a * n1 + b) * n2 + e
+                            if cc < c:
+                                continue
+                            nb_ = seg[(cc + 1) * ntype] - seg[cc * ntype]
+                            if nb_ == 0:
+                                continue
+                            g0 = max(abs(a - c0) - 1, 0) * cs
+                            g1 = max(abs(b - c1) - 1, 0) * cs
+                            g2 = max(abs(e - c2) - 1, 0) * cs
+                            if g0 * g0 + g1 * g1 + g2 * g2 > r2hi:
+                                continue
+                            if p < out.shape[0]:
+                                out[p, 0] = c
+                                out[p, 1] = cc
+                                out[p, 2] = na * nb_ if cc != c else na * (na - 1) // 2
+                            p += 1
+    return p
+
+
+@numba.njit(**_NJIT)
+def _segment_pair_hist(xs, ys, zs, i0, i1, j0, j1, same, ulo, uhi, invh, hrow, buf):
+    for i in range(i0, i1):
+        xi = xs[i]
+        yi = ys[i]
+        zi = zs[i]
+        js = i + 1 if same else j0
+        nj = j1 - js
+        for jj in range(nj):
+            j = js + jj
+            dx = xs[j] - xi
+            dy = ys[j] - yi
+            dz = zs[j] - zi
+            buf[jj] = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
+        for jj in range(nj):
+            u = buf[jj]
+            if u <= uhi and u >= ulo:
+                k = int(u)
+                t = np.float64(u - k)
+                hrow[k] += 1.0 - t
+                hrow[k + 1] += t
+
+
+@numba.njit(**_NJIT)
+def hist_cluster_cells(xs, ys, zs, seg, ntype, pairs, p0, p1, rlo, rhi, h, hist):
+    """Linear-binned counts of unordered pairs with rlo <= d <= rhi over cell pairs ``pairs[p0:p1]``.
+
+    ``hist[ta * ntype + tb]`` (ta <= tb) gets, per pair at d = (k + t) h, 1 - t in bin k and t in bin k + 1
+    (pairs that would fall past the last bin are dropped).  Float32 distances (u = d/h rounds to ~2e-7 relative).
+    """
+    nb = hist.shape[1]
+    invh = np.float32(1.0 / h)
+    ulo = np.float32(rlo / h)
+    uhi = np.float32(min(rhi / h, nb - 2.0))
+    buf = np.empty(xs.shape[0], dtype=np.float32)
+    for p in range(p0, p1):
+        c = pairs[p, 0]
+        cc = pairs[p, 1]
+        for ta in range(ntype):
+            i0 = seg[c * ntype + ta]
+            i1 = seg[c * ntype + ta + 1]
+            if i1 == i0:
+                continue
+            for tb in range(ntype):
+                if cc == c and tb < ta:
+                    continue
+                j0 = seg[cc * ntype + tb]
+                j1 = seg[cc * ntype + tb + 1]
+                if j1 == j0:
+                    continue
+                row = min(ta, tb) * ntype + max(ta, tb)
+                _segment_pair_hist(xs, ys, zs, i0, i1, j0, j1, cc == c and ta == tb, ulo, uhi, invh, hist[row],
+                                   buf)
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def hist_cluster_cells_parallel(xs, ys, zs, seg, ntype, pairs, bounds, rlo, rhi, h, hist_t):
+    """:func:`hist_cluster_cells` over chunks ``pairs[bounds[k]:bounds[k+1]]`` in parallel (numba prange), chunk k
+    into its own ``hist_t[k]`` (the caller sums them).  Only used when the caller asks for threads."""
+    for k in numba.prange(bounds.shape[0] - 1):
+        hist_cluster_cells(xs, ys, zs, seg, ntype, pairs, bounds[k], bounds[k + 1], rlo, rhi, h, hist_t[k])
+
+
+@numba.njit(**_NJIT)
+def sine_sum(q0, dq, fq, r, out):
+    """out[i] = sum_k fq[k] sin((q0 + k dq) r[i]) by the Chebyshev recurrence (no BLAS, no cached matrix)."""
+    nq = fq.shape[0]
+    for i in range(r.shape[0]):
+        x = r[i]
+        sprev = math.sin((q0 - dq) * x)
+        scur = math.sin(q0 * x)
+        twocos = 2.0 * math.cos(dq * x)
+        acc = 0.0
+        for k in range(nq):
+            acc += fq[k] * scur
+            snext = twocos * scur - sprev
+            sprev = scur
+            scur = snext
+        out[i] = acc
+
+
+# ------------------------------------------------------------------------------- anisotropic ADPs (per pair)
+# With anisotropic U the width depends on the bond direction n: sigma^2 = (n.U_i.n + n.U_j.n) * (1 - delta1/d
+# - delta2/d^2 + Qbroad^2 d^2) (srreal's msd of a bond), so pairs are not binned by type: each pair adds its own
+# Gaussian at its exact distance (as srreal does).
+
+
+@numba.njit(**_NJIT)
+def _add_gaussian(out, klo, r, w, s2, halfboundrel, rstep):
+    if s2 <= 0.0:
+        return
+    nout = out.shape[0]
+    sig = math.sqrt(s2)
+    xb = halfboundrel * 2.0 * math.sqrt(2.0 * math.log(2.0)) * sig
+    k0 = max(int(math.floor((r - xb) / rstep)), klo)
+    k1 = min(int(math.floor((r + xb) / rstep)) + 1, klo + nout)
+    if k1 <= k0:
+        return
+    amp = w / (sig * math.sqrt(2.0 * math.pi))
+    inv2s2 = 0.5 / s2
+    x0 = k0 * rstep - r
+    g = amp * math.exp(-x0 * x0 * inv2s2)
+    ratio = math.exp(-(2.0 * x0 * rstep + rstep * rstep) * inv2s2)
+    cmul = math.exp(-rstep * rstep / s2)
+    for k in range(k0, k1):
+        out[k - klo] += g
+        g *= ratio
+        ratio *= cmul
+
+
+@numba.njit(**_NJIT)
+def _bond_msd(ux, x, y, z, i, j):
+    # n.U_i.n + n.U_j.n for the unit vector n = (x, y, z)/|.|, U given as (n, 3, 3) Cartesian
+    d2 = x * x + y * y + z * z
+    s = 0.0
+    for a in (i, j):
+        s += (ux[a, 0, 0] * x * x + ux[a, 1, 1] * y * y + ux[a, 2, 2] * z * z
+              + 2.0 * (ux[a, 0, 1] * x * y + ux[a, 0, 2] * x * z + ux[a, 1, 2] * y * z))
+    return s / d2
+
+
+@numba.njit(**_NJIT)
+def gauss_periodic_aniso(dfrac, pi, pj, pw, cell, ucart, rlo, rhi, delta1, delta2, qbroad, halfboundrel, rstep,
+                         klo, out):
+    """out += sum over cached periodic pairs (d in [rlo, rhi]) of pw/d * N(r; d, sigma_p), sigma_p^2 from the
+    bond-projected anisotropic U of both sites (``ucart`` (nsites, 3, 3), Cartesian, A^2)."""
+    for p in range(dfrac.shape[0]):
+        f0 = dfrac[p, 0]
+        f1 = dfrac[p, 1]
+        f2 = dfrac[p, 2]
+        x = f0 * cell[0, 0] + f1 * cell[1, 0] + f2 * cell[2, 0]
+        y = f0 * cell[0, 1] + f1 * cell[1, 1] + f2 * cell[2, 1]
+        z = f0 * cell[0, 2] + f1 * cell[1, 2] + f2 * cell[2, 2]
+        d = math.sqrt(x * x + y * y + z * z)
+        if d < rlo or d > rhi or d <= 0.0:
+            continue
+        m = _bond_msd(ucart, x, y, z, pi[p], pj[p])
+        s2 = m * (1.0 - delta1 / d - delta2 / (d * d) + (qbroad * d) ** 2)
+        _add_gaussian(out, klo, d, pw[p] / d, s2, halfboundrel, rstep)
+
+
+@numba.njit(**_NJIT)
+def gauss_cluster_aniso(pos, sw, ucart, rlo, rhi, delta1, delta2, qbroad, halfboundrel, rstep, klo, out):
+    """out += sum over ordered pairs i != j of a finite cluster with rlo <= d <= rhi of sw[i] sw[j]/d *
+    N(r; d, sigma_ij) with the bond-projected anisotropic U (cell list over all atoms, memory O(N))."""
+    n = pos.shape[0]
+    if n < 2:
+        return
+    lo = np.empty(3)
+    hi = np.empty(3)
+    for k in range(3):
+        lo[k] = pos[:, k].min()
+        hi[k] = pos[:, k].max()
+    cs = max(rhi, 1e-3)
+    nn = np.empty(3, dtype=np.int64)
+    for k in range(3):
+        nn[k] = max(1, int((hi[k] - lo[k]) / cs) + 1)
+    head = np.full(nn[0] * nn[1] * nn[2], -1, dtype=np.int64)
+    nxt = np.full(n, -1, dtype=np.int64)
+    cid = np.empty((n, 3), dtype=np.int64)
+    for i in range(n):
+        for k in range(3):
+            cid[i, k] = min(int((pos[i, k] - lo[k]) / cs), nn[k] - 1)
+        c = (cid[i, 0] * nn[1] + cid[i, 1]) * nn[2] + cid[i, 2]
+        nxt[i] = head[c]
+        head[c] = i
+    for i in range(n):
+        for a in range(max(cid[i, 0] - 1, 0), min(cid[i, 0] + 2, nn[0])):
+            for b in range(max(cid[i, 1] - 1, 0), min(cid[i, 1] + 2, nn[1])):
+                for e in range(max(cid[i, 2] - 1, 0), min(cid[i, 2] + 2, nn[2])):
+                    j = head[(a * nn[1] + b) * nn[2] + e]
+                    while j >= 0:
+                        if j > i:
+                            x = pos[j, 0] - pos[i, 0]
+                            y = pos[j, 1] - pos[i, 1]
+                            z = pos[j, 2] - pos[i, 2]
+                            d = math.sqrt(x * x + y * y + z * z)
+                            if d >= rlo and d <= rhi and d > 0.0:
+                                m = _bond_msd(ucart, x, y, z, i, j)
+                                s2 = m * (1.0 - delta1 / d - delta2 / (d * d) + (qbroad * d) ** 2)
+                                _add_gaussian(out, klo, d, 2.0 * sw[i] * sw[j] / d, s2, halfboundrel, rstep)
+                        j = nxt[j]

@@ -18,7 +18,7 @@ from ..catalogs import catalog_dirs, find
 from ..errors import ParameterError
 from .calculator import Model
 
-__all__ = ["as_model", "load_atoms", "list_phases", "phase_model", "strain_matrix", "strained_cell",
+__all__ = ["as_model", "model_from_cif", "model_from_diffpy", "load_atoms", "list_phases", "phase_model", "strain_matrix", "strained_cell",
            "sphere_cut", "fcc_cluster", "equivalent_diameter", "rattle", "apply_vacancies", "apply_substitution"]
 
 
@@ -73,6 +73,39 @@ def as_model(src, periodic: bool | None = None) -> Model:
     if len(atoms) == 0:
         raise ParameterError("structure", name, "a structure with at least one atom")
     return Model.from_atoms(atoms, periodic=periodic, name=name)
+
+
+def model_from_diffpy(stru, name: str = "") -> Model:
+    """Model from a diffpy.structure Structure, keeping occupancies, U_iso(eq) and anisotropic U.
+
+    diffpy (like CIF) holds U_ij on the crystal axes normalised by the reciprocal lengths; the Cartesian tensor is
+    U_cart = M^T U M with M = lattice.normbase (rows a_k |a*_k|) (Grosse-Kunstleve & Adams, J. Appl. Cryst. 35,
+    477 (2002)).  The model is periodic (cell = lattice.base rows) unless the lattice is diffpy's default unit
+    cube of a non-periodic structure (all cell lengths 1 A)."""
+    lat = stru.lattice
+    if len(stru) == 0:
+        raise ParameterError("structure", name or "(empty)", "a structure with at least one atom")
+    base = np.asarray(lat.base, dtype=np.float64)
+    nb = np.asarray(lat.normbase, dtype=np.float64)
+    xyz = np.array([a.xyz for a in stru], dtype=np.float64)
+    uani = np.array([nb.T @ np.asarray(a.U, dtype=np.float64) @ nb for a in stru])
+    periodic = not np.allclose(base, np.eye(3))
+    return Model([a.element for a in stru], xyz @ base, base if periodic else None,
+                 np.array([a.occupancy for a in stru], dtype=np.float64),
+                 np.trace(uani, axis1=1, axis2=2) / 3.0, name, uani)
+
+
+def model_from_cif(path, name: str = "") -> Model:
+    """Model of a CIF read by diffpy.structure (symmetry-expanded; aniso_U loops kept as Cartesian ``uani``).
+
+    Use with ``pdf_from_model(model, uiso=None)`` so the model's own (anisotropic) ADPs are used."""
+    try:
+        from diffpy.structure import loadStructure
+        stru = loadStructure(str(path))
+    except Exception as exc:
+        raise ParameterError("structure", str(path), f"a CIF readable by diffpy.structure ({type(exc).__name__}: "
+                             f"{exc})") from None
+    return model_from_diffpy(stru, name or Path(str(path)).stem)
 
 
 @functools.lru_cache(maxsize=64)

@@ -7,7 +7,13 @@ References (../shared/refs/exafs, xraylarch 2026.3.1 with FEFF8L; feff10-rs 0.2.
   FEFF8L potentials differ slightly; measured 0.7 % for Cu);
 - correlated Debye sigma^2 vs larch sigma2_debye (same paths): 1e-5 relative for Cu (same Norman radius),
   1e-3 for rutile (FEFF10's Norman radius differs from FEFF8L's);
-- Cu foil sigma^2 series (../shared/data/README.md: 10/50/150/295 K fits): 15 % (the acceptance figure).
+- Cu foil sigma^2 series (../shared/data/README.md: 10/50/150/295 K fits): 15 % (the acceptance figure);
+- EXELFS (feff10-rs 0.2.4 EELS card, rutile Ti L3 and L2): k^2-weighted cosine >= 0.95 (k 2.5-6) / 0.92 (2.5-8),
+  amplitude 15 %, |chi(R)| peaks within 0.05 A; exspy hydrogenic TiO2 core loss: onsets within 1 eV, O K / Ti L
+  jump ratio 25 %;
+- measured_chi round trip (simulated mu -> chi): R-factor < 0.003; real Cu / Fe foils fitted inside the
+  exafs-3d-metals priors with R1 within 0.02 A (issue 9's targets).
+The peer references are read from ../shared/refs/exafs, or from the golden copies in tests/data/exafs.
 """
 from __future__ import annotations
 
@@ -26,13 +32,15 @@ from simgen.testing import SimulatorContract
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 REFS = SHARED / "refs" / "exafs"
 DATA = SHARED / "data" / "xafs"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "exafs"      # small copies (README there)
 
 
 def _ref(name):
-    p = REFS / name
-    if not p.exists():
-        pytest.skip(f"reference {p} absent")
-    return np.load(p)
+    """../shared/refs/exafs/<name> when present, else the golden copy in tests/data/exafs."""
+    for p in (REFS / name, GOLDEN / name):
+        if p.exists():
+            return np.load(p)
+    pytest.skip(f"reference {name} absent from {REFS} and {GOLDEN}")
 
 
 def _maxrel(a, b, mask):
@@ -105,6 +113,60 @@ def test_mu_and_eels_kernels_match_numpy():
     conv = np.empty(50)
     kernels.convolve_same(a, g, 1, conv)
     assert np.allclose(conv, np.convolve(a, g, mode="same"))
+
+
+def test_fast_exp_sin_match_numpy():
+    """The polynomial exp/sin of the vectorised chi kernel vs numpy: exp relative 1e-12 on [-80, 5] (clamped
+    below -80, where exp < 2e-35), sin absolute 1e-13 for |x| < 300 (2kR + phase stays below ~250)."""
+    import numba
+
+    @numba.njit
+    def ev(x, y, z):
+        for i in range(x.shape[0]):
+            y[i] = kernels.fast_exp(x[i])
+            z[i] = kernels.fast_sin(x[i] * 3.7)
+    x = np.linspace(-80.0, 5.0, 100_001)
+    y, z = np.empty_like(x), np.empty_like(x)
+    ev(x, y, z)
+    assert np.max(np.abs(y / np.exp(x) - 1)) < 1e-12
+    assert np.max(np.abs(z - np.sin(3.7 * x))) < 1e-13
+    y2, z2 = np.empty(2), np.empty(2)
+    ev(np.array([-500.0, -1e4]), y2, z2)
+    assert np.all(y2 < 1e-34) and np.all(y2 >= 0)
+
+
+def test_chi_kernel_tables_on_different_grids():
+    """Paths whose tables have different k knots (the kernel re-locates q per table) vs numpy."""
+    a, b = load_pathset("Cu_K_fcc"), load_pathset("Ti_K_rutile")
+    cols = lambda ps, j: [_vals(ps, j, c) for c in range(4)]   # noqa: E731
+    ka = a.knots[0, :a.nknots[0]]
+    kb = np.r_[b.knots[0, :b.nknots[0] - 5], np.linspace(15.5, 20.0, 7)]
+    colsb = [np.interp(kb, b.knots[0, :b.nknots[0]], v) for v in cols(b, 0)]
+    ps = PathSet.from_arrays("mix", "X", "K", [ka, kb], [cols(a, 0), colsb], [2, 2], [12.0, 6.0],
+                             [a.reff[0], b.reff[0]])
+    k = np.arange(1.0, 17.0, 0.05)
+    args = ([0, 1], [12.0, 6.0], ps.reff, [0.01, -0.02], [0.006, 0.004], [0.0, 2e-4], [0.0, 0.0], 0.9, 2.5)
+    assert np.allclose(chi_of_paths(k, ps, *args), _chi_numpy(k, ps, *args), rtol=1e-9, atol=1e-12)
+
+
+def test_plural_scattering_kernel_matches_direct_poisson_series():
+    """FFT form (all orders at once) vs the obvious series of explicit convolutions to order 60: 1e-12."""
+    import math
+    from simgen.exafs.simulator import plural_scattering_kernel
+    for t, ep, gp, step in ((0.3, 22.0, 6.0, 0.25), (3.0, 8.0, 3.0, 0.25), (1.0, 30.0, 10.0, 0.5)):
+        ker = plural_scattering_kernel(t, ep, gp, step)
+        m = len(ker)
+        e = np.arange(m) * step
+        plas = 1 / (1 + 4 * ((e - ep) / gp) ** 2)
+        plas /= plas.sum()
+        term = np.zeros(m)
+        term[0] = 1.0
+        tot = term * math.exp(-t)
+        for n in range(1, 60):
+            term = np.convolve(term, plas)[:m]
+            tot += math.exp(-t) * t ** n / math.factorial(n) * term
+        assert np.allclose(ker, tot / tot.sum(), rtol=0, atol=1e-12 * tot.max())
+        assert ker.sum() == pytest.approx(1.0, abs=1e-12)
 
 
 # ------------------------------------------------------------------ peer references
@@ -224,6 +286,10 @@ def test_mu_output_has_unit_edge_step_and_oscillations():
     assert abs(post.mean() - 1.0) < 0.05 and post.std() > 1e-3
     half = e[np.argmin(np.abs(y[:200] - 0.5))]
     assert abs(half - 3.0) < 1.5
+    # an edge moved below the tabulated one (dE0 < 0): finite everywhere, half height at dE0
+    y = sim.simulate({"material": "Fe_K_bcc", "dE0": -6.0})[0].astype(float)
+    assert np.all(np.isfinite(y))
+    assert abs(e[np.argmin(np.abs(y[:200] - 0.5))] + 6.0) < 1.5
 
 
 # ------------------------------------------------------------------ real Cu foil
@@ -295,6 +361,228 @@ def test_bad_config_rejected_by_name():
     for name, bad in (("R1", 0.0), ("R2", -1.0), ("N1", -0.5), ("sigma2_1", -0.01)):
         with pytest.raises(ParameterError, match=name):
             sim.simulate({"material": "Cu_K_fcc", name: bad})
+
+
+# ------------------------------------------------------------------ golden copies
+def test_golden_copies_match_shared_refs():
+    if not REFS.exists():
+        pytest.skip(f"{REFS} absent: only the golden copies are available")
+    files = sorted(GOLDEN.glob("*.npz"))
+    assert len(files) >= 8
+    for g in files:
+        assert g.stat().st_size <= 50_000, g
+        ref = np.load(REFS / g.name)
+        gold = np.load(g)
+        step = 2 if g.name.startswith("exspy") else 1
+        for key in gold.files:
+            a, b = gold[key], ref[key]
+            if a.dtype.kind in "fc":
+                b = b[::step] if (b.ndim == 1 and step > 1) else b
+                assert np.allclose(a, b, rtol=1e-6, atol=0), (g.name, key)
+            else:
+                assert np.array_equal(a, b), (g.name, key)
+
+
+# ------------------------------------------------------------------ EXELFS vs FEFF10 and exspy
+def _smooth(k, y, rbkg):
+    """Least-squares cubic spline in k with knots pi/rbkg apart (the AUTOBK-like background of background.py)."""
+    from scipy.interpolate import make_lsq_spline
+    m = k >= 1.0
+    kk = k[m]
+    inner = np.linspace(kk[0], kk[-1], max(int(2 * rbkg * (kk[-1] - kk[0]) / np.pi) + 1, 2))[1:-1]
+    t = np.r_[[kk[0]] * 4, inner, [kk[-1]] * 4]
+    out = np.full(len(k), np.nan)
+    out[m] = make_lsq_spline(kk, y[m], t, k=3)(kk)
+    return out
+
+
+def _ft_peak(k, chi, kmin, kmax, rlo, rhi, dk=0.05, nfft=2048):
+    kg = np.arange(0.0, 20.0 + dk / 2, dk)
+    c = np.interp(kg, k, np.nan_to_num(chi))
+    w = np.clip(np.minimum(kg - kmin + 0.5, kmax + 0.5 - kg), 0.0, 1.0)
+    mag = np.abs(np.fft.fft(c * kg ** 2 * w, nfft)[:nfft // 2])
+    r = np.pi / (dk * nfft) * np.arange(nfft // 2)
+    m = (r >= rlo) & (r < rhi)
+    return r[m][np.argmax(mag[m])], mag[m].max()
+
+
+@pytest.mark.parametrize("edge,table", [("L3", "Ti_L3_rutile"), ("L2", "Ti_L2_rutile")])
+def test_exelfs_fine_structure_matches_feff10_eels(edge, table):
+    """Rutile Ti L3 / L2 EXELFS of our FEFF10 path tables vs FEFF10's own EELS calculation
+    (tio2_exelfs_feff10_<edge>: 200 keV, beta 10 mrad, T = 0, S0^2 0.983).
+
+    The reference fine structure is chi = total / mu0 - 1 with mu0 the AUTOBK-like spline (rbkg 0.8 A) of its
+    total, ours passes through the same spline removal; FEFF's grid starts at its E0 with k = 0.  Tolerances, over
+    k 2.5-6 1/A (Ti L EXELFS stops at the O K edge 76 eV = k 4.5 past Ti L3) and 2.5-8: k^2-weighted cosine
+    similarity >= 0.95 / 0.92, rms amplitude within 15 %, |chi(R)| peaks of Ti-O (1.6 A) and Ti-Ti/O (3.0 A) at
+    the same R within 0.05 A (measured: cos 0.976 / 0.947, amplitude 1.08 / 0.98, peaks equal).  Above k ~ 8 the
+    FEFF10 EELS output (its EELS prefactor and atomic background) departs from the XAS-like chi: not compared.
+    """
+    d = _ref(f"tio2_exelfs_feff10_{edge}.npz")
+    e = d["energy_loss_eV"]
+    k = np.sqrt(ETOK * np.maximum(e - e[0], 0.0))
+    assert np.allclose(np.diff(k[k > 1]), 0.05, atol=2e-3)          # FEFF's k grid from E0
+    ref = d["total"] / _smooth(k, d["total"], 0.8) - 1.0
+    ps = load_pathset(table)
+    assert ps.edge == edge
+    j = np.arange(ps.npath)
+    chi = chi_of_paths(k, ps, j, ps.degen, ps.reff, np.zeros(ps.npath), np.zeros(ps.npath), s02=0.983)
+    ours = chi - _smooth(k, chi, 0.8)
+    for (lo, hi), cmin in (((2.5, 6.0), 0.95), ((2.5, 8.0), 0.92)):
+        m = (k >= lo) & (k <= hi)
+        a, b = ours[m] * k[m] ** 2, ref[m] * k[m] ** 2
+        assert a @ b / np.sqrt((a @ a) * (b @ b)) > cmin, (lo, hi)
+        assert abs(np.sqrt((a @ a) / (b @ b)) - 1.0) < 0.15, (lo, hi)
+    for rlo, rhi in ((1.0, 2.3), (2.3, 3.6)):
+        assert abs(_ft_peak(k, ours, 2.5, 8.0, rlo, rhi)[0] - _ft_peak(k, ref, 2.5, 8.0, rlo, rhi)[0]) < 0.05
+
+
+def test_exelfs_l2_and_l3_fine_structures_agree_in_feff10():
+    """FEFF10's L2 and L3 fine structures are the same function of k from each onset (same final states), which
+    is why each edge's EXELFS is the path sum of its own table with k from its own onset: chi_L2 vs chi_L3
+    within 5 % of max over k 2.5-10, and our two tables within 5 % (measured 2.7 %, at k 2.5: the L2 core hole is
+    shorter-lived, 0.37 vs 0.24 eV, which shortens the mean free path) but not identical."""
+    d3, d2 = _ref("tio2_exelfs_feff10_L3.npz"), _ref("tio2_exelfs_feff10_L2.npz")
+    k3 = np.sqrt(ETOK * np.maximum(d3["energy_loss_eV"] - d3["energy_loss_eV"][0], 0))
+    k2 = np.sqrt(ETOK * np.maximum(d2["energy_loss_eV"] - d2["energy_loss_eV"][0], 0))
+    c3 = d3["total"] / _smooth(k3, d3["total"], 0.8) - 1
+    c2 = np.interp(k3, k2, d2["total"] / _smooth(k2, d2["total"], 0.8) - 1)
+    m = (k3 >= 2.5) & (k3 <= 10)
+    assert np.max(np.abs(c3[m] - c2[m])) / np.max(np.abs(c3[m])) < 0.05
+    p3, p2 = load_pathset("Ti_L3_rutile"), load_pathset("Ti_L2_rutile")
+    k = np.arange(2.5, 12, 0.05)
+    a = chi_of_paths(k, p3, np.arange(p3.npath), p3.degen, p3.reff, np.zeros(p3.npath), np.full(p3.npath, .004))
+    b = chi_of_paths(k, p2, np.arange(p2.npath), p2.degen, p2.reff, np.zeros(p2.npath), np.full(p2.npath, .004))
+    assert np.max(np.abs(a - b)) / np.max(np.abs(a)) < 0.05
+    assert not np.array_equal(a, b)
+
+
+def test_exelfs_onsets_and_edge_ratio_vs_exspy():
+    """Overall core-loss shape vs exspy's hydrogenic TiO2 model (exspy_tio2_coreloss: power law r = 3, Ti L3 at
+    456 and O K at 532 eV): edge onsets (steepest rise) within 1.0 eV; with our decay 3 (exspy's edges fall as
+    E^-3.0 and E^-4.1, inside the recipe prior 0.5-4.5) the O K jump over the Ti L2,3 intensity just below O K
+    within 25 % of exspy's (measured 0.79 vs 0.78)."""
+    x = _ref("exspy_tio2_coreloss.npz")
+    ex = x["energy_eV"].astype(float)
+    sim = EXELFSSimulator({"e_min": 400.0, "e_max": 700.0, "e_step": 0.25})
+    e = sim.axis.coords[0]
+    y = sim.simulate(dict(material="TiO2_rutile", bg_ratio=1e-6, thickness=0.0, resolution=0.25, wl_height=0.0,
+                          fs_scale=0.0, decay=3.0, edge_width=0.5, counts=0.0))[0].astype(float)
+
+    def onset(en, sig, lo, hi):
+        m = (en > lo) & (en < hi)
+        return en[m][np.argmax(np.gradient(sig, en)[m])]
+    ti_x, o_x = x["edge_Ti_L3"].astype(float), x["edge_O_K"].astype(float)
+    assert abs(onset(e, y, 440, 470) - onset(ex, ti_x, 440, 470)) <= 1.0
+    assert abs(onset(e, y, 520, 545) - onset(ex, o_x, 520, 545)) <= 1.0
+    at = lambda en, sig, v: float(np.interp(v, en, sig))      # noqa: E731
+    ratio_x = at(ex, o_x, 537.0) / at(ex, ti_x, 530.0)
+    ratio_s = (at(e, y, 537.0) - at(e, y, 530.0) * (537.0 / 530.0) ** -3.0) / at(e, y, 530.0)
+    assert abs(ratio_s / ratio_x - 1.0) < 0.25, (ratio_s, ratio_x)
+    # both models: power-law background r = 3 before the first edge
+    bg = x["background"].astype(float)
+    m = (ex > 390) & (ex < 450)
+    assert np.polyfit(np.log(ex[m]), np.log(bg[m]), 1)[0] == pytest.approx(-3.0, abs=0.05)
+
+
+# ------------------------------------------------------------------ measured chi (train/ input) and issue 9
+def test_measured_chi_round_trip_from_simulated_mu():
+    """mu(E) from the simulator's mu output (pre-edge slope, scale, offset, arctan edge) -> measured_chi ->
+    equals the chi output at the same parameters with dE0 moved by the E0 that measured_chi found:
+    R-factor < 0.003 for Cu and Fe foils (measured 0.0009 and 0.0004)."""
+    from simgen.exafs.background import measured_chi, r_factor
+    import simgen
+    simc = simgen.load_recipe("exafs-3d-metals").build()
+    simm = EXAFSSimulator({"output": "mu", "e_min": -200.0, "e_max": 1000.0, "e_step": 0.5})
+    e = simm.axis.coords[0] + 8979.0
+    for mat, d0 in (("Cu_K_fcc", 0.0), ("Fe_K_bcc", 4.0)):
+        mu = simm.simulate({"material": mat, "dE0": d0, "edge_width": 2.0, "pre_slope": 0.3})[0] * 2.5 + 0.3
+        y, bk = measured_chi(e, mu, simc, return_result=True)
+        assert y.dtype == np.float32 and y.shape == simc.axis.shape
+        assert abs(bk.e0 - 8979.0 - d0) < 1.0 and bk.edge_step == pytest.approx(2.5, rel=0.03)
+        ref = simc.simulate({"label": mat, "material": mat, "dE0": d0 - (bk.e0 - 8979.0)})[0]
+        assert r_factor(ref, y) < 0.003, mat
+    with pytest.raises(ParameterError, match="energy"):
+        measured_chi(e[:400], mu[:400], simc)             # data end before k_max
+    with pytest.raises(RecipeError, match="config.output"):
+        measured_chi(e, mu, simm)
+    with pytest.raises(ParameterError, match="energy"):
+        measured_chi(e, mu, simc, edge_energy=7112.0)   # Fe K edge asked for, Cu K data given
+    assert measured_chi(e, mu, simc, edge_energy=8979.0 + 4.0).tobytes() == y.tobytes()
+
+
+@pytest.mark.parametrize("fname,mat,T,theta,R1,s2_1", [
+    ("XASLIB_Cu_cu_metal_rt.xdi", "Cu_K_fcc", 295.0, 315.0, 2.55, 0.0089),
+    ("XASLIB_Fe_Fe_metal_rt_01.xdi", "Fe_K_bcc", 295.0, 460.0, 2.48, None)])
+def test_real_foils_inside_recipe_priors(fname, mat, T, theta, R1, s2_1):
+    """Issue 9's targets are learnable from exafs-3d-metals: the measured foil chi(k) k^2 (measured_chi) is fitted
+    by the recipe's own simulator with every nuisance inside its prior, at R1 within 0.02 A of the crystal value,
+    N1 at the bulk value, sigma2_1 within 25 % of 0.0089 (Cu) and R-factor < 0.1 (measured: Cu R1 2.550, s02 0.90,
+    dE0 +5.4 eV, R 0.04; Fe R1 2.474, s02 0.78, dE0 +6.8 eV, R 0.055)."""
+    f = DATA / fname
+    if not f.exists():
+        pytest.skip(f"{f} absent")
+    from scipy.optimize import least_squares
+    import simgen
+    from simgen.exafs.background import measured_chi_file, r_factor
+    rec = simgen.load_recipe("exafs-3d-metals")
+    sim = rec.build()
+    d = measured_chi_file(f, sim).astype(float)
+    base = {"label": mat, "material": mat, "T": T, "theta_D": theta}
+
+    def model(x):
+        return sim.simulate({**base, "s02": x[0], "dE0": x[1], "strain": x[2], "sigma2_static": x[3]})[0]
+    wide = ([0.3, -25.0, -0.1, 0.0], [1.5, 25.0, 0.1, 0.02])      # much wider than the priors
+    fits = [least_squares(lambda x: model(x) - d, [0.9, de, st, 1e-3], bounds=wide)
+            for st in (-0.02, 0.0, 0.02) for de in (0.0, 6.0)]
+    fit = min(fits, key=lambda r: r.cost)
+    out = sim.simulate_outputs({**base, "s02": fit.x[0], "dE0": fit.x[1], "strain": fit.x[2],
+                                "sigma2_static": fit.x[3]})["params"]
+    print(f"{fname}: R-factor {r_factor(d, d + fit.fun):.4f} s02 {fit.x[0]:.3f} dE0 {fit.x[1]:.2f} "
+          f"R1 {out['R1'][0]:.4f} N1 {out['N1'][0]:.1f} sigma2_1 {out['sigma2_1'][0]:.5f}")
+    assert r_factor(d, d + fit.fun) < 0.1
+    assert abs(out["R1"][0] - R1) < 0.02
+    if s2_1 is not None:
+        assert abs(out["sigma2_1"][0] / s2_1 - 1) < 0.25
+    pri = rec.params
+    for name, v in (("s02", fit.x[0]), ("dE0", fit.x[1]), ("strain", fit.x[2]), ("sigma2_static", fit.x[3])):
+        lo, hi = _prior_range(pri[name])
+        assert lo - 1e-5 <= v <= hi + 1e-5, (name, v, lo, hi)
+    lo, hi = _prior_range(rec.label.overrides[mat].get("theta_D", pri["theta_D"]))
+    assert lo <= theta <= hi
+    # white noise of the measured chi k^2 (|FT| at R 12-30 A, calibrated on simulated noise) inside the prior
+    k = sim.axis.coords[0]
+    w = np.hanning(len(k))
+
+    def hi_r(y):
+        F = np.fft.rfft(y * w, 4096)
+        r = np.pi * np.fft.rfftfreq(4096, k[1] - k[0])
+        return np.sqrt(np.mean(np.abs(F[(r > 12) & (r < 30)]) ** 2)) / np.sqrt(np.mean(y * y))
+    cal = np.mean([hi_r(sim.simulate({**base, "noise": 0.02, "seed": s})[0].astype(float)) for s in range(8)]) / 0.02
+    lo, hi = _prior_range(pri["noise"])
+    print(f"   noise / rms ~ {hi_r(d) / cal:.3f} (prior {lo}-{hi})")      # measured: Cu 0.036, Fe 0.035
+    assert lo <= hi_r(d) / cal <= hi
+
+
+def _prior_range(prior):
+    """[low, high] of a recipe prior (Uniform, LogUniform, TruncNormal: .low/.high; Fixed: .value)."""
+    if hasattr(prior, "low") and hasattr(prior, "high"):
+        return float(prior.low), float(prior.high)
+    return float(prior.value), float(prior.value)
+
+
+def test_bkg_residual_adds_low_R_only():
+    sim = EXAFSSimulator({})
+    base = {"material": "Cu_K_fcc", "seed": 3}
+    a = sim.simulate(base)[0].astype(float)
+    b = sim.simulate({**base, "bkg_residual": 0.05})[0].astype(float)
+    r = b - a
+    assert np.sqrt(np.mean(r * r)) / np.sqrt(np.mean(a * a)) == pytest.approx(0.05, rel=1e-3)
+    k = sim.axis.coords[0]
+    mag = np.abs(np.fft.rfft(r * np.hanning(len(k)), 2048))
+    rr = np.pi * np.fft.rfftfreq(2048, k[1] - k[0])
+    assert mag[rr < 1.3].sum() > 0.9 * mag.sum()
+    assert sim.simulate({**base, "bkg_residual": 0.05})[0].tobytes() == b.astype(np.float32).tobytes()
 
 
 class TestEXAFSContract(SimulatorContract):

@@ -26,16 +26,20 @@ DATA = SHARED / "data" / "pdf"
 REF_FILES = sorted(p.name for p in REFS.glob("*PDFCalculator*.npz")) if REFS.is_dir() else []
 
 
-def _ref_case(name):
-    d = np.load(REFS / name)
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "pdf"
+GOLDEN_FILES = sorted(p.name for p in GOLDEN.glob("*.npz"))
+
+
+def _ref_case(name, folder=REFS):
+    d = np.load(folder / name)
     p = json.loads(str(d["params_json"]))
     periodic = p["periodic"]
     m = Model(list(d["symbols"]), d["xyz_cart"], d["cell"] if periodic else None)
     kw = dict(radiation=p["radiation"], rmin=p["rmin"], rmax=p["rmax"], rstep=p["rstep"], qmin=p["qmin"],
-              qmax=p["qmax"] if p["qmax"] < 300 else 0.0, qdamp=p["qdamp"], qbroad=p["qbroad"],
-              delta1=p["delta1"], delta2=p["delta2"], scale=p["scale"], uiso=p["uiso"],
+              qmax=p["qmax"] if p["qmax"] < 300 else 0.0, qdamp=p["qdamp"], qbroad=p.get("qbroad", 0.0),
+              delta1=p.get("delta1", 0.0), delta2=p.get("delta2", 0.0), scale=p.get("scale", 1.0), uiso=p["uiso"],
               spdiameter=p.get("spdiameter", 0.0),
-              method="debye" if "DebyePDF" in p["calculator"] else "real")
+              method="real" if p["calculator"].endswith(".PDFCalculator") else "debye")
     return m, kw, d["r"], d["G"]
 
 
@@ -46,6 +50,26 @@ def test_against_srreal(name):
     r, g = pdf_from_model(m, **kw)
     assert len(r) == len(rref) and np.allclose(r, rref, atol=1e-9)
     assert np.abs(g - gref).max() / np.abs(gref).max() <= 1e-3
+
+
+@pytest.mark.parametrize("name", GOLDEN_FILES)
+def test_against_golden_copies(name):
+    """Golden copies (tests/data/pdf, every 4th point of the srreal 1.4.0 / DebyeCalculator 1.1.1 references, see
+    its README): the same acceptance as the full files, so it runs without ../shared."""
+    m, kw, rref, gref = _ref_case(name, GOLDEN)
+    step = int(np.load(GOLDEN / name)["step"])
+    r, g = pdf_from_model(m, **kw)
+    r, g = r[::step], g[::step]
+    assert len(r) == len(rref) and np.allclose(r, rref, atol=1e-5)
+    if "DebyeCalculator_" in name:       # DebyeCalculator counts each pair once; its own grid: 5e-3 as below
+        gdc = 2.0 * gref.astype(float)
+        assert np.abs(g - gdc).max() / np.abs(gdc).max() < 5e-3
+    else:
+        assert np.abs(g - gref).max() / np.abs(gref).max() <= 1e-3
+
+
+def test_golden_copies_present():
+    assert len(GOLDEN_FILES) >= 10 and all((GOLDEN / f).stat().st_size <= 50_000 for f in GOLDEN_FILES)
 
 
 @pytest.mark.skipif(not REFS.is_dir(), reason="../shared/refs/pdf not present")
@@ -75,21 +99,42 @@ def _np_hist(dist, w, h, nb):
     return hist
 
 
-def test_hist_cluster_matches_numpy():
+@pytest.mark.parametrize("threads", [None, 2])
+def test_cluster_histogram_matches_numpy(threads, monkeypatch):
+    """Cell-list kernel (float32 distances, atoms sorted by cell and type) against all pairs in float64 NumPy.
+
+    The box (24 A) is several cells wide for rhi = 7 A, so the cell culling is exercised; float32 moves a pair's
+    split between two bins by <= 1e-4 (u = d/h to 1.2e-7 relative), hence the bin tolerance 1e-3."""
+    from simgen.pdf import calculator
+    from simgen.pdf.calculator import cluster_histogram
+    monkeypatch.setattr(calculator, "PARALLEL_MIN_PAIRS", 0)       # threads=2 really runs the prange kernel
     rng = np.random.default_rng(0)
-    pos = rng.uniform(0, 12, size=(150, 3))
-    typ = rng.integers(0, 2, size=150)
-    wt = np.array([[1.0, 2.0], [2.0, 4.0]])
+    pos = rng.uniform(-12, 12, size=(700, 3))
+    typ = rng.integers(0, 3, size=700)
     h, rlo, rhi = 0.01, 0.5, 7.0
     nb = int(rhi / h) + 3
-    hist = np.zeros((4, nb))
-    kernels.hist_cluster(pos, typ, wt, 2, rlo, rhi, h, True, hist)
+    hist = cluster_histogram(pos, typ, 3, rlo, rhi, h, threads=threads)
     d, off = _np_pairs(pos)
-    for ta in range(2):
-        for tb in range(2):
+    for ta in range(3):
+        for tb in range(3):
             sel = off & (typ[:, None] == ta) & (typ[None, :] == tb) & (d >= rlo) & (d <= rhi)
-            ref = _np_hist(d[sel], wt[ta, tb] / d[sel], h, nb)
-            assert np.allclose(hist[ta * 2 + tb], ref, rtol=1e-10, atol=1e-12)
+            ref = _np_hist(d[sel], np.ones(sel.sum()), h, nb)
+            row = hist[ta * 3 + tb]
+            assert sel.sum() > 100 and abs(row.sum() - sel.sum()) < 1e-9 * sel.sum()   # every pair once
+            assert np.allclose(row, ref, rtol=0, atol=1e-3)
+            rb = np.arange(nb) * h
+            assert abs(row @ rb - d[sel].sum()) < 1e-6 * d[sel].sum()                  # first moment
+
+
+def test_cluster_histogram_parallel_equals_serial(monkeypatch):
+    from simgen.pdf import calculator
+    from simgen.pdf.calculator import cluster_histogram
+    monkeypatch.setattr(calculator, "PARALLEL_MIN_PAIRS", 0)       # force the prange kernel on a small cluster
+    m = sphere_cut(phase_model("Au_fcc"), 30.0)
+    typ = (np.arange(len(m.symbols)) % 2).astype(np.int64)
+    a = cluster_histogram(m.positions, typ, 2, 0.5, 25.0, 0.00125)
+    b = cluster_histogram(m.positions, typ, 2, 0.5, 25.0, 0.00125, threads=2)
+    assert np.allclose(a, b, rtol=1e-12, atol=1e-9)
 
 
 def test_periodic_pairs_match_bruteforce():
@@ -135,6 +180,29 @@ def test_debye_partial_matches_numpy():
         s2 = 0.01 * (1 - 1.0 / rb ** 2 + (0.02 * rb) ** 2)
         ref += hist[0, b] * np.sin(q * rb) / rb * np.exp(-0.5 * s2 * q * q)
     assert np.allclose(out[0], ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("n", [40, 600])          # dict path (small) and np.unique path (large)
+def test_atom_types_by_first_appearance(n):
+    from simgen.pdf.calculator import _types
+    rng = np.random.default_rng(5)
+    sym = list(rng.choice(["O", "Ti", "Ti4+", "Ni"], size=n))
+    u = rng.choice([0.004, 0.007], size=n)
+    m = Model(sym, np.arange(3 * n, dtype=float).reshape(n, 3) * 2.0)
+    typ, tel, tu = _types(m, u, "xray")
+    assert [tel[t] for t in typ] == [s.rstrip("4+") for s in sym] and np.array_equal(tu[typ], u)
+    first = [int(np.flatnonzero(typ == t)[0]) for t in range(len(tel))]
+    assert first == sorted(first) and len(set(zip(tel, tu))) == len(tel)
+
+
+def test_sine_sum_matches_numpy():
+    q = np.arange(255) * 0.098
+    fq = np.random.default_rng(3).normal(size=255)
+    r = np.linspace(0.3, 32.0, 777)
+    out = np.empty(777)
+    kernels.sine_sum(0.0, 0.098, fq, r, out)
+    ref = np.sin(np.outer(r, q)) @ fq
+    assert np.allclose(out, ref, rtol=0, atol=1e-10 * np.abs(fq).sum())
 
 
 # ---------------------------------------------------------------------------------------- physics checks
@@ -252,3 +320,119 @@ def test_cdse_cluster_rw_reported(capsys):
                  free={"a": 1.0, "scale": 1.0, "uiso": 0.01, "delta2": 5.0})
     print(f"CdSe Cd56Se35 Rw = {fit.rw:.3f} ({fit.values})")
     assert fit.rw < 0.5     # a 91-atom model of a real cluster: reported, loosely bounded
+
+
+# ---------------------------------------------------------------------------------------- anisotropic ADPs
+_HB = 3.33e-6      # srreal's peak precision: peaks are cut where they fall below this fraction of their height
+
+
+def _gauss(r, d, s2):
+    return np.exp(-(r - d) ** 2 / (2 * s2)) / np.sqrt(2 * np.pi * s2)
+
+
+def test_aniso_two_atoms_projected_sigma():
+    """Two atoms along n = (1, 1, 0)/sqrt2: with no termination G(r) = N(r; d, s2)/d exactly, s2 = n.(U1+U2).n
+    (1 - delta2/d^2); U1 and U2 are full tensors whose projection is computed by hand below."""
+    d = 2.6
+    n = np.array([1.0, 1.0, 0.0]) / np.sqrt(2)
+    u1 = np.array([[0.004, 0.001, 0.0005], [0.001, 0.006, 0.0], [0.0005, 0.0, 0.009]])
+    u2 = np.array([[0.010, -0.002, 0.0], [-0.002, 0.003, 0.001], [0.0, 0.001, 0.005]])
+    s2_hand = 0.5 * (0.004 + 0.006 + 2 * 0.001) + 0.5 * (0.010 + 0.003 - 2 * 0.002)      # = 0.006 + 0.0045
+    assert np.isclose(n @ (u1 + u2) @ n, s2_hand)
+    m = Model(["Ni", "Ni"], [[0, 0, 0], list(d * n)], None)
+    kw = dict(rmin=1.0, rmax=4.0, rstep=0.005, qmax=0.0, qdamp=0.0, delta2=0.5)
+    r, g = pdf_from_model(m, uani=np.stack([u1, u2]), **kw)
+    ref = _gauss(r, d, s2_hand * (1 - 0.5 / d ** 2)) / d
+    assert np.abs(g - ref).max() <= 1e-5 * ref.max()
+    # the isotropic route with Uiso = s2/2 on both atoms gives the same peak (binned: 1e-4)
+    _, g_iso = pdf_from_model(m, uiso=s2_hand / 2, **kw)
+    assert np.abs(g - g_iso).max() <= 1e-4 * ref.max()
+    # swapping the bond to z changes sigma to U1_zz + U2_zz
+    m2 = Model(["Ni", "Ni"], [[0, 0, 0], [0, 0, d]], None)
+    _, gz = pdf_from_model(m2, uani=np.stack([u1, u2]), **kw)
+    assert np.abs(gz - _gauss(r, d, 0.014 * (1 - 0.5 / d ** 2)) / d).max() <= 1e-5 * ref.max()
+
+
+def test_aniso_periodic_matches_numpy_lattice_sum():
+    """One atom in an orthorhombic cell with a full U tensor: R/r = sum over lattice vectors t of
+    N(r; |t|, 2 t.U.t/|t|^2)/|t| (NumPy brute force), no termination."""
+    cell = np.diag([3.0, 3.6, 4.2])
+    u = np.array([[0.004, 0.0015, 0.0], [0.0015, 0.008, -0.001], [0.0, -0.001, 0.012]])
+    m = Model(["Cu"], [[0.0, 0.0, 0.0]], cell, uani=u[None])
+    r, g = pdf_from_model(m, uiso=None, rmin=2.0, rmax=8.0, rstep=0.01, qmax=0.0, qdamp=0.0)
+    rr = g + 4 * np.pi * r / np.linalg.det(cell)
+    t = np.stack(np.meshgrid(*[np.arange(-4, 5)] * 3, indexing="ij"), -1).reshape(-1, 3) @ cell
+    dd = np.linalg.norm(t, axis=1)
+    keep = (dd > 0) & (dd < 10)
+    t, dd = t[keep], dd[keep]
+    s2 = 2 * np.einsum("pi,ij,pj->p", t, u, t) / dd ** 2
+    ref = (_gauss(r[:, None], dd[None], s2[None]) / dd[None]).sum(1)
+    assert np.abs(rr - ref).max() <= 1e-5 * ref.max()
+
+
+def test_cif_aniso_u_to_cartesian(tmp_path):
+    """diffpy.structure reads aniso_U; a hexagonal cell with the CIF form of an isotropic tensor (U11 = U22 =
+    U33 = u, U12 = u/2, since cos(gamma*) = 1/2) must become u*I in Cartesian coordinates; rutile's symmetry
+    expansion flips U12 of the O at (1/2+x, 1/2-x, 1/2)."""
+    from simgen.pdf.structures import model_from_cif
+    hexa = tmp_path / "hex.cif"
+    hexa.write_text("data_h\n_symmetry_space_group_name_H-M 'P 1'\n_cell_length_a 3.2\n_cell_length_b 3.2\n"
+                    "_cell_length_c 5.2\n_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 120\n"
+                    "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n"
+                    "_atom_site_fract_z\nZn1 Zn 0.3333 0.6667 0.0\nloop_\n_atom_site_aniso_label\n"
+                    "_atom_site_aniso_U_11\n_atom_site_aniso_U_22\n_atom_site_aniso_U_33\n_atom_site_aniso_U_12\n"
+                    "_atom_site_aniso_U_13\n_atom_site_aniso_U_23\nZn1 0.008 0.008 0.008 0.004 0 0\n")
+    mh = model_from_cif(hexa)
+    assert mh.periodic and np.allclose(mh.uani[0], 0.008 * np.eye(3), atol=1e-12)
+    rut = tmp_path / "rutile.cif"
+    rut.write_text(RUTILE_ANISO_CIF)
+    m = model_from_cif(rut)
+    assert len(m.symbols) == 6 and m.uani.shape == (6, 3, 3)
+    o = [k for k, s in enumerate(m.symbols) if s == "O"]
+    u12 = sorted(round(m.uani[k][0, 1], 6) for k in o)
+    assert u12 == [-0.0025, -0.0025, 0.0025, 0.0025]
+    assert np.allclose(m.uiso[o], (0.0065 * 2 + 0.0045) / 3)
+    _, g_an = pdf_from_model(m, uiso=None, rmax=15.0)
+    _, g_eq = pdf_from_model(m, uiso=m.uiso, rmax=15.0)
+    assert 1e-3 < np.abs(g_an - g_eq).max() / np.abs(g_eq).max() < 0.3   # anisotropy visible, same structure
+
+
+def test_aniso_bad_input_named():
+    m = Model(["Ni", "Ni"], [[0, 0, 0], [0, 0, 2.5]], None)
+    with pytest.raises(ParameterError, match="uani"):
+        pdf_from_model(m, uani=np.diag([0.01, -0.01, 0.01]))
+    with pytest.raises(ParameterError, match="uani"):
+        pdf_from_model(m, uani=np.ones((2, 2)))
+    with pytest.raises(ParameterError, match="method"):
+        pdf_from_model(m, uani=np.eye(3) * 0.005, method="debye")
+
+
+RUTILE_ANISO_CIF = """data_rutile
+_symmetry_space_group_name_H-M 'P 42/m n m'
+_symmetry_Int_Tables_number 136
+_cell_length_a 4.5937
+_cell_length_b 4.5937
+_cell_length_c 2.9587
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_U_iso_or_equiv
+Ti1 Ti 0 0 0 0.0060
+O1 O 0.3048 0.3048 0 0.0070
+loop_
+_atom_site_aniso_label
+_atom_site_aniso_U_11
+_atom_site_aniso_U_22
+_atom_site_aniso_U_33
+_atom_site_aniso_U_12
+_atom_site_aniso_U_13
+_atom_site_aniso_U_23
+Ti1 0.0055 0.0055 0.0040 0.0002 0 0
+O1 0.0065 0.0065 0.0045 -0.0025 0 0
+"""

@@ -19,7 +19,7 @@ from .mlp import MLP
 from .resnet1d import ResNet1d
 
 __all__ = ["MODELS", "BASELINES", "get_model", "available_models", "ShapeError", "InverseModel", "Heads",
-           "MLP", "ResNet1d", "CNN2d", "CWTModel", "MorletCWT", "is_baseline"]
+           "MLP", "ResNet1d", "CNN2d", "CWTModel", "MorletCWT", "is_baseline", "is_inverse_model"]
 
 
 def _cwt_cnn2d(in_shape, n_targets=0, n_classes=0, **kw):
@@ -73,13 +73,36 @@ def _build(cls, in_shape, n_targets, n_classes, cwt=False, **kw):
     return cls(in_shape, n_targets, n_classes, **kw)
 
 
-def get_model(name: str, in_shape, n_targets: int = 0, n_classes: int = 0, **kw):
+def get_model(name: str, in_shape=None, n_targets: int = 0, n_classes: int = 0, **kw):
     """Build model ``name`` for samples of shape ``in_shape`` with ``n_targets`` regression outputs and
-    ``n_classes`` logits.  Unknown names raise ``KeyError`` listing the known ones."""
+    ``n_classes`` logits.  Unknown names raise ``KeyError`` listing the known ones.
+
+    Models registered by other modules (the VAEs of ``train.models.vae``) are built with their own keyword
+    arguments; ``in_shape`` becomes ``n_in`` (the flattened size) when they take one.
+    """
     _load_extra()
     if name not in MODELS:
         raise KeyError(f"model '{name}': unknown; expected one of {', '.join(available_models())}")
     cls = MODELS[name]
-    if isinstance(cls, type):
+    if isinstance(cls, type) and issubclass(cls, InverseModel):
         return _build(cls, in_shape, n_targets, n_classes, **kw)
-    return cls(in_shape, n_targets=n_targets, n_classes=n_classes, **kw)
+    if name == "cwt-cnn2d":
+        return cls(in_shape, n_targets=n_targets, n_classes=n_classes, **kw)
+    import inspect
+    import math
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if in_shape is not None and "n_in" in params:
+        kw.setdefault("n_in", math.prod(tuple(in_shape)))
+    return cls(**kw)
+
+
+def is_inverse_model(name: str) -> bool:
+    """True for the models ``train.fit`` can train (regression/classification networks and baselines)."""
+    _load_extra()
+    if name in BASELINES or name == "cwt-cnn2d":
+        return True
+    cls = MODELS.get(name)
+    return isinstance(cls, type) and issubclass(cls, InverseModel)

@@ -190,15 +190,16 @@ class _ImageCodec(nn.Module):
         self.s0 = size // 2 ** len(channels)
         ch = [in_ch] + list(channels)
         enc = []
-        for a, b in zip(ch[:-1], ch[1:]):
-            enc += [nn.Conv2d(a, b, 3, padding=1), nn.GELU(), nn.Conv2d(b, b, 3, stride=2, padding=1), nn.GELU()]
+        for a, b in zip(ch[:-1], ch[1:]):  # one strided 4x4 convolution per halving (cheap at 128^2 and up)
+            enc += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.GELU()]
         self.enc = nn.Sequential(*enc, nn.Flatten(), nn.Linear(ch[-1] * self.s0 ** 2, feat), nn.GELU())
         rch = list(channels)[::-1]
         self.dec_in = nn.Sequential(nn.Linear(code_in, rch[0] * self.s0 ** 2), nn.GELU())
         dec = []
-        for a, b in zip(rch, rch[1:] + [rch[-1]]):
-            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(a, b, 3, padding=1), nn.GELU()]
-        self.dec = nn.Sequential(*dec, nn.Conv2d(rch[-1], out_ch, 3, padding=1))
+        last = max(8, out_ch)
+        for a, b in zip(rch, rch[1:] + [last]):
+            dec += [nn.ConvTranspose2d(a, b, 4, stride=2, padding=1), nn.GELU()]
+        self.dec = nn.Sequential(*dec, nn.Conv2d(last, out_ch, 3, padding=1))
         self._c0 = rch[0]
 
     def decode(self, code):

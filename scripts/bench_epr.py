@@ -1,0 +1,130 @@
+#!/usr/bin/env python
+"""Benchmark simgen.epr against pyeasyspin (optional ``peers`` extra) side by side, single core.
+
+Cases a..g of ../shared/refs/epr (X band, first harmonic, 1024 points; see its README). For each case prints
+the pyeasyspin CPU time (median of repeats, first call excluded), ours, the ratio and our nRMS vs the stored
+EasySpin reference. Then the throughput of the epr-oxides recipe: ``sim.sample_params`` + ``simulate_outputs``
+in this process (one core), and optionally through ``simgen generate`` (``--generate``).
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python scripts/bench_epr.py [--quick] [--generate]
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from simgen.epr import cw_spectrum, from_easyspin  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+REFS = [ROOT.parent / "shared" / "refs" / "epr", ROOT / "tests" / "data" / "epr"]
+
+
+def timeit(fn, repeat):
+    """Median process CPU time (single-threaded here; robust to other load on a shared machine)."""
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.process_time()
+        fn()
+        ts.append(time.process_time() - t)
+    return float(np.median(ts))
+
+
+def load_cases():
+    out = {}
+    for d in REFS:
+        for f in sorted(glob.glob(str(d / "*__pyeasyspin.npz"))):
+            case = Path(f).name.split("__")[0]
+            if case not in out:
+                z = np.load(f)
+                out[case] = (json.loads(str(z["sys_json"])), json.loads(str(z["exp_json"])), z["signal"])
+    return out
+
+
+def peer():
+    try:
+        import pyeasyspin as pes
+    except ImportError:
+        return None
+
+    def run(Sys, Exp):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pes.pepper(pes.Struct(Sys), pes.Struct(Exp))
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and samples")
+    ap.add_argument("--generate", action="store_true", help="also time `simgen generate` (one worker)")
+    args = ap.parse_args()
+    rep = 3 if args.quick else 9
+    cases = load_cases()
+    if not cases:
+        sys.exit("no reference cases found (../shared/refs/epr or tests/data/epr)")
+    run = peer()
+    print("peer: " + ("pyeasyspin " + __import__("importlib.metadata").metadata.version("pyeasyspin")
+                      if run else "pyeasyspin NOT installed (pip install pyeasyspin): ratios not available"))
+    print(f"{'case':28s} {'S':>4s} {'peer ms':>9s} {'simgen ms':>10s} {'ratio':>7s} {'goal':>5s} {'nRMS':>9s}")
+    for case, (Sys, Exp, ref) in cases.items():
+        sysm, exp = from_easyspin(Sys, Exp)
+        ours = timeit(lambda: cw_spectrum(sysm, exp), rep)
+        y = cw_spectrum(sysm, exp)
+        nrms = np.sqrt(np.mean((y / np.abs(y).max() - ref / np.abs(ref).max()) ** 2))
+        goal = 100 if Sys.get("S", 0.5) == 0.5 else 20
+        if run:
+            tp = timeit(lambda: run(Sys, Exp), max(2, rep // 3))
+            print(f"{case:28s} {Sys.get('S', 0.5):4.1f} {tp * 1e3:9.2f} {ours * 1e3:10.3f} {tp / ours:7.1f} "
+                  f"{goal:5d} {nrms:9.2e}")
+        else:
+            print(f"{case:28s} {Sys.get('S', 0.5):4.1f} {'-':>9s} {ours * 1e3:10.3f} {'-':>7s} {goal:5d} {nrms:9.2e}")
+
+    import simgen
+    for name in ("epr-oxides", "epr-validation"):
+        sim = simgen.load_recipe(name).build()
+        n = 64 if args.quick else 256
+        rng = np.random.default_rng(0)
+        warm = sim.sample_params(len(sim.classes) * 2, rng)
+        sim.simulate_outputs(warm)
+        t = time.perf_counter()
+        p = sim.sample_params(n, rng)
+        sim.simulate_outputs(p)
+        dt = time.perf_counter() - t
+        print(f"recipe {name}: {n / dt:.1f} spectra/s on one core ({dt / n * 1e3:.2f} ms per spectrum, "
+              f"axis {sim.axis.shape[0]} points, sample_params + simulate_outputs)")
+        per = {}
+        for c in range(len(sim.classes)):
+            q = {k: v[p["label"] == c] for k, v in p.items()}
+            if len(q["seed"]):
+                t = time.perf_counter()
+                sim.simulate_outputs(q)
+                per[sim.classes[c]] = (time.perf_counter() - t) / len(q["seed"]) * 1e3
+        print("   ms per spectrum by class: " + ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+    if args.generate and shutil.which("simgen"):
+        n = 256 if args.quick else 1024
+        with tempfile.TemporaryDirectory() as d:
+            t = time.perf_counter()
+            subprocess.run(["simgen", "generate", "epr-oxides", "--n", str(n), "--out", f"{d}/s.zarr",
+                            "--workers", "0", "--quiet"], check=True)
+            dt = time.perf_counter() - t
+        print(f"simgen generate epr-oxides --n {n} --workers 0: {n / dt:.1f} spectra/s (incl. start-up and writes)")
+
+
+if __name__ == "__main__":
+    main()

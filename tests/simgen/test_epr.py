@@ -1,0 +1,518 @@
+"""Tests of the EPR simulator: kernels against slow NumPy versions, spectra against EasySpin (pyeasyspin)
+references, analytic cases, real measured spectra, the simulator contract and bad input.
+
+Tolerances (stated once):
+- REF_TOL: nRMS after max-normalisation vs EasySpin: 1e-2 for S = 1/2 cases (a, b, c, d, g), 3e-2 for S = 5/2
+  (e, f) - the acceptance criteria of issue 3; measured values are 1e-4 .. 1.5e-3.
+- extrema: each of EasySpin's extrema (|y| > 10 % max, strongest 8) has one of ours within one field step.
+- kernel vs NumPy: resonance fields 1e-6 mT (same algebra) / 2e-4 mT (root search vs brute force brentq),
+  intensities 1 % of the line or 1e-4 of the strongest (linear interpolation between field nodes).
+- real data: line centres within 0.05 mT (issue 3), fitting only field offset, g and width.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simgen.epr import Experiment, Options, SpinSystem, cw_spectrum, from_easyspin, kernels
+from simgen.epr.simulator import EPRSimulator, centre_system, centres, pink_noise
+from simgen.errors import ParameterError
+from simgen.testing import SimulatorContract
+
+HERE = Path(__file__).resolve()
+SHARED = HERE.parents[2].parent / "shared"
+GOLDEN = HERE.parents[1] / "data" / "epr"
+BM = kernels.BMAGN
+
+REF_TOL = {"a": 1e-2, "b": 1e-2, "c": 1e-2, "d": 1e-2, "g": 1e-2, "e": 3e-2, "f": 3e-2}
+
+
+def _ref_file(case):
+    for d in (SHARED / "refs" / "epr", GOLDEN):
+        hits = sorted(glob.glob(str(d / f"{case}_*__pyeasyspin.npz")))
+        if hits:
+            return hits[0]
+    pytest.skip(f"no EasySpin reference for case {case} (../shared/refs/epr and tests/data/epr absent)")
+
+
+_cache = {}
+
+
+def _ref_and_ours(case):
+    if case not in _cache:
+        d = np.load(_ref_file(case))
+        sysm, exp = from_easyspin(json.loads(str(d["sys_json"])), json.loads(str(d["exp_json"])))
+        assert np.allclose(exp.field, d["field_mT"])
+        _cache[case] = (d["field_mT"], d["signal"], cw_spectrum(sysm, exp))
+    return _cache[case]
+
+
+def _extrema(x, y, frac=0.1, k=8):
+    a = np.abs(y)
+    idx = [i for i in range(1, len(y) - 1) if a[i] >= frac * a.max()
+           and ((y[i] > y[i - 1] and y[i] >= y[i + 1]) or (y[i] < y[i - 1] and y[i] <= y[i + 1]))]
+    return np.array(sorted(x[i] for i in sorted(idx, key=lambda i: -a[i])[:k]))
+
+
+@pytest.mark.parametrize("case", list("abcdefg"))
+def test_against_easyspin_nrms(case):
+    x, ref, ours = _ref_and_ours(case)
+    a, b = ref / np.abs(ref).max(), ours / np.abs(ours).max()
+    nrms = float(np.sqrt(np.mean((a - b) ** 2)))
+    assert nrms <= REF_TOL[case], f"case {case}: nRMS {nrms:.3e} > {REF_TOL[case]}"
+
+
+@pytest.mark.parametrize("case", list("abcdefg"))
+def test_against_easyspin_extrema(case):
+    x, ref, ours = _ref_and_ours(case)
+    step = x[1] - x[0]
+    er = _extrema(x, ref)
+    eo = _extrema(x, ours, frac=0.05, k=40)
+    for e in er:
+        assert np.min(np.abs(eo - e)) <= step * 1.0001, f"case {case}: extremum at {e:.3f} mT not reproduced"
+
+
+# ----------------------------------------------------------------------------------------- kernels vs numpy
+def _spin_ops(S, I):
+    def single(j):
+        m = np.arange(j, -j - 1, -1)
+        n = len(m)
+        sp = np.zeros((n, n))
+        for k in range(1, n):
+            sp[k - 1, k] = math.sqrt(j * (j + 1) - m[k] * (m[k] + 1))
+        return (sp + sp.T) / 2, (sp - sp.T) / 2j, np.diag(m)
+    Se, Ie = single(S), single(I)
+    eS, eI = np.eye(int(2 * S + 1)), np.eye(int(2 * I + 1))
+    return [np.kron(o, eI) for o in Se], [np.kron(eS, o) for o in Ie]
+
+
+def _numpy_ham(S, I, g, A, gn, D, E):
+    (Sx, Sy, Sz), (Ix, Iy, Iz) = _spin_ops(S, I)
+    N = Sx.shape[0]
+    H0 = D * (Sz @ Sz - S * (S + 1) / 3 * np.eye(N)) + E * (Sx @ Sx - Sy @ Sy) \
+        + A[0] * Sx @ Ix + A[1] * Sy @ Iy + A[2] * Sz @ Iz
+    G = [BM * g[0] * Sx - gn * kernels.NMAGN * Ix, BM * g[1] * Sy - gn * kernels.NMAGN * Iy,
+         BM * g[2] * Sz - gn * kernels.NMAGN * Iz]
+    return H0, G, (g[0] * Sx, g[1] * Sy, g[2] * Sz)
+
+
+def test_build_ops_matches_numpy():
+    g, A = np.array([2.0, 2.01, 2.3]), np.array([60.0, 70.0, 500.0])
+    H0, Gx, Gy, Gz, sx, sy, sz = kernels.build_ops(1.5, 1.5, g, A, 1.48, 300.0, 50.0)
+    H0n, Gn, Sn = _numpy_ham(1.5, 1.5, g, A, 1.48, 300.0, 50.0)
+    assert np.allclose(H0, H0n) and np.allclose(Gx, Gn[0]) and np.allclose(Gy, Gn[1]) and np.allclose(Gz, Gn[2])
+    assert np.allclose(sx, Sn[0]) and np.allclose(sy, Sn[1]) and np.allclose(sz, Sn[2])
+
+
+def _brute_resonances(H0, G, Sg, n, mw, Blo, Bhi, nscan=4000):
+    """Slow, obvious: scan the field, bracket E_v - E_u - mw sign changes, refine with brentq."""
+    from scipy.optimize import brentq
+    Gn = n[0] * G[0] + n[1] * G[1] + n[2] * G[2]
+    ev = lambda B: np.linalg.eigvalsh(H0 + B * Gn)
+    Bs = np.linspace(Blo, Bhi, nscan)
+    Es = np.array([ev(B) for B in Bs])
+    out = []
+    N = Es.shape[1]
+    for a in range(N):
+        for b in range(a + 1, N):
+            f = Es[:, b] - Es[:, a] - mw
+            for k in np.flatnonzero(np.sign(f[:-1]) != np.sign(f[1:])):
+                Br = brentq(lambda B: ev(B)[b] - ev(B)[a] - mw, Bs[k], Bs[k + 1], xtol=1e-10)
+                w, V = np.linalg.eigh(H0 + Br * Gn)
+                M = np.array([V[:, a].conj() @ s @ V[:, b] for s in Sg])
+                P = 0.5 * (np.sum(np.abs(M) ** 2) - abs(np.dot(n, M)) ** 2)
+                h = 1e-4
+                slope = ((ev(Br + h)[b] - ev(Br + h)[a]) - (ev(Br - h)[b] - ev(Br - h)[a])) / (2 * h)
+                out.append((Br, P / abs(slope)))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("S,I,g,A,D,E,n", [
+    (0.5, 3.5, [1.98, 1.98, 1.93], [200.0, 200.0, 540.0], 0.0, 0.0, [math.sin(0.7), 0.0, math.cos(0.7)]),
+    (2.5, 0.0, [2.0, 2.0, 2.0], [0.0, 0.0, 0.0], 29979.0, 9993.0, [0.3, 0.5, math.sqrt(1 - 0.34)]),
+    (1.5, 1.5, [2.0, 2.05, 2.1], [100.0, 150.0, 300.0], 900.0, 100.0, [0.6, 0.0, 0.8]),
+])
+def test_exact_knots_vs_bruteforce(S, I, g, A, D, E, n):
+    g, A, n = np.array(g), np.array(A), np.array([n])
+    gn = 1.47
+    H0, Gx, Gy, Gz, *_ = kernels.build_ops(S, I, g, A, gn, D, E)
+    mw = 9500.0
+    Bn = np.linspace(50.0, 700.0, 40)
+    Nl = H0.shape[0] * (H0.shape[0] - 1) // 2 * 2
+    B, In, W = (np.empty((1, Nl)) for _ in range(3))
+    kernels.exact_knots(n, H0, Gx, Gy, Gz, S, I, g, gn, np.zeros(3), mw, Bn, 0.0, B, In, W)
+    ok = np.isfinite(B[0]) & (In[0] > 1e-6 * In[0].max())
+    ours = sorted(zip(B[0][ok], In[0][ok]))
+    H0n, Gn, Sg = _numpy_ham(S, I, g, A, gn, D, E)
+    ref = [r for r in _brute_resonances(H0n, Gn, Sg, n[0], mw, 50.0, 700.0) if r[1] > 1e-6 * In[0].max()]
+    assert len(ours) == len(ref)
+    for (b1, i1), (b2, i2) in zip(ours, ref):
+        assert abs(b1 - b2) < 2e-4, (b1, b2)
+        # transition probabilities are interpolated linearly between field nodes: 1 % of the line or 1e-4 of
+        # the strongest line
+        assert abs(i1 - i2) <= max(1e-2 * i2, 1e-4 * In[0].max()), (b1, i1, i2)
+
+
+def test_s12_knots_second_order_matches_numpy_and_exact():
+    g, A, I = np.array([2.06, 2.07, 2.30]), np.array([30.0, 40.0, 200.0]), 1.5
+    rng = np.random.default_rng(0)
+    nv = rng.normal(size=(5, 3))
+    nv /= np.linalg.norm(nv, axis=1, keepdims=True)
+    m = np.arange(-I, I + 0.5)[:, None]
+    B, In, W = (np.empty((5, 4)) for _ in range(3))
+    kernels.s12_knots(nv, g, np.zeros(3), A[None], np.array([I]), m, np.full(4, 0.25), np.zeros(1), 9500.0,
+                      B, In, W)
+    for k, n in enumerate(nv):
+        # slow, obvious second-order formula
+        geff = np.linalg.norm(g * n)
+        u = g * n / geff
+        K = np.linalg.norm(A * u)
+        kv = A * u / K
+        c2 = np.sum(A ** 2) - K ** 2
+        ck2 = np.linalg.norm(A * kv) ** 2 - K ** 2
+        for j, mi in enumerate(m[:, 0]):
+            X = (I * (I + 1) - mi ** 2) * (c2 - ck2) + 2 * mi ** 2 * ck2
+            y = 0.5 * ((9500 - K * mi) + math.sqrt((9500 - K * mi) ** 2 - X))
+            assert abs(B[k, j] - y / (geff * BM)) < 1e-6
+        # against exact diagonalisation: second order is good to (A/nu)^3-ish, here < 0.01 mT
+        H0, Gx, Gy, Gz, *_ = kernels.build_ops(0.5, I, g, A, 0.0, 0.0, 0.0)
+        Bx, Ix, Wx = (np.empty((1, 8 * 7 // 2 * 2)) for _ in range(3))
+        kernels.exact_knots(n[None], H0, Gx, Gy, Gz, 0.5, I, g, 0.0, np.zeros(3), 9500.0,
+                            np.linspace(250, 400, 6), 0.05, Bx, Ix, Wx)
+        ex = np.sort(Bx[0][np.isfinite(Bx[0])])
+        assert np.allclose(ex, np.sort(B[k]), atol=1e-2)
+        # intensities: exact route / 4 nuclear states, per line, equal the closed form within 1 %
+        assert np.allclose(np.sort(Ix[0][np.isfinite(Bx[0])]) / 4, np.sort(In[k]), rtol=1e-2)
+
+
+def test_bin_box_matches_numerical_integral():
+    stick = np.zeros((1, 50))
+    kernels.bin_box(stick, 0, 10.0, 0.5, 13.3, 17.9, 2.0)
+    xs = np.linspace(13.3, 17.9, 200001)
+    ref = np.array([np.trapezoid(np.maximum(0, 1 - np.abs(xs - (10 + 0.5 * i)) / 0.5), xs) for i in range(50)])
+    ref *= 2.0 / (17.9 - 13.3)
+    assert np.allclose(stick[0], ref, atol=1e-6)
+    assert abs(stick.sum() - 2.0) < 1e-12
+    box = np.zeros((1, 50))
+    kernels.bin_box(box, 0, 10.0, -0.5, 13.3, 17.9, 2.0)   # EasySpin-style box bins
+    edges = 10.0 + 0.5 * np.arange(51)
+    refb = np.clip(np.minimum(edges[1:], 17.9) - np.maximum(edges[:-1], 13.3), 0, None) * 2.0 / 4.6
+    assert np.allclose(box[0], refb)
+
+
+def test_powder_bin_conserves_weight_axial():
+    th = np.linspace(0, np.pi / 2, 11)
+    nv = np.stack([np.sin(th), 0 * th, np.cos(th)], 1)
+    B, In, W = (np.empty((11, 1)) for _ in range(3))
+    kernels.s12_knots(nv, np.array([2.0, 2.0, 2.2]), np.zeros(3), np.zeros((0, 3)), np.zeros(0),
+                      np.zeros((1, 0)), np.ones(1), np.zeros(0), 9500.0, B, In, W)
+    stick = np.zeros((1, 4000))
+    kernels.powder_bin(B, In, W, np.full(1, -1), 11, 1, th, np.zeros(1), 16, 250.0, 0.05, 0.5, np.array([0.5]),
+                       1.0, stick)
+    # slow, obvious: integral of the (cubic-interpolated ~ exact) intensity over the hemisphere
+    t = np.linspace(0, np.pi / 2, 200001)
+    g2 = (2.0 * np.sin(t)) ** 2 + (2.2 * np.cos(t)) ** 2
+    geff = np.sqrt(g2)
+    P = 0.125 * (4 + 4 + 4.84 - (16 * np.sin(t) ** 2 + 2.2 ** 4 * np.cos(t) ** 2) / g2)
+    ref = np.trapezoid(P / (geff * BM) * np.sin(t), t)
+    assert abs(stick.sum() / ref - 1) < 1e-3
+
+
+# ----------------------------------------------------------------------------------------- analytic cases
+def test_breit_rabi_isotropic_exact():
+    """S = 1/2, I = 1/2, isotropic a: resonance fields from the Breit-Rabi formula (no nuclear Zeeman)."""
+    g, a, nu = 2.0, 1500.0, 9500.0
+    H0, Gx, Gy, Gz, *_ = kernels.build_ops(0.5, 0.5, np.full(3, g), np.full(3, a), 0.0, 0.0, 0.0)
+    B, In, W = (np.empty((1, 12)) for _ in range(3))
+    kernels.exact_knots(np.array([[0.0, 0.0, 1.0]]), H0, Gx, Gy, Gz, 0.5, 0.5, np.full(3, g), 0.0, np.zeros(3),
+                        nu, np.linspace(250, 450, 8), 1e-3, B, In, W)
+    ours = np.sort(B[0][np.isfinite(B[0])])
+    # Breit-Rabi: m_F = +-1: E = a/4 +- x/2; m_F = 0: E = -a/4 +- sqrt(a^2 + x^2)/2, x = g mu_B B / h.
+    # Allowed lines: (+1) <-> (0, lower) and (0, upper) <-> (-1).
+    from scipy.optimize import brentq
+    r = lambda B: math.sqrt(a * a + (g * BM * B) ** 2)
+    f1 = lambda B: a / 2 + g * BM * B / 2 + r(B) / 2 - nu
+    f2 = lambda B: -a / 2 + g * BM * B / 2 + r(B) / 2 - nu
+    ref = np.sort([brentq(f1, 1, 1000), brentq(f2, 1, 1000)])
+    assert len(ours) == 2
+    for r in ref:
+        assert np.min(np.abs(ours - r)) < 1e-5   # Hermite-root tolerance
+
+
+def test_isotope_mixture_cu_and_ti():
+    x = np.linspace(250, 360, 1024)
+    exp = Experiment(x, 9.5)
+    base = dict(g=[2.06, 2.06, 2.30], A=[60.0, 60.0, 500.0], lw=1.5)
+    nat = cw_spectrum(SpinSystem(nucleus="Cu", **base), exp)
+    c63 = cw_spectrum(SpinSystem(nucleus="63Cu", **base), exp)
+    ratio = 1.5878 / 1.4824
+    scaled = {**base, "A": [60 * ratio, 60 * ratio, 500 * ratio]}
+    c65 = cw_spectrum(SpinSystem(nucleus="65Cu", **scaled), exp)
+    c63s = cw_spectrum(SpinSystem(nucleus="63Cu", **scaled), exp)
+    assert np.allclose(c65 / np.abs(c65).max(), c63s / np.abs(c63s).max(), atol=5e-3)  # same A; only the nuclear
+    # Zeeman term differs (gn 1.59 vs 1.48): measured max difference 2.5e-3
+    assert np.allclose(nat, 0.6915 * c63 + 0.3085 * c65, atol=1e-9 * np.abs(nat).max())
+    # Ti: 87 % I = 0 central line plus 47Ti/49Ti satellites (isotropic solution-like case)
+    xt = np.linspace(330, 350, 2000)
+    ti = cw_spectrum(SpinSystem(g=1.97, nucleus="Ti", A=50.0, lw=0.1), Experiment(xt, 9.5, harmonic=0))
+    centre = 9500 / (1.97 * BM)
+    big = xt[np.argmax(ti)]
+    assert abs(big - centre) < 0.02
+    sat = ti[np.abs(xt - centre) > 0.5]
+    assert 0.005 < sat.max() / ti.max() < 0.1   # each satellite ~ 7.4 %/6 or 5.4 %/8 of the total
+
+
+def test_gstrain_equals_broader_gaussian_for_isotropic_g():
+    x = np.linspace(330, 350, 2048)
+    exp = Experiment(x, 9.5)
+    y1 = cw_spectrum(SpinSystem(g=2.0, lw=0.3, g_strain=0.002), exp)
+    B = 9500 / (2.0 * BM)
+    w = math.hypot(0.3, B * 0.002 / 2.0)
+    y2 = cw_spectrum(SpinSystem(g=2.0, lw=w), exp)
+    n1, n2 = y1 / np.abs(y1).max(), y2 / np.abs(y2).max()
+    assert np.sqrt(np.mean((n1 - n2) ** 2)) < 5e-3
+
+
+def test_modulation_harmonic_and_phase():
+    x = np.linspace(330, 350, 4096)
+    s = SpinSystem(g=2.0, lw=0.2, lwL=0.3)
+    y1 = cw_spectrum(s, Experiment(x, 9.5, 1))
+    ysm = cw_spectrum(s, Experiment(x, 9.5, 1, mod_amp=0.002))
+    assert np.allclose(ysm / np.abs(ysm).max(), y1 / np.abs(y1).max(), atol=1e-4)
+    y0 = cw_spectrum(s, Experiment(x, 9.5, 0))
+    y2 = cw_spectrum(s, Experiment(x, 9.5, 2))
+    d1 = np.gradient(y0, x)
+    d2 = np.gradient(d1, x)
+    assert np.allclose(y1, d1, atol=2e-3 * np.abs(y1).max())
+    assert np.allclose(y2, d2, atol=5e-3 * np.abs(y2).max())
+    # over-modulation broadens: peak-to-peak distance grows with mod_amp
+    yo = cw_spectrum(s, Experiment(x, 9.5, 1, mod_amp=2.0))
+    assert x[np.argmin(yo)] - x[np.argmax(yo)] > 1.5 * (x[np.argmin(y1)] - x[np.argmax(y1)])
+    # phase pi/2 turns an absorption (harmonic 0, even about the centre) into a dispersion (odd)
+    yd = cw_spectrum(s, Experiment(x, 9.5, 0, mw_phase=np.pi / 2))
+    c = np.argmax(y0)
+    k = 200
+    assert np.allclose(yd[c - k:c], -yd[c + 1:c + k + 1][::-1], atol=0.02 * np.abs(yd).max())
+
+
+# ----------------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("kw,field", [
+    (dict(lw=-0.1), "lw"), (dict(g=[2.0, 0.0, 2.0]), "g_y"), (dict(g=-2.0), "g_x"),
+    (dict(nucleus="99Xx", A=10.0), "nucleus"), (dict(S=1.0), "S"), (dict(S=0.75), "S"),
+])
+def test_bad_spin_system_rejected_naming_field(kw, field):
+    with pytest.raises(ParameterError) as info:
+        cw_spectrum(SpinSystem(**kw), Experiment(np.linspace(300, 400, 100)))
+    assert f"'{field}'" in str(info.value)
+
+
+def test_simulator_bad_params_name_field():
+    sim = EPRSimulator({"field_min": 300.0, "field_max": 380.0, "n_points": 256})
+    for name, bad in [("lw", -1.0), ("g_x", 0.0), ("g_z", -2.0), ("S", 1.0), ("nucleus", "99Xx")]:
+        with pytest.raises(ParameterError, match=name):
+            sim.simulate({name: bad})
+
+
+# ----------------------------------------------------------------------------------------- simulator
+class TestEPRContract(SimulatorContract):
+    recipe = "epr-oxides"
+    n = 4
+    invalid_params = [("lw", -1.0), ("g_x", 0.0), ("g_z", -0.5), ("S", 1.0), ("nucleus", "99Xx"),
+                      ("E_over_D", 0.5)]
+
+
+class TestEPRValidationRecipe(SimulatorContract):
+    recipe = "epr-validation"
+    n = 3
+    invalid_params = [("lw", -1.0)]
+
+
+def test_catalog_has_sources_and_builds():
+    tab = centres()
+    assert len(tab) >= 15
+    x = np.linspace(50, 450, 1024)
+    for cid, c in tab.items():
+        assert c.get("source"), cid
+        s = centre_system(cid)
+        y = cw_spectrum(s, Experiment(x, 9.5), Options(n_theta=13, n_theta_exact=9, refine=4))
+        assert np.isfinite(y).all() and np.abs(y).max() > 0, cid
+
+
+def test_targets_nan_when_not_applicable():
+    sim = EPRSimulator({"field_min": 300.0, "field_max": 380.0, "n_points": 256})
+    out = sim.simulate_outputs({"g_x": 2.0, "g_y": 2.01, "g_z": 2.02, "lw": 0.5})
+    pr = out["params"]
+    assert np.isnan(pr["A_x"][0]) and np.isnan(pr["D"][0])
+    out = sim.simulate_outputs({"g_x": 2.0, "symmetry": "axial", "g_y": 2.5, "g_z": 2.1, "nucleus": "14N",
+                                "A_x": 40.0, "lw": 0.5})
+    assert out["params"]["g_y"][0] == 2.0 and out["params"]["A_x"][0] == 40.0
+
+
+def test_nuisances_change_output_and_pink_noise_is_pink():
+    sim = EPRSimulator({"field_min": 320.0, "field_max": 360.0, "n_points": 1024})
+    base = dict(g_x=2.003, symmetry="iso", lw=0.5, seed=7)
+    y0 = sim.simulate(base)[0]
+    assert abs(np.abs(y0).max() - 1) < 1e-6
+    for k, v in [("field_offset", 1.0), ("mw_freq", 9.6), ("baseline_c1", 0.1), ("noise_white", 0.05),
+                 ("noise_pink", 0.05), ("bg_amp", 0.2), ("mix_centre", "C_TiO2"), ("mod_amp", 1.0),
+                 ("harmonic", 2), ("mw_phase", 0.5), ("sweep_points", 300)]:
+        extra = {"mix_weight": 0.3} if k == "mix_centre" else {}
+        y = sim.simulate({**base, k: v, **extra})[0]
+        assert not np.allclose(y, y0, atol=1e-3), k
+    # field offset moves the line by the offset
+    y1 = sim.simulate({**base, "field_offset": 1.0})[0]
+    x = sim.axis.coords[0]
+    zc = lambda y: x[np.argmax(y)] + x[np.argmin(y)]
+    assert abs((zc(y1) - zc(y0)) / 2 - 1.0) < 0.05
+    p = pink_noise(4096, np.random.default_rng(0))
+    ps = np.abs(np.fft.rfft(p)) ** 2
+    lo, hi = ps[1:50].mean(), ps[1000:2000].mean()
+    assert lo > 20 * hi
+
+
+# ----------------------------------------------------------------------------------------- real data
+DATA = SHARED / "data" / "epr"
+
+
+def _data(name):
+    p = DATA / name
+    if not p.exists():
+        pytest.skip(f"{p} absent (real EPR data live in ../shared/data/epr)")
+    from simgen.epr._io import read_any
+    return read_any(p)
+
+
+def _fit(x, y, mw, sysfn, g0, w0, mod=0.0, sel=None):
+    """Least squares over (field offset, g, width); amplitude and a constant are linear."""
+    from scipy.optimize import least_squares
+    sel = np.ones(len(x), bool) if sel is None else sel
+
+    def model(th):
+        return cw_spectrum(sysfn(th[1], th[2]), Experiment(x, mw, 1, mod), Options(binning="hat"),
+                           field_offset=th[0])
+
+    def res(th):
+        m = model(th)
+        M = np.stack([m, np.ones_like(m)], 1)[sel]
+        c, *_ = np.linalg.lstsq(M, y[sel], rcond=None)
+        return (M @ c - y[sel]) / np.abs(y[sel]).max()
+
+    o = min(np.linspace(-3, 3, 121), key=lambda o: np.sum(res([o, g0, w0]) ** 2))
+    r = least_squares(lambda t: res([t[0], g0, t[1]]), [o, w0], bounds=([-5, 0.005], [5, 20]),
+                      x_scale=[0.05, 0.05])
+    r = least_squares(res, [r.x[0], g0, r.x[1]], bounds=([-5, g0 - 0.005, 0.005], [5, g0 + 0.005, 20]),
+                      x_scale=[0.05, 1e-4, 0.05])
+    m = model(r.x)
+    M = np.stack([m, np.ones_like(m)], 1)
+    c, *_ = np.linalg.lstsq(M[sel], y[sel], rcond=None)
+    return r.x, M @ c
+
+
+def _centre(x, y, lo, hi):
+    """Line centre: the zero crossing between the derivative maximum and minimum inside [lo, hi]."""
+    s = (x >= lo) & (x <= hi)
+    xs, ys = x[s], y[s]
+    i, j = sorted((int(np.argmax(ys)), int(np.argmin(ys))))
+    seg = ys[i:j + 1]
+    k = np.flatnonzero(np.sign(seg[:-1]) != np.sign(seg[1:]))
+    k = int(k[np.argmin(np.abs(k - (j - i) / 2))]) + i
+    return xs[k] + (xs[k + 1] - xs[k]) * ys[k] / (ys[k] - ys[k + 1])
+
+
+@pytest.mark.parametrize("name,a_mT,g0,w0,windows", [
+    ("eprpy__tempo.DSC", 1.565, 2.0060, 0.15, [(329.5, 331.5), (331.3, 333.1), (332.9, 334.9)]),
+    ("easyspin__frem_gly.par", 1.30, 2.0055, 0.05, [(346.0, 347.2), (347.3, 348.5), (348.6, 349.8)]),
+])
+def test_real_nitroxide_triplets(name, a_mT, g0, w0, windows):
+    x, y, meta = _data(name)
+    A = a_mT * g0 * BM  # isotropic 14N coupling in MHz from the reference splitting
+    th, yf = _fit(x, y, meta["mw_freq"], lambda g, w: SpinSystem(g=g, nucleus="14N", A=A, lw=0.01, lwL=w), g0, w0)
+    for w in windows:
+        assert abs(_centre(x, y, *w) - _centre(x, yf, *w)) < 0.05, (w, th)
+
+
+def test_real_cuso4_single_line():
+    x, y, meta = _data("epyrtools__CuSO4_001.par")
+    th, yf = _fit(x, y, meta["mw_freq"], lambda g, w: SpinSystem(g=g, lw=0.01, lwL=w), 2.147, 8.0)
+    assert abs(_centre(x, y, 300, 330) - _centre(x, yf, 300, 330)) < 0.05
+    # exchange-narrowed Lorentzian: peak-to-peak 4.69 mT (reference) = FWHM / sqrt(3)
+    assert abs(th[2] / math.sqrt(3) - 4.69) < 0.3
+
+
+def test_real_strong_pitch_offset():
+    x, y, meta = _data("easyspin__strong1.dsc")
+    th, yf = _fit(x, y, meta["mw_freq"], lambda g, w: SpinSystem(g=g, lw=0.01, lwL=w), 2.0028, 0.2)
+    assert abs(_centre(x, y, 338, 342) - _centre(x, yf, 338, 342)) < 0.05
+    # with g at the literature value the stored axis is ~2 mT low (data/README.md): g + offset degenerate, so
+    # check the offset needed at g = 2.0028
+    B_true = meta["mw_freq"] * 1e3 / (2.0028 * BM)
+    assert abs((_centre(x, y, 338, 342) - B_true) - (-2.0)) < 0.15
+
+
+def test_real_mn_marker_central_lines():
+    """Mn2+ in MgO: the two central (M_S -1/2 <-> 1/2) lines.  The high-field line is fitted (offset, g, width);
+    the low-field central line is then predicted from A = -243 MHz (catalog) with the exact S = 5/2 Hamiltonian.
+    (The cubic crystal field that smears the outer fine-structure transitions in MgO is not modelled, so only
+    the central transitions are compared.)"""
+    from scipy.ndimage import gaussian_filter1d
+    x, y, meta = _data("easyspin__adani_Mn.json")
+    ys = gaussian_filter1d(y, 3)  # low S/N: 3-point Gaussian smoothing before locating the lines
+    sys_ = lambda g, w: SpinSystem(S=2.5, g=g, nucleus="55Mn", A=-243.0, lw=w)
+    sel = (x > 336.5) & (x < 340.0)
+    th, yf = _fit(x, ys, meta["mw_freq"], sys_, 2.0014, 0.15, mod=0.1, sel=sel)
+    assert abs(_centre(x, ys, 337.7, 338.8) - _centre(x, yf, 337.7, 338.8)) < 0.05
+    # central transition of the low-field group = strongest sub-line of the narrow-line absorption
+    xf = np.linspace(326.4, 341.4, 30001)
+    ab = cw_spectrum(SpinSystem(S=2.5, g=th[1], nucleus="55Mn", A=-243.0, lw=0.01),
+                     Experiment(xf, meta["mw_freq"], 0), field_offset=th[0])
+    lo = (xf > 328) & (xf < 331)
+    predicted = xf[lo][np.argmax(ab[lo])]
+    assert abs(_centre(x, ys, 329.0, 330.2) - predicted) < 0.05
+
+
+def test_equivalent_nuclei_binomial_and_isotopologues():
+    x = np.linspace(330, 350, 4000)
+    y = cw_spectrum(SpinSystem(g=2.0, nucleus="14N", A=56.0, n_equiv=2, lw=0.05), Experiment(x, 9.5, 0))
+    from scipy.signal import find_peaks
+    pk, _ = find_peaks(y, height=0.05 * y.max())
+    assert len(pk) == 5
+    h = y[pk] / y[pk].max()
+    # 1:2:3:2:1 for two I = 1; second-order shifts differ between (m1, m2) of equal sum: 3 % tolerance
+    assert np.allclose(h, [1 / 3, 2 / 3, 1, 2 / 3, 1 / 3], atol=0.03)
+    assert np.allclose(np.diff(x[pk]), 56.0 / (2.0 * BM), atol=0.02)
+    from simgen.epr.physics import _isotopologue_sets, isotopologues
+    sets = _isotopologue_sets(tuple(isotopologues("Cu")), 2)
+    w = {tuple(round(sc, 4) for _, _, sc in nucs): f for f, nucs in sets}
+    assert abs(sum(w.values()) - 1) < 1e-12
+    assert abs(w[(1.0, 1.0)] - 0.6915 ** 2) < 1e-12
+    assert abs(w[(1.0, round(1.5878 / 1.4824, 4))] - 2 * 0.6915 * 0.3085) < 1e-12
+    with pytest.raises(ParameterError, match="n_equiv"):
+        cw_spectrum(SpinSystem(S=2.5, nucleus="55Mn", A=-240.0, n_equiv=2, lw=1.0), Experiment(x, 9.5))
+
+
+def test_powder_bin_conserves_weight_octant():
+    g = np.array([2.0, 2.05, 2.2])
+    th = np.linspace(0, np.pi / 2, 9)
+    ph = np.linspace(0, np.pi / 2, 9)
+    T, P = np.meshgrid(th, ph, indexing="ij")
+    nv = np.ascontiguousarray(np.stack([np.sin(T) * np.cos(P), np.sin(T) * np.sin(P), np.cos(T)], -1).reshape(-1, 3))
+    B, In, W = (np.empty((81, 1)) for _ in range(3))
+    kernels.s12_knots(nv, g, np.zeros(3), np.zeros((0, 3)), np.zeros(0), np.zeros((1, 0)), np.ones(1),
+                      np.zeros(0), 9500.0, B, In, W)
+    stick = np.zeros((1, 4000))
+    kernels.powder_bin(B, In, W, np.full(1, -1), 9, 9, th, ph, 12, 250.0, 0.05, 0.5, np.array([0.5]), 1.0, stick)
+    # slow, obvious: midpoint rule on a fine (theta, phi) grid of the closed-form intensity
+    n = 1000
+    t = (np.arange(n) + 0.5) * (np.pi / 2) / n
+    p = (np.arange(n) + 0.5) * (np.pi / 2) / n
+    Tt, Pp = np.meshgrid(t, p, indexing="ij")
+    nx, ny, nz = np.sin(Tt) * np.cos(Pp), np.sin(Tt) * np.sin(Pp), np.cos(Tt)
+    g2 = (g[0] * nx) ** 2 + (g[1] * ny) ** 2 + (g[2] * nz) ** 2
+    Pm = 0.125 * (np.sum(g ** 2) - (g[0] ** 4 * nx ** 2 + g[1] ** 4 * ny ** 2 + g[2] ** 4 * nz ** 2) / g2)
+    ref = np.sum(Pm / (np.sqrt(g2) * BM) * np.sin(Tt)) * (np.pi / 2 / n) ** 2
+    assert abs(stick.sum() / ref - 1) < 1e-3

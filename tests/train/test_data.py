@@ -1,0 +1,194 @@
+"""train.data: tasks, splits, normalisers, the chunk-aware loader and on-the-fly simulation (tiny corpora)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+import simgen.corpus as sc
+from simgen.errors import StoreError
+from simgen.recipe import load_recipe
+
+from train.data import (ChunkShuffleLoader, CorpusDataset, SimulatedDataset, TaskError, XNormaliser,
+                        YNormaliser, block_rows_for, fit_normalisers, holdout_split, kfold_splits, open_store,
+                        parse_task)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models gain nothing from more threads, and on a shared machine extra threads only contend."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+def tiny_recipe(points=64, label=True, seed=7):
+    d = load_recipe("peaks-demo").to_dict()
+    d["config"]["n_points"] = points
+    d["seed"] = seed
+    if not label:
+        d.pop("label")
+    return d
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "peaks.zarr"
+    sc.build(tiny_recipe(), 480, path, chunk_rows=64, progress=False, scheduler="synchronous")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def store_nolabel(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "nolabel.zarr"
+    sc.build(tiny_recipe(label=False), 64, path, chunk_rows=32, progress=False, scheduler="synchronous")
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ task
+def test_parse_task(store, store_nolabel):
+    c = sc.open(store)
+    t = parse_task("regress:width,center", c)
+    assert t.targets == ("width", "center") and not t.classify and t.target_units == ("arb.", "arb.")
+    assert parse_task("regress", c).targets == ("center", "width", "amplitude")
+    t = parse_task("both:center", c)
+    assert t.targets == ("center",) and t.classify and t.classes == ("gaussian", "lorentzian")
+    t = parse_task("classify", c)
+    assert t.targets == () and t.classify
+    with pytest.raises(TaskError, match=r"unknown target 'centre'.*center, width, amplitude"):
+        parse_task("regress:centre", c)
+    with pytest.raises(TaskError, match="expected one of"):
+        parse_task("regression", c)
+    with pytest.raises(TaskError, match="no class label"):
+        parse_task("classify", sc.open(store_nolabel))
+
+
+# ------------------------------------------------------------------------------------------------ splits
+def test_holdout_split_partitions_and_is_seeded():
+    s = holdout_split(1000, 100, val=0.1, test=0.2, seed=3)
+    allrows = np.concatenate([s[k].rows for k in ("train", "val", "test")])
+    assert np.array_equal(np.sort(allrows), np.arange(1000))
+    assert abs(len(s["test"]) - 200) <= 20 and abs(len(s["val"]) - 100) <= 20
+    s2 = holdout_split(1000, 100, val=0.1, test=0.2, seed=3)
+    assert all(np.array_equal(s[k].rows, s2[k].rows) for k in s)
+    s3 = holdout_split(1000, 100, val=0.1, test=0.2, seed=4)
+    assert not np.array_equal(s["test"].rows, s3["test"].rows)
+    # blocks never straddle a chunk: each block is contiguous within one chunk
+    b = block_rows_for(1000, 100)
+    assert 100 % b == 0 and 1000 // b >= 50
+    assert block_rows_for(100_000, 512) == 512  # enough chunks: whole chunks
+
+
+def test_kfold_splits():
+    folds = kfold_splits(960, 64, k=4, seed=1)
+    tests = np.concatenate([f["test"].rows for f in folds])
+    assert np.array_equal(np.sort(tests), np.arange(960))  # the test folds partition the corpus
+    for f in folds:
+        parts = [set(f[k].rows.tolist()) for k in ("train", "val", "test")]
+        assert sum(map(len, parts)) == 960 and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    with pytest.raises(ValueError, match="too small"):
+        kfold_splits(10, 10, k=5, block_rows=5)
+
+
+# ------------------------------------------------------------------------------------------------ normalisers
+def test_normalisers_fit_on_train_split_only(store):
+    c = sc.open(store)
+    task = parse_task("regress", c)
+    sp = holdout_split(c.n, c.chunk_rows, val=0.2, test=0.2, seed=0)
+    norm = fit_normalisers(c, sp["train"].rows, task, x_mode="channel")
+    x, y = c.x[:][sp["train"].rows], c.y[:][sp["train"].rows]
+    np.testing.assert_allclose(norm.x.mean, x.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.x.std, x.std(0), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(norm.y.mean, y.mean(0), rtol=1e-5)
+    assert not np.allclose(norm.y.mean, c.y[:].mean(0), rtol=1e-6)  # the held-out rows are not used
+    g = XNormaliser("global").partial_fit(x).finish()
+    np.testing.assert_allclose([g.mean[0], g.std[0]], [x.mean(), x.std()], rtol=1e-4)
+
+
+def test_y_normaliser_is_nan_aware():
+    rng = np.random.default_rng(0)
+    y = rng.normal(3, 2, (200, 2))
+    y[::3, 1] = np.nan
+    yn = YNormaliser(("a", "b")).partial_fit(y[:100]).partial_fit(y[100:]).finish()
+    np.testing.assert_allclose(yn.mean, np.nanmean(y, 0))
+    np.testing.assert_allclose(yn.std, np.nanstd(y, 0))
+    z = yn.transform(y)
+    assert np.array_equal(np.isnan(z), np.isnan(y))
+    np.testing.assert_allclose(yn.inverse(z), y, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ loaders
+def _rows_of_epoch(loader, c):
+    """Recover the store rows of each batch by matching the raw y (unique floats) back to rows."""
+    ally = c.y[:]
+    key = {tuple(np.round(r, 5)): i for i, r in enumerate(ally)}
+    rows, batches = [], []
+    for b in loader:
+        r = [key[tuple(np.round(v, 5))] for v in b["y"].numpy()]
+        rows += r
+        batches.append(r)
+    return rows, batches
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_chunk_loader_epoch_covers_split_once(store, workers):
+    c = sc.open(store)
+    task = parse_task("both", c)
+    sp = holdout_split(c.n, c.chunk_rows, val=0.2, test=0.2, seed=0)
+    ds = CorpusDataset(store, split=sp["train"], task=task, normaliser=None)
+    ld = ChunkShuffleLoader(ds, batch_size=32, seed=1, num_workers=workers, mix_chunks=2)
+    rows, batches = _rows_of_epoch(ld, c)
+    assert sorted(rows) == sp["train"].rows.tolist()
+    # chunk-aware: a batch touches the mix_chunks chunks of its block (plus those of the rows carried over)
+    assert max(len({r // c.chunk_rows for r in b}) for b in batches) <= 4
+    ld.set_epoch(1)
+    rows1, _ = _rows_of_epoch(ld, c)
+    assert sorted(rows1) == sorted(rows) and rows1 != rows  # a new order each epoch
+    b = next(iter(ld))
+    assert b["x"].dtype == torch.float32 and b["label"].dtype == torch.int64 and b["x"].shape[1:] == (64,)
+
+
+def test_dataset_item_is_normalised_row(store):
+    c = sc.open(store)
+    task = parse_task("regress:width", c)
+    norm = fit_normalisers(c, np.arange(c.n), task, x_mode="global")
+    ds = CorpusDataset(store, task=task, normaliser=norm)
+    item = ds[77]
+    np.testing.assert_allclose(item["x"].numpy(), (c.x[77] - norm.x.mean[0]) / norm.x.std[0], rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(item["y"].numpy(), (c.y[77, 1] - norm.y.mean) / norm.y.std, rtol=1e-5)
+
+
+def test_simulated_dataset_reproduces_store_rows(store):
+    c = sc.open(store)
+    sim = SimulatedDataset(c.recipe, task="both", batch_size=16, start=0, stop=40, rows_per_block=20,
+                           shuffle=False)
+    got = list(sim)
+    x = torch.cat([b["x"] for b in got]).numpy()
+    y = torch.cat([b["y"] for b in got]).numpy()
+    lab = torch.cat([b["label"] for b in got]).numpy()
+    np.testing.assert_array_equal(x, c.x[:40])
+    np.testing.assert_array_equal(y, c.y[:40])
+    np.testing.assert_array_equal(lab, c.label[:40])
+    one = sim[5]
+    np.testing.assert_array_equal(one["x"].numpy(), c.x[5])
+    fresh = SimulatedDataset(c.recipe, task="regress", batch_size=8, start=c.n, stop=c.n + 8)
+    assert not np.allclose(next(iter(fresh))["x"].numpy()[:, :5], c.x[:8, :5])
+
+
+# ------------------------------------------------------------------------------------------------ bad stores
+def test_incomplete_and_corrupted_store(tmp_path):
+    path = tmp_path / "broken.zarr"
+    sc.build(tiny_recipe(), 64, path, chunk_rows=32, progress=False, scheduler="synchronous")
+    open_store(path, verify=True)  # intact
+    g = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    x = g["x"][0:32]
+    x[3, 5] += 1.0
+    g["x"][0:32] = x
+    with pytest.raises(StoreError, match=r"broken\.zarr.*corrupted.*\[0\]"):
+        open_store(path, verify=True)
+    g["_chunk_crc32"][1] = -1
+    with pytest.raises(StoreError, match=r"broken\.zarr.*incomplete"):
+        CorpusDataset(path)

@@ -1,0 +1,119 @@
+"""VAE models (train/models/vae.py) and the nested-VAE measurement helpers (train/nested.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from train.models import vae as V
+
+
+def test_models_registry_and_doc000_defaults():
+    assert {"vae", "cvae", "conv_vae", "conv_cvae", "image_vae", "image_cvae", "nested_vae"} <= set(V.MODELS)
+    m = V.MODELS["vae"](2598)
+    # document 000: 2598 -> 256 -> 2 x 128; decoder 128 -> 256 -> 2598
+    assert m.enc[0].in_features == 2598 and m.enc[0].out_features == 256
+    assert m.mu.out_features == 128 and m.logvar.out_features == 128
+    assert m.dec[0].in_features == 128 and m.dec[-1].out_features == 2598
+    c = V.MODELS["cvae"](2598, n_cond=8)
+    assert c.dec[0].in_features == 136  # 128 + 8 concentrations
+    with pytest.raises(KeyError, match="unknown"):
+        V.build("nope")
+
+
+@pytest.mark.parametrize("name,args,kw,xshape", [
+    ("vae", (300,), {"latent": 8}, (5, 300)),
+    ("cvae", (300, 3), {"latent": 8}, (5, 300)),
+    ("conv_vae", (301,), {"latent": 8}, (5, 301)),
+    ("conv_cvae", (256, 3), {"latent": 8}, (5, 256)),
+    ("image_vae", (128,), {"latent": 8, "channels": (4, 8)}, (5, 128, 128)),
+    ("image_cvae", (128, 3), {"latent": 8, "channels": (4, 8)}, (5, 128, 128)),
+])
+def test_shapes_and_loss(name, args, kw, xshape):
+    torch.manual_seed(0)
+    m = V.build(name, *args, **kw)
+    x = torch.randn(xshape)
+    cond = torch.randn(xshape[0], m.n_cond) if m.n_cond else None
+    out = m(x, cond)
+    assert out["recon"].shape == x.shape
+    ls = V.vae_loss(out, x, beta=1.0)
+    assert torch.isfinite(ls["loss"]) and ls["kl"] >= 0
+    ls["loss"].backward()
+    s = m.sample(3, None if cond is None else cond[:3])
+    assert s.shape == (3,) + xshape[1:]
+    if m.n_cond:
+        with pytest.raises(ValueError, match="cond"):
+            m(x, None)
+
+
+def test_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(1)
+    mu, lv = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
+    mp, lp = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
+    D = torch.distributions
+    ref = D.kl_divergence(D.Normal(mu, (0.5 * lv).exp()), D.Normal(mp, (0.5 * lp).exp())).sum(1).mean()
+    assert torch.allclose(V.kl_normal(mu, lv, mp, lp), ref, atol=1e-5)
+    ref0 = D.kl_divergence(D.Normal(mu, (0.5 * lv).exp()), D.Normal(0.0, 1.0)).sum(1).mean()
+    assert torch.allclose(V.kl_normal(mu, lv), ref0, atol=1e-5)
+
+
+def test_mmd_separates_distributions():
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g)
+    assert abs(float(V.mmd_rbf(a, b))) < 0.02
+    assert float(V.mmd_rbf(a, b + 2.0)) > 10 * abs(float(V.mmd_rbf(a, b)))
+
+
+def test_vae_learns_a_low_dimensional_family():
+    # spectra = Gaussian peaks at random positions: a trained VAE must reconstruct far better than the mean spectrum
+    torch.manual_seed(0)
+    u = torch.linspace(0, 1, 64)
+    c = torch.rand(256, 1) * 0.6 + 0.2
+    x = torch.exp(-0.5 * ((u - c) / 0.05) ** 2)
+    m = V.VAE(64, latent=4, hidden=64)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    for _ in range(400):
+        loss = V.vae_loss(m(x), x, beta=0.1)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    err = float(((m(x)["recon"] - x) ** 2).mean())
+    base = float(((x - x.mean(0)) ** 2).mean())
+    assert err < 0.25 * base
+
+
+def test_nested_vae_parts():
+    torch.manual_seed(0)
+    m = V.NestedVAE(128, n_cont=2, n_classes=2, code=16, channels=(4, 8, 8, 8), out_ch=2)
+    x = torch.randn(3, 128, 128)
+    cond = torch.cat([torch.randn(3, 2), torch.eye(2)[[0, 1, 0]]], 1)
+    out = m(x, cond)
+    assert out["recon"].shape == (3, 2, 128, 128)
+    ls = m.loss(out, x, cond, mask=torch.zeros(3, 128, 128))
+    assert set(ls) >= {"loss", "mse", "bce", "kl", "cond"} and torch.isfinite(ls["loss"])
+    ls["loss"].backward()
+    assert m.generate(cond).shape == (3, 2, 128, 128)
+    cont, logits = m.infer(x)
+    assert cont.shape == (3, 2) and logits.shape == (3, 2)
+    with pytest.raises(ValueError, match="divisible"):
+        V.NestedVAE(100, n_cont=2)
+
+
+def test_measure_mask_against_drawn_discs():
+    from train.nested import measure_mask
+    n, px, t = 128, 1.5, 100.0
+    yy, xx = np.mgrid[:n, :n]
+    mask = np.zeros((1, n, n), bool)
+    radii_px = [6.0, 10.0, 14.0]
+    for (cy, cx), r in zip([(30, 30), (90, 40), (60, 95)], radii_px):
+        mask[0] |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2
+    mask[0, 5, 120] = True  # a speck below min_px: ignored
+    m = measure_mask(mask, px, t)
+    d = np.sort(m["sizes"])
+    # pixelised discs: equivalent diameter within 3 % of 2 r (tolerance: digitisation of a disc of r >= 6 px)
+    np.testing.assert_allclose(d, 2 * np.array(radii_px) * px, rtol=0.03)
+    foil = n * n * px ** 2 * t
+    assert m["number_density"][0] == pytest.approx(3 / (foil * 1e-27))
+    v = np.sum(np.pi * d ** 3 / 6)
+    assert m["swelling"][0] == pytest.approx(100 * v / (foil - v))

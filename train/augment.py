@@ -1,0 +1,356 @@
+"""Document 000's augmentation protocol for scarce measured sets: ``simtrain augment``.
+
+Protocol (per cross-validation fold of the "experimental" set):
+
+1. per-target regressors (one MLP per target, hidden 64-32-16, Adam lr 1e-3; document 000's reference solution)
+   trained on the experimental training part;
+2. a VAE (``in -> 256 -> 2 x latent``, decoder ``latent -> 256 -> out``, loss MSE + beta KL) trained on it;
+3. ``ratio x n_train`` spectra generated from the prior;
+4. generated spectra labelled with the step-1 regressors;
+5. regressors retrained on experimental + generated and scored on the fold's test part.
+
+CVAE variant: the decoder also receives the (standardised) targets, and spectra are generated at chosen
+conditions, labelled by those conditions; strategies for choosing them: ``train`` (resample the training targets),
+``kde`` (a Gaussian KDE of the training targets), ``grid`` (a regular grid over the training range, per target
+quantile-spaced for > 3 targets).  The report gives per-target MAE as mean +- std over k folds for exp-only, +VAE and
++CVAE (each strategy), sweeps over latent size and generated/experimental ratio (document 000's open questions),
+and figures: examples, per-channel mean/std bands of real vs generated, nearest real neighbours of generated spectra.
+
+The "experimental" set is a corpus store (``--data STORE``) or a recipe simulated on the fly (``--data peaks-demo``),
+of which ``--n`` rows stand in for a measured set.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models.vae import VAE, vae_loss
+
+# --------------------------------------------------------------------------------------------- data
+
+
+def load_spectra(source: str, n: int, offset: int = 0, seed: int | None = None) -> dict:
+    """``n`` rows (from ``offset``) of a corpus store path, or of a recipe simulated on the fly (``seed`` overrides
+    the recipe seed).  Returns x (n, L) float32, y (n, T) float32 (NaN = not applicable), names, recipe."""
+    p = Path(source)
+    if p.exists() and p.is_dir():
+        import simgen.corpus as corpus
+        c = corpus.open(p)
+        if c.n < offset + n:
+            raise ValueError(f"--data {source}: store has {c.n} rows, {offset + n} requested")
+        x = np.asarray(c.x[offset:offset + n], dtype=np.float32)
+        y = np.asarray(c.y[offset:offset + n], dtype=np.float32)
+        return {"x": x.reshape(n, -1), "y": y, "names": list(c.param_names), "source": str(p)}
+    import simgen
+    from simgen.corpus import simulate_rows
+    r = simgen.load_recipe(source)
+    sim = r.build()
+    params, out = simulate_rows(sim, r.seed if seed is None else int(seed), offset, offset + n)
+    x = np.asarray(out["x"], dtype=np.float32).reshape(n, -1)
+    return {"x": x, "y": sim.targets_array(params).astype(np.float32), "names": list(sim.param_names),
+            "source": source}
+
+
+# --------------------------------------------------------------------------------------------- regressors
+
+
+class PerTargetMLP(nn.Module):
+    """One independent MLP per target (document 000: hidden 64-32-16, one output), or a shared MLP when
+    ``per_target`` is False."""
+
+    def __init__(self, n_in: int, n_targets: int, hidden=(64, 32, 16), per_target: bool = True):
+        super().__init__()
+
+        def mlp(n_out):
+            layers, prev = [], n_in
+            for h in hidden:
+                layers += [nn.Linear(prev, h), nn.ReLU()]
+                prev = h
+            return nn.Sequential(*layers, nn.Linear(prev, n_out))
+
+        self.nets = nn.ModuleList([mlp(1) for _ in range(n_targets)] if per_target else [mlp(n_targets)])
+
+    def forward(self, x):
+        return torch.cat([m(x) for m in self.nets], dim=1)
+
+
+class Regressor:
+    """Standardises inputs (per channel) and targets, trains with Adam on a masked (NaN-aware) MSE."""
+
+    def __init__(self, hidden=(64, 32, 16), per_target=True, epochs=150, lr=1e-3, batch=64, weight_decay=0.0,
+                 seed=0, noise=0.0):
+        self.hidden, self.per_target, self.epochs, self.lr, self.batch = hidden, per_target, epochs, lr, batch
+        self.weight_decay, self.seed, self.noise = weight_decay, seed, noise
+
+    def fit(self, x, y, sample_weight=None):
+        x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        self.xm, self.xs = x.mean(0), x.std(0) + 1e-6 * (x.std() + 1e-12)
+        self.ym, self.ys = np.nanmean(y, 0), np.nanstd(y, 0) + 1e-12
+        torch.manual_seed(self.seed)
+        X = torch.as_tensor((x - self.xm) / self.xs)
+        Y = torch.as_tensor((y - self.ym) / self.ys)
+        W = torch.ones(len(X)) if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32)
+        self.model = PerTargetMLP(X.shape[1], Y.shape[1], self.hidden, self.per_target)
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs)
+        g = torch.Generator().manual_seed(self.seed)
+        n = len(X)
+        for _ in range(self.epochs):
+            perm = torch.randperm(n, generator=g)
+            for s in range(0, n, self.batch):
+                idx = perm[s:s + self.batch]
+                xb, yb, wb = X[idx], Y[idx], W[idx]
+                if self.noise:
+                    xb = xb + self.noise * torch.randn(xb.shape, generator=g)
+                pred = self.model(xb)
+                ok = torch.isfinite(yb)
+                err = torch.where(ok, pred - torch.nan_to_num(yb), torch.zeros_like(pred)) ** 2
+                loss = (err.sum(1) * wb).sum() / (ok.sum() * wb.mean()).clamp_min(1)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            sched.step()
+        self.model.eval()
+        return self
+
+    @torch.no_grad()
+    def predict(self, x):
+        X = torch.as_tensor((np.asarray(x, np.float32) - self.xm) / self.xs)
+        return self.model(X).numpy() * self.ys + self.ym
+
+
+def mae(y_true, y_pred) -> np.ndarray:
+    """Per-target MAE ignoring NaN targets."""
+    return np.nanmean(np.abs(np.asarray(y_pred) - np.asarray(y_true)), axis=0)
+
+
+# --------------------------------------------------------------------------------------------- VAEs
+
+
+def fit_vae(x, cond=None, latent=128, hidden=256, epochs=300, lr=1e-3, beta=1.0, batch=64, seed=0):
+    """Train document 000's (C)VAE on standardised spectra; returns (model, mean, std)."""
+    torch.manual_seed(seed)
+    x = np.asarray(x, np.float32)
+    m, s = x.mean(0), x.std(0) + 1e-6 * (x.std() + 1e-12)
+    X = torch.as_tensor((x - m) / s)
+    C = None if cond is None else torch.as_tensor(np.asarray(cond, np.float32))
+    vae = VAE(X.shape[1], latent=latent, hidden=hidden, n_cond=0 if C is None else C.shape[1])
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    for ep in range(epochs):
+        vae.train()
+        perm = torch.randperm(len(X), generator=g)
+        for st in range(0, len(X), batch):
+            idx = perm[st:st + batch]
+            out = vae(X[idx], None if C is None else C[idx])
+            loss = vae_loss(out, X[idx], beta=beta * min(1.0, (ep + 1) / (epochs / 4)))["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    vae.eval()
+    return vae, m, s
+
+
+def choose_conditions(y_train: np.ndarray, n: int, strategy: str, rng: np.random.Generator) -> np.ndarray:
+    """Conditions (targets) at which the CVAE generates: 'train' | 'kde' | 'grid'."""
+    y = y_train[np.all(np.isfinite(y_train), axis=1)]
+    T = y.shape[1]
+    if strategy == "train":
+        return y[rng.integers(0, len(y), n)]
+    if strategy == "kde":
+        from scipy.stats import gaussian_kde
+        lo, hi = y.min(0), y.max(0)
+        kde = gaussian_kde(y.T)
+        s = kde.resample(n * 2, seed=rng).T
+        s = s[np.all((s >= lo) & (s <= hi), axis=1)]  # stay in the physical/training range
+        while len(s) < n:
+            s = np.concatenate([s, y[rng.integers(0, len(y), n - len(s))]])
+        return s[:n]
+    if strategy == "grid":
+        k = max(2, int(np.ceil(n ** (1.0 / T))))
+        axes = [np.quantile(y[:, j], np.linspace(0.02, 0.98, k)) for j in range(T)]
+        g = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, T)
+        return g[rng.permutation(len(g))[:n]] if len(g) >= n else g[rng.integers(0, len(g), n)]
+    raise ValueError(f"CVAE strategy '{strategy}' is not one of 'train', 'kde', 'grid'")
+
+
+def generate_vae(vae, m, s, n, cond=None, seed=0):
+    torch.manual_seed(seed)
+    c = None if cond is None else torch.as_tensor(np.asarray(cond, np.float32))
+    return vae.sample(n, c).numpy() * s + m
+
+
+# --------------------------------------------------------------------------------------------- protocol
+
+
+def kfold(n, k, seed):
+    idx = np.random.default_rng(seed).permutation(n)
+    return [(np.setdiff1d(idx, f), f) for f in np.array_split(idx, k)]
+
+
+def run_fold(x, y, tr, te, *, latent, ratio, strategies, cfg, seed, want=("exp", "vae", "cvae"), keep=None):
+    """One fold: returns {method: per-target MAE}; ``keep`` (dict) receives generated spectra for figures."""
+    res = {}
+    reg_kw = dict(epochs=cfg["reg_epochs"], lr=1e-3, batch=cfg["batch"], seed=seed, weight_decay=cfg["wd"])
+    base = Regressor(**reg_kw).fit(x[tr], y[tr])
+    res["exp"] = mae(y[te], base.predict(x[te]))
+    n_gen = int(round(ratio * len(tr)))
+    if "vae" in want and n_gen > 0:
+        vae, m, s = fit_vae(x[tr], latent=latent, epochs=cfg["vae_epochs"], beta=cfg["beta"], seed=seed)
+        xg = generate_vae(vae, m, s, n_gen, seed=seed + 1)
+        yg = base.predict(xg)  # step 4: label with the step-1 regressors
+        r = Regressor(**reg_kw).fit(np.concatenate([x[tr], xg]), np.concatenate([y[tr], yg]))
+        res["vae"] = mae(y[te], r.predict(x[te]))
+        if keep is not None:
+            keep["vae"] = xg
+    if "cvae" in want and n_gen > 0:
+        ym, ys = np.nanmean(y[tr], 0), np.nanstd(y[tr], 0) + 1e-12
+        ytr = np.nan_to_num((y[tr] - ym) / ys)
+        cvae, m, s = fit_vae(x[tr], cond=ytr, latent=latent, epochs=cfg["vae_epochs"], beta=cfg["beta"], seed=seed)
+        for st in strategies:
+            yc = choose_conditions(y[tr], n_gen, st, np.random.default_rng(seed + 2))
+            xg = generate_vae(cvae, m, s, n_gen, cond=(yc - ym) / ys, seed=seed + 3)
+            r = Regressor(**reg_kw).fit(np.concatenate([x[tr], xg]), np.concatenate([y[tr], yc]))
+            res[f"cvae_{st}"] = mae(y[te], r.predict(x[te]))
+            if keep is not None:
+                keep[f"cvae_{st}"] = (xg, yc)
+    return res
+
+
+def summarise(per_fold: list[dict]) -> dict:
+    out = {}
+    for k in per_fold[0]:
+        a = np.stack([f[k] for f in per_fold])
+        out[k] = {"mean": a.mean(0).tolist(), "std": a.std(0, ddof=1 if len(a) > 1 else 0).tolist()}
+    return out
+
+
+def figures(x, xg, out: Path, axis=None, tag="vae"):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    u = np.arange(x.shape[1]) if axis is None else axis
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    for i in range(4):
+        ax[0].plot(u, x[i], color="C0", lw=0.8, alpha=0.8, label="real" if i == 0 else None)
+        ax[0].plot(u, xg[i], color="C3", lw=0.8, alpha=0.8, label="generated" if i == 0 else None)
+    ax[0].set_title("examples")
+    ax[0].legend(fontsize=7)
+    for arr, c, lab in ((x, "C0", "real"), (xg, "C3", "generated")):
+        mu, sd = arr.mean(0), arr.std(0)
+        ax[1].plot(u, mu, color=c, label=lab)
+        ax[1].fill_between(u, mu - sd, mu + sd, color=c, alpha=0.25)
+    ax[1].set_title("per-channel mean +- std")
+    ax[1].legend(fontsize=7)
+    d = ((xg[:3, None, :] - x[None]) ** 2).sum(-1)
+    for i in range(3):
+        j = int(np.argmin(d[i]))
+        off = 1.2 * i * (np.abs(x).max() or 1)
+        ax[2].plot(u, xg[i] + off, color="C3", lw=0.9, label="generated" if i == 0 else None)
+        ax[2].plot(u, x[j] + off, color="k", lw=0.7, ls="--", label="nearest real" if i == 0 else None)
+    ax[2].set_title("generated vs nearest real neighbour")
+    ax[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"augment_{tag}.png", dpi=100)
+    plt.close(fig)
+
+
+def _fmt(s, names):
+    return "  ".join(f"{n}={m:.4g}+-{d:.2g}" for n, m, d in zip(names, s["mean"], s["std"]))
+
+
+def run(args) -> dict:
+    t0 = time.time()
+    torch.set_num_threads(max(1, int(args.threads)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = load_spectra(args.data, args.n, offset=args.offset, seed=args.seed_data)
+    x, y, names = d["x"], d["y"], d["names"]
+    if args.bin > 1:
+        L = x.shape[1] // args.bin * args.bin
+        x = x[:, :L].reshape(len(x), -1, args.bin).mean(-1)
+    cfg = {"reg_epochs": args.reg_epochs, "vae_epochs": args.vae_epochs, "beta": args.beta, "batch": args.batch,
+           "wd": args.weight_decay}
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    folds = kfold(len(x), args.folds, args.seed)
+    print(f"augment: {len(x)} 'experimental' spectra of {x.shape[1]} channels from {args.data}; targets "
+          f"{', '.join(names)}; {args.folds} folds; latent {args.latent}, gen/exp ratio {args.ratio}", flush=True)
+    per_fold, keep = [], {}
+    for i, (tr, te) in enumerate(folds):
+        per_fold.append(run_fold(x, y, tr, te, latent=args.latent, ratio=args.ratio, strategies=strategies,
+                                 cfg=cfg, seed=args.seed + i, keep=keep if i == 0 else None))
+        print(f"  fold {i + 1}/{args.folds} done ({time.time() - t0:.0f} s)", flush=True)
+    main = summarise(per_fold)
+    report = {"data": args.data, "n": len(x), "targets": names, "folds": args.folds, "latent": args.latent,
+              "ratio": args.ratio, "main": main, "per_fold": [{k: v.tolist() for k, v in f.items()} for f in per_fold],
+              "sweeps": {}}
+    print("per-target MAE, mean +- std over folds:")
+    for k, s in main.items():
+        print(f"  {k:12s} {_fmt(s, names)}")
+    if "vae" in keep:
+        figures(x[folds[0][0]], keep["vae"], out, tag="vae")
+    for st in strategies:
+        if f"cvae_{st}" in keep:
+            figures(x[folds[0][0]], keep[f"cvae_{st}"][0], out, tag=f"cvae_{st}")
+    sweep_folds = folds[:args.sweep_folds]
+    for kind, values in (("latent", args.sweep_latent), ("ratio", args.sweep_ratio)):
+        vals = [float(v) if kind == "ratio" else int(v) for v in values.split(",") if v.strip()]
+        for v in vals:
+            kw = {"latent": args.latent, "ratio": args.ratio, **{kind: v}}
+            pf = [run_fold(x, y, tr, te, strategies=strategies[:1], cfg=cfg, seed=args.seed + i, **kw)
+                  for i, (tr, te) in enumerate(sweep_folds)]
+            report["sweeps"].setdefault(kind, {})[str(v)] = summarise(pf)
+            s = report["sweeps"][kind][str(v)]
+            print(f"  sweep {kind}={v}: " + " | ".join(f"{k}: {_fmt(s[k], names)}" for k in s if k != "exp"),
+                  flush=True)
+    (out / "augment_report.json").write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}/augment_report.json and figures ({time.time() - t0:.0f} s)")
+    return report
+
+
+def add_arguments(p):
+    p.add_argument("--data", default="peaks-demo", help="corpus store or recipe standing in for the measured set")
+    p.add_argument("--n", type=int, default=300, help="rows used as the 'experimental' set")
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--seed-data", type=int, default=None, help="recipe seed override (recipe sources)")
+    p.add_argument("--bin", type=int, default=4, help="average adjacent channels (1 = keep all)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--latent", type=int, default=128)
+    p.add_argument("--ratio", type=float, default=1.0, help="generated / experimental training spectra")
+    p.add_argument("--strategies", default="train,kde,grid")
+    p.add_argument("--reg-epochs", type=int, default=150)
+    p.add_argument("--vae-epochs", type=int, default=300)
+    p.add_argument("--beta", type=float, default=1.0)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--sweep-latent", default="8,32,128")
+    p.add_argument("--sweep-ratio", default="0.5,2,4")
+    p.add_argument("--sweep-folds", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="runs/augment")
+
+
+def register_cli(subparsers):
+    p = subparsers.add_parser("augment", help="VAE/CVAE augmentation of a scarce measured set (document 000)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m train.augment", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

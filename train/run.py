@@ -1,0 +1,254 @@
+"""A run directory: everything needed to predict with a trained model, and to see how it was trained.
+
+Layout::
+
+    RUN/config.json        the FitConfig, the task (targets, classes), model name/options, input shape
+    RUN/model.pt           weights of the best epoch (torch state_dict)   | model.pkl for the classical baseline
+    RUN/normalisers.npz    x and y normalisers fitted on the training split
+    RUN/axis.json          the store's axis (dims, coordinates, units): inputs must be on this axis
+    RUN/versions.json      package versions, the store's recipe digest and simulator version
+    RUN/history.json       per-epoch losses
+    RUN/metrics.json       per-target MAE/RMSE/R^2 and per-class accuracy/F1/confusion on the evaluated split
+    RUN/figures/*.png      learning curves, parity plots, confusion matrix
+    RUN/checkpoints/       last.pt (resume) and best.pt
+
+``load_run(path)`` returns a :class:`Run`; ``Run.predict(x)`` takes raw (unnormalised) samples on the run's axis.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from simgen.simulator import Axis
+
+from .data import Normalisers, Task, TaskError
+from .models import ShapeError, get_model, is_baseline
+
+__all__ = ["Run", "load_run", "versions", "resolve_device", "RunError"]
+
+
+class RunError(ValueError):
+    """A run directory is missing or incomplete."""
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for pkg in ("simgen", "torch", "numpy", "scipy", "zarr", "scikit-learn"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def resolve_device(device: str | None) -> torch.device:
+    d = (device or "auto").lower()
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if d.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}': CUDA is not available on this machine (use --device cpu or auto)")
+    try:
+        return torch.device(d)
+    except RuntimeError as exc:
+        raise ValueError(f"device '{device}': expected cpu, cuda, cuda:N or auto") from exc
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def write_json(path, obj) -> None:
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=True))
+    os.replace(tmp, path)
+
+
+class Run:
+    """A trained model with its normalisers, task and axis."""
+
+    def __init__(self, path, config: dict, task: Task, axis: Axis, normalisers: Normalisers, model,
+                 in_shape, history=None, metrics=None, device="cpu"):
+        self.path = Path(path)
+        self.config, self.task, self.axis, self.normalisers = config, task, axis, normalisers
+        self.model = model
+        self.in_shape = tuple(in_shape)
+        self.history = history or []
+        self.metrics = metrics or {}
+        self.device = resolve_device(device) if not isinstance(device, torch.device) else device
+
+    @property
+    def is_baseline(self) -> bool:
+        return is_baseline(self.config["model"])
+
+    # ---------------------------------------------------------------------------------------------- save/load
+    def save(self) -> None:
+        p = self.path
+        p.mkdir(parents=True, exist_ok=True)
+        cfg = dict(self.config)
+        cfg["task"] = self.task.to_dict()
+        cfg["in_shape"] = list(self.in_shape)
+        write_json(p / "config.json", cfg)
+        self.normalisers.save(p / "normalisers.npz")
+        write_json(p / "axis.json", self.axis.to_dict())
+        if self.is_baseline:
+            with open(p / "model.pkl.tmp", "wb") as f:
+                pickle.dump(self.model, f)
+            os.replace(p / "model.pkl.tmp", p / "model.pkl")
+        else:
+            torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, p / "model.pt.tmp")
+            os.replace(p / "model.pt.tmp", p / "model.pt")
+        write_json(p / "history.json", self.history)
+        if self.metrics:
+            write_json(p / "metrics.json", self.metrics)
+
+    # ---------------------------------------------------------------------------------------------- predict
+    def _check_shape(self, x: np.ndarray) -> None:
+        if tuple(x.shape[1:]) != self.in_shape:
+            dims = ", ".join(f"{d} ({u})" for d, u in zip(self.axis.dims, self.axis.units))
+            raise ShapeError(f"run '{self.path}': model '{self.config['model']}' expects samples of shape "
+                             f"{self.in_shape} on axis {dims}; got input of shape {tuple(x.shape[1:])} "
+                             f"(array shape {tuple(x.shape)})")
+
+    def predict_arrays(self, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """``{"reg": (n, T) physical units, "probs": (n, C)}`` for raw samples ``x``."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape == self.in_shape:
+            x = x[None]
+        self._check_shape(x)
+        if self.is_baseline:
+            return self.model.predict(x)
+        self.model.eval()
+        regs, probs = [], []
+        with torch.no_grad():
+            for s in range(0, len(x), batch_size):
+                xb = torch.from_numpy(self.normalisers.x.transform(x[s:s + batch_size])).to(self.device)
+                out = self.model(xb)
+                if "reg" in out:
+                    regs.append(self.normalisers.y.inverse(out["reg"].float().cpu().numpy()))
+                if "logits" in out:
+                    probs.append(torch.softmax(out["logits"].float(), dim=1).cpu().numpy())
+        res = {}
+        if self.task.targets:
+            res["reg"] = np.concatenate(regs) if regs else np.zeros((0, len(self.task.targets)), np.float32)
+        if self.task.classify:
+            res["probs"] = np.concatenate(probs) if probs else np.zeros((0, len(self.task.classes)), np.float32)
+        return res
+
+    def predict(self, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """Predictions for raw samples ``x`` (n, *in_shape) (or one sample): one array per target name (in the
+        store's units), and when classifying ``class_probs`` (n, C), ``class_index`` (n,) and ``class``
+        (n,) names."""
+        raw = self.predict_arrays(x, batch_size)
+        out = {}
+        for j, t in enumerate(self.task.targets):
+            out[t] = raw["reg"][:, j]
+        if self.task.classify:
+            out["class_probs"] = raw["probs"]
+            out["class_index"] = raw["probs"].argmax(1)
+            out["class"] = np.asarray(self.task.classes, dtype=object)[out["class_index"]]
+        return out
+
+    # ---------------------------------------------------------------------------------------------- evaluate
+    def check_store(self, corpus) -> None:
+        """The store must be on this run's axis and hold its targets and classes."""
+        shape = tuple(corpus.x.shape[1:])
+        if shape != self.in_shape:
+            raise ShapeError(f"store '{corpus.store}' has samples of shape {shape}; run '{self.path}' "
+                             f"(model '{self.config['model']}') expects {self.in_shape}")
+        if corpus.axis.dims != self.axis.dims:
+            raise ShapeError(f"store '{corpus.store}' axis {corpus.axis.dims} differs from the run's "
+                             f"{self.axis.dims}")
+        missing = [t for t in self.task.targets if t not in corpus.param_names]
+        if missing:
+            raise TaskError(f"store '{corpus.store}' lacks target(s) {', '.join(missing)} of run '{self.path}'; "
+                            f"it has: {', '.join(corpus.param_names)}")
+        if self.task.classify and tuple(corpus.classes) != tuple(self.task.classes):
+            raise TaskError(f"store '{corpus.store}' classes {list(corpus.classes)} differ from run '{self.path}' "
+                            f"classes {list(self.task.classes)}")
+
+    def evaluate(self, store, rows=None, figures_dir=None, batch_size: int = 1024) -> dict:
+        """Metrics on ``rows`` of ``store`` (all rows by default)."""
+        from .data import CorpusDataset, open_store
+        c = open_store(store)
+        self.check_store(c)
+        names = list(c.param_names)
+        task = Task(tuple(self.task.targets), self.task.classify, tuple(self.task.classes),
+                    tuple(self.task.target_units), self.task.label_name)
+        ds = CorpusDataset(c.store, split=rows, task=task, normaliser=None)
+        y_true, y_pred, lab, probs = [], [], [], []
+        for k, keep in ds.chunk_plan():
+            sl = c.chunk_slice(k)
+            x = c.x[sl][keep]
+            out = self.predict_arrays(x, batch_size)
+            if task.targets:
+                y_true.append(c.y[sl][keep][:, [names.index(t) for t in task.targets]])
+                y_pred.append(out["reg"])
+            if task.classify:
+                lab.append(c.label[sl][keep].astype(np.int64))
+                probs.append(out["probs"])
+        return evaluation_metrics(task, np.concatenate(y_true) if y_true else None,
+                                  np.concatenate(y_pred) if y_pred else None,
+                                  np.concatenate(lab) if lab else None, np.concatenate(probs) if probs else None,
+                                  figures_dir=figures_dir)
+
+
+def evaluation_metrics(task: Task, y_true, y_pred, labels, probs, figures_dir=None, prefix: str = "") -> dict:
+    from . import figures
+    from .metrics import classification_metrics, regression_metrics
+    m: dict = {}
+    if task.targets and y_true is not None:
+        m["regression"] = regression_metrics(y_true, y_pred, task.targets)
+    if task.classify and labels is not None:
+        m["classification"] = classification_metrics(labels, probs.argmax(1), task.classes)
+    if figures_dir is not None:
+        fd = Path(figures_dir)
+        fd.mkdir(parents=True, exist_ok=True)
+        if "regression" in m:
+            figures.parity_plots(y_true, y_pred, task.targets, task.target_units, fd / f"{prefix}parity.png",
+                                 m["regression"])
+        if "classification" in m:
+            figures.confusion_matrix(m["classification"]["confusion"], task.classes, fd / f"{prefix}confusion.png",
+                                     f"accuracy {m['classification']['accuracy']:.3f}")
+    return m
+
+
+def load_run(path, device: str = "cpu") -> Run:
+    """Load a run directory written by :func:`train.fit.fit`."""
+    p = Path(path)
+    if not (p / "config.json").exists():
+        raise RunError(f"run '{p}': no config.json (not a simtrain run directory, or training did not finish)")
+    cfg = json.loads((p / "config.json").read_text())
+    task = Task.from_dict(cfg["task"])
+    axis = Axis.from_dict(json.loads((p / "axis.json").read_text()))
+    norm = Normalisers.load(p / "normalisers.npz")
+    dev = resolve_device(device)
+    if is_baseline(cfg["model"]):
+        if not (p / "model.pkl").exists():
+            raise RunError(f"run '{p}': model.pkl is missing")
+        with open(p / "model.pkl", "rb") as f:
+            model = pickle.load(f)
+    else:
+        if not (p / "model.pt").exists():
+            raise RunError(f"run '{p}': model.pt is missing")
+        model = get_model(cfg["model"], tuple(cfg["in_shape"]), len(task.targets),
+                          len(task.classes) if task.classify else 0, **cfg.get("model_kw", {}))
+        model.load_state_dict(torch.load(p / "model.pt", map_location="cpu", weights_only=True))
+        model.to(dev).eval()
+    hist = json.loads((p / "history.json").read_text()) if (p / "history.json").exists() else []
+    met = json.loads((p / "metrics.json").read_text()) if (p / "metrics.json").exists() else {}
+    return Run(p, cfg, task, axis, norm, model, cfg["in_shape"], hist, met, dev)
