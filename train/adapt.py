@@ -66,7 +66,7 @@ def fit_domain_vae(xs, xt, *, latent=32, hidden=(512, 256), epochs=60, batch=128
         opt.step()
         sched.step()
         if log and (step % max(1, steps // 5) == 0 or step == steps - 1):
-            log(f"    domain VAE step {step}/{steps}: rec={float(rec):.4f} kl={float(kl):.4f} mmd={float(mmd):.4f}")
+            log(f"    domain VAE step {step}/{steps}: rec={rec.item():.4f} kl={kl.item():.4f} mmd={mmd.item():.4f}")
     model.eval()
     return model
 
@@ -241,7 +241,7 @@ def add_arguments(p):
     p.add_argument("--reg-hidden", default="256,128")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--out", default="runs/adapt")
 

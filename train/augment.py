@@ -333,7 +333,7 @@ def add_arguments(p):
     p.add_argument("--sweep-ratio", default="0.5,2,4")
     p.add_argument("--sweep-folds", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="runs/augment")
 
 

@@ -85,12 +85,12 @@ def cmd_predict(args) -> int:
     run = load_run(args.run, device=args.device)
     inp = Path(args.input)
     if inp.suffix == ".npy":
-        x = np.load(inp)
-    else:
+        pred = run.predict(np.load(inp))
+    else:  # chunk by chunk: the store need not fit in memory
         c = open_store(inp)
         run.check_store(c)
-        x = c.x[:]
-    pred = run.predict(x)
+        parts = [run.predict(c.x[c.chunk_slice(k)]) for k in range(c.n_chunks)]
+        pred = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     cols = [k for k in pred if k not in ("class_probs", "class_index")]
     n = len(next(iter(pred.values())))
     if args.out:

@@ -502,29 +502,35 @@ class ChunkShuffleLoader:
 
 
 class InMemoryLoader:
-    """The same batches as :class:`ChunkShuffleLoader` for data already in memory (numpy arrays, raw units)."""
+    """The same batches as :class:`ChunkShuffleLoader` for data already in memory (numpy arrays, raw units).
+
+    The data are normalised once, held as tensors (on ``device`` if given, so a GPU indexes its own memory) and
+    batches are slices of a seeded permutation."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray | None, label: np.ndarray | None, task: Task,
-                 normaliser: Normalisers | None, batch_size: int = 256, shuffle: bool = True, seed: int = 0):
-        self.x, self.y, self.label, self.task, self.norm = x, y, label, task, normaliser
+                 normaliser: Normalisers | None, batch_size: int = 256, shuffle: bool = True, seed: int = 0,
+                 device=None):
+        self.task, self.norm = task, normaliser
         self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
-        self.cols = list(range(len(task.targets)))
+        self.n = len(x)
+        y = y if y is not None else np.zeros((self.n, 0), np.float32)
+        b = _batch_dict(x, y, label if task.classify else None, normaliser, list(range(len(task.targets))), task)
+        self.tensors = {k: (v.to(device) if device is not None else v) for k, v in b.items()}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self):
-        return -(-len(self.x) // self.batch_size)
+        return -(-self.n // self.batch_size)
 
     def __iter__(self):
-        n = len(self.x)
+        n = self.n
         perm = (np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.epoch,))).permutation(n)
                 if self.shuffle else np.arange(n))
-        y = self.y if self.y is not None else np.zeros((n, 0), np.float32)
+        dev = self.tensors["x"].device
         for s in range(0, n, self.batch_size):
-            idx = perm[s:s + self.batch_size]
-            yield _batch_dict(self.x[idx], y[idx], self.label[idx] if self.task.classify else None, self.norm,
-                              self.cols, self.task)
+            idx = torch.from_numpy(perm[s:s + self.batch_size]).to(dev)
+            yield {k: v.index_select(0, idx) for k, v in self.tensors.items()}
 
 
 class SimulatedDataset(torch.utils.data.IterableDataset):

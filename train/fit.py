@@ -98,14 +98,14 @@ def _to(batch: dict, device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def _loader(corpus, rows, task, norm, cfg: FitConfig, shuffle: bool, seed: int, in_shape):
+def _loader(corpus, rows, task, norm, cfg: FitConfig, shuffle: bool, seed: int, in_shape, device=None):
     nbytes = len(rows) * int(np.prod(in_shape)) * 4
     memory = cfg.cache == "memory" or (cfg.cache == "auto" and nbytes <= CACHE_BYTES)
     ds = CorpusDataset(corpus.store, split=rows, task=task, normaliser=norm)
     if memory:
         arr = ds.read_rows(rows)
         return InMemoryLoader(arr["x"], arr["y"] if task.targets else None, arr.get("label"), task, norm,
-                              cfg.batch_size, shuffle, seed)
+                              cfg.batch_size, shuffle, seed, device=device)
     return ChunkShuffleLoader(ds, cfg.batch_size, shuffle=shuffle, seed=seed, num_workers=cfg.num_workers,
                               mix_chunks=cfg.mix_chunks, pin_memory=torch.cuda.is_available())
 
@@ -122,10 +122,10 @@ def _predict_loader(model, loader, norm: Normalisers, task: Task, device):
             ns.append(len(b["x"]))
             if "reg" in out:
                 yp.append(norm.y.inverse(out["reg"].float().cpu().numpy()))
-                yt.append(norm.y.inverse(batch["y"].numpy()))
+                yt.append(norm.y.inverse(batch["y"].cpu().numpy()))
             if "logits" in out:
                 probs.append(torch.softmax(out["logits"].float(), 1).cpu().numpy())
-                lab.append(batch["label"].numpy())
+                lab.append(batch["label"].cpu().numpy())
     cat = lambda a: np.concatenate(a) if a else None  # noqa: E731
     loss = float(np.average(losses, weights=ns)) if ns else float("nan")
     return loss, cat(yt), cat(yp), cat(lab), cat(probs)
@@ -200,9 +200,9 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
             train_loader.set_epoch = sim_ds.set_epoch  # type: ignore[attr-defined]
         per_epoch = cfg.batches_per_epoch or max(1, len(splits["train"]) // cfg.batch_size)
     else:
-        train_loader = _loader(corpus, splits["train"].rows, task, norm, cfg, True, cfg.seed, in_shape)
+        train_loader = _loader(corpus, splits["train"].rows, task, norm, cfg, True, cfg.seed, in_shape, device)
         per_epoch = cfg.batches_per_epoch
-    val_loader = (_loader(corpus, splits["val"].rows, task, norm, cfg, False, cfg.seed, in_shape)
+    val_loader = (_loader(corpus, splits["val"].rows, task, norm, cfg, False, cfg.seed, in_shape, device)
                   if len(splits.get("val", ())) else None)
 
     history: list[dict] = []

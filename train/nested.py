@@ -307,7 +307,7 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--code", type=int, default=32)
     p.add_argument("--per-cond", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="runs/nested")
 

@@ -424,6 +424,17 @@ def _catmull(p0, p1, p2, p3, t):
 
 
 @numba.njit(cache=True, nogil=True)
+def _catmull_w(t, out, row):
+    """Catmull-Rom weights of p0..p3 at t (the coefficients of ``_catmull``) into out[row]."""
+    t2 = t * t
+    t3 = t2 * t
+    out[row, 0] = 0.5 * (-t + 2.0 * t2 - t3)
+    out[row, 1] = 0.5 * (2.0 - 5.0 * t2 + 3.0 * t3)
+    out[row, 2] = 0.5 * (t + 4.0 * t2 - 3.0 * t3)
+    out[row, 3] = 0.5 * (-t2 + t3)
+
+
+@numba.njit(cache=True, nogil=True)
 def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick):
     """Interpolate knot values to a refined grid and bin each refined cell's field range.
 
@@ -489,12 +500,20 @@ def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, 
                     _corner(stick, x0, dx, B, I, W, partner, k, l, scale * wgt, lwg, cw, logr)
         return
     # 2-D octant grid: bicubic Catmull-Rom (mirror symmetry at theta = 0, pi/2 and phi = 0, pi/2) where the
-    # 4 x 4 neighbourhood is complete, bilinear otherwise
+    # 4 x 4 neighbourhood is complete, bilinear otherwise.  The cubic is separable: the Catmull-Rom weights of the
+    # sub-cell edges (t = s / r) and centres (t = (s + 1/2) / r) are tabulated once.
+    we = np.empty((r + 1, 4))
+    wm = np.empty((r, 4))
+    for s in range(r + 1):
+        _catmull_w(s / r, we, s)
+    for s in range(r):
+        _catmull_w((s + 0.5) / r, wm, s)
     bc = np.empty((r + 1, r + 1))
     qi = np.empty((r, r))
     pb = np.empty((4, 4))
     pi_ = np.empty((4, 4))
-    col = np.empty(4)
+    tb = np.empty((r + 1, 4))
+    ti = np.empty((r, 4))
     for i in range(ntheta - 1):
         t0, t1 = theta[i], theta[i + 1]
         ia_idx = np.empty(4, np.int64)
@@ -535,26 +554,35 @@ def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, 
                             pb[a, c] = v
                             pi_[a, c] = I[kk, l]
                     i00, i01, i10, i11 = I[k00, l], I[k01, l], I[k10, l], I[k11, l]
-                    for a in range(r + 1):
-                        fa = a / r
-                        for c in range(r + 1):
-                            fc = c / r
-                            if cubic:
-                                for m in range(4):
-                                    col[m] = _catmull(pb[0, m], pb[1, m], pb[2, m], pb[3, m], fa)
-                                bc[a, c] = _catmull(col[0], col[1], col[2], col[3], fc)
-                            else:
+                    if cubic:
+                        for a in range(r + 1):
+                            for m in range(4):
+                                tb[a, m] = (we[a, 0] * pb[0, m] + we[a, 1] * pb[1, m] + we[a, 2] * pb[2, m]
+                                            + we[a, 3] * pb[3, m])
+                        for a in range(r + 1):
+                            for c in range(r + 1):
+                                bc[a, c] = (tb[a, 0] * we[c, 0] + tb[a, 1] * we[c, 1] + tb[a, 2] * we[c, 2]
+                                            + tb[a, 3] * we[c, 3])
+                        for a in range(r):
+                            for m in range(4):
+                                ti[a, m] = (wm[a, 0] * pi_[0, m] + wm[a, 1] * pi_[1, m] + wm[a, 2] * pi_[2, m]
+                                            + wm[a, 3] * pi_[3, m])
+                        for a in range(r):
+                            for c in range(r):
+                                v = (ti[a, 0] * wm[c, 0] + ti[a, 1] * wm[c, 1] + ti[a, 2] * wm[c, 2]
+                                     + ti[a, 3] * wm[c, 3])
+                                qi[a, c] = v if v > 0.0 else 0.0
+                    else:
+                        for a in range(r + 1):
+                            fa = a / r
+                            for c in range(r + 1):
+                                fc = c / r
                                 bc[a, c] = ((1 - fa) * ((1 - fc) * b00 + fc * b01)
                                             + fa * ((1 - fc) * b10 + fc * b11))
-                    for a in range(r):
-                        fa = (a + 0.5) / r
-                        for c in range(r):
-                            fc = (c + 0.5) / r
-                            if cubic:
-                                for m in range(4):
-                                    col[m] = _catmull(pi_[0, m], pi_[1, m], pi_[2, m], pi_[3, m], fa)
-                                qi[a, c] = max(_catmull(col[0], col[1], col[2], col[3], fc), 0.0)
-                            else:
+                        for a in range(r):
+                            fa = (a + 0.5) / r
+                            for c in range(r):
+                                fc = (c + 0.5) / r
                                 qi[a, c] = ((1 - fa) * ((1 - fc) * i00 + fc * i01)
                                             + fa * ((1 - fc) * i10 + fc * i11))
                     w00, w01, w10, w11 = W[k00, l], W[k01, l], W[k10, l], W[k11, l]

@@ -65,6 +65,19 @@ def isotopologues(nucleus: str | None, field_name: str = "nucleus") -> list[tupl
                          "catalogs/epr/nuclei.yaml: " + ", ".join([*iso, *el]))
 
 
+def _tup3(v, name):
+    """Three principal values as a tuple of float (a scalar is repeated)."""
+    if isinstance(v, (int, float)):
+        return (float(v),) * 3
+    try:
+        t = tuple(float(u) for u in v)
+    except TypeError:
+        return (float(v),) * 3
+    if len(t) != 3:
+        raise ParameterError(name, v, "a number or three principal values [x, y, z]")
+    return t
+
+
 def _vec3(v, name):
     a = np.asarray(v, dtype=np.float64)
     if a.ndim == 0:
@@ -92,28 +105,42 @@ class SpinSystem:
     weight: float = 1.0
 
     def check(self, prefix: str = "") -> None:
-        S2 = 2 * float(self.S)
+        self.prepared(prefix)
+
+    def prepared(self, prefix: str = ""):
+        """Validate and return ``(S, g, A, g_strain, isotopologues)`` (g, A, g_strain as 3-tuples of float)."""
+        S = float(self.S)
+        S2 = 2 * S
         if not (S2 >= 1 - 1e-9 and abs(S2 - round(S2)) < 1e-9 and round(S2) % 2 == 1):
             raise ParameterError(prefix + "S", self.S, "a half-integer electron spin 1/2, 3/2, 5/2, 7/2 (Kramers)")
-        if self.S > 3.5:
+        if S > 3.5:
             raise ParameterError(prefix + "S", self.S, "S <= 7/2")
-        g = _vec3(self.g, "g")
+        g = _tup3(self.g, "g")
         for ax, gi in zip("xyz", g):
             if not (gi > 0 and math.isfinite(gi)):
                 raise ParameterError(prefix + f"g_{ax}", float(gi), "g > 0")
-        if not (self.lw >= 0 and math.isfinite(self.lw)):
+        lw, lwL = float(self.lw), float(self.lwL)
+        if not (lw >= 0 and math.isfinite(lw)):
             raise ParameterError(prefix + "lw", self.lw, "a Gaussian FWHM >= 0 mT")
-        if not (self.lwL >= 0 and math.isfinite(self.lwL)):
+        if not (lwL >= 0 and math.isfinite(lwL)):
             raise ParameterError(prefix + "lwL", self.lwL, "a Lorentzian FWHM >= 0 mT")
-        if self.lw == 0 and self.lwL == 0:
+        if lw == 0 and lwL == 0:
             raise ParameterError(prefix + "lw", self.lw, "lw > 0 or lwL > 0 (some line width)")
-        if np.any(_vec3(self.g_strain, "g_strain") < 0):
+        gs = _tup3(self.g_strain, "g_strain")
+        if min(gs) < 0:
             raise ParameterError(prefix + "g_strain", self.g_strain, "FWHM >= 0")
         if self.A_strain < 0:
             raise ParameterError(prefix + "A_strain", self.A_strain, "FWHM >= 0 MHz")
-        isotopologues(self.nucleus, prefix + "nucleus")
+        nuc = self.nucleus if self.nucleus not in ("", "none") else None
+        try:
+            isos = _isotopologues(nuc)
+        except ParameterError:
+            isotopologues(nuc, prefix + "nucleus")
+            raise
         if int(self.n_equiv) != self.n_equiv or self.n_equiv < 1:
             raise ParameterError(prefix + "n_equiv", self.n_equiv, "an integer >= 1")
+        A = _tup3(self.A, "A") if nuc is not None else (0.0, 0.0, 0.0)
+        return S, g, A, gs, isos
 
 
 @dataclass
@@ -158,14 +185,14 @@ def _grid(sym: str, n_theta: int):
     return th, ph, np.ascontiguousarray(nvec)
 
 
-def _symmetry(sys: SpinSystem, has_nuc: bool) -> str:
-    g = _vec3(sys.g, "g")
-    A = _vec3(sys.A, "A") if has_nuc else np.zeros(3)
-    gs = _vec3(sys.g_strain, "g_strain")
-    zfs = sys.S > 0.5 and (sys.D != 0 or sys.E != 0)
-    if np.ptp(g) == 0 and np.ptp(A) == 0 and not zfs and np.ptp(gs) == 0:
+def _symmetry(S, g, A, gs, D, E, has_nuc: bool) -> str:
+    """'iso', 'axial' (x = y) or 'rhombic' from the principal values (tuples)."""
+    if not has_nuc:
+        A = (0.0, 0.0, 0.0)
+    zfs = S > 0.5 and (D != 0 or E != 0)
+    if (g[0] == g[1] == g[2] and A[0] == A[1] == A[2] and gs[0] == gs[1] == gs[2] and not zfs):
         return "iso"
-    if g[0] == g[1] and A[0] == A[1] and gs[0] == gs[1] and sys.E == 0:
+    if g[0] == g[1] and A[0] == A[1] and gs[0] == gs[1] and E == 0:
         return "axial"
     return "rhombic"
 
@@ -186,27 +213,40 @@ def _isotopologue_sets(isos, n_equiv: int):
     return out
 
 
-def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options):
+@functools.lru_cache(maxsize=256)
+def _mcombos(Is):
+    """Nuclear m of every line (rows) for nuclei of spins ``Is``."""
+    if not Is:
+        return np.zeros((1, 0))
+    out = np.array(list(itertools.product(*[np.arange(-I, I + 0.5) for I in Is])),
+                   dtype=np.float64).reshape(-1, len(Is))
+    out.flags.writeable = False
+    return out
+
+
+def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=None, method=None):
     """(B, I, W, partner) knot arrays of one isotopologue ``(fraction, ((I, gn, A scale), ...))``."""
     frac, nucs = entry
-    g = _vec3(sys.g, "g")
-    gs = _vec3(sys.g_strain, "g_strain")
-    A0 = _vec3(sys.A, "A")
-    method = opt.method
-    big = max((np.max(np.abs(A0 * sc)) * I for I, _, sc in nucs), default=0.0)
-    if method == "auto":
-        method = "exact" if (sys.S > 0.5 or (len(nucs) == 1 and big / mw_mhz > opt.exact_threshold)) else "perturb"
-    if sys.S > 0.5:
-        method = "exact"
+    _, gt, At, gst, _ = prep if prep is not None else sys.prepared()
+    g = np.array(gt)
+    gs = np.array(gst)
+    A0 = np.array(At)
+    if method is None:
+        method = opt.method
+        big = max((max(abs(a * sc) for a in At) * I for I, _, sc in nucs), default=0.0)
+        if method == "auto":
+            method = "exact" if (sys.S > 0.5 or (len(nucs) == 1 and big / mw_mhz > opt.exact_threshold)) \
+                else "perturb"
+        if sys.S > 0.5:
+            method = "exact"
     if len(nucs) > 1:
         if sys.S > 0.5:
             raise ParameterError("n_equiv", len(nucs), "1 for S > 1/2 (equivalent nuclei use the S = 1/2 "
                                  "perturbative route)")
         method = "perturb"
     if method == "perturb":
-        combos = np.array(list(itertools.product(*[np.arange(-I, I + 0.5) for I, _, _ in nucs])),
-                          dtype=np.float64).reshape(-1, len(nucs)) if nucs else np.zeros((1, 0))
-        Aall = np.array([A0 * sc for _, _, sc in nucs], dtype=np.float64).reshape(-1, 3)
+        combos = _mcombos(tuple(I for I, _, _ in nucs))
+        Aall = np.array([[a * sc for a in At] for _, _, sc in nucs], dtype=np.float64).reshape(-1, 3)
         Ival = np.array([I for I, _, _ in nucs], dtype=np.float64)
         astr = np.full(len(nucs), float(sys.A_strain))
         L = combos.shape[0]
@@ -298,49 +338,57 @@ def _common_factor(f, gam, harmonic, mod_amp, mw_phase):
     return out
 
 
+_DEFAULT_OPTIONS = Options()
+_SQ2LN2 = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
 def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offset: float = 0.0) -> np.ndarray:
     """Sum of the CW spectra of ``systems`` (each weighted by ``.weight``) on ``exp.field`` (float64).
 
     ``field_offset``: the recorded field is the true field plus this offset (mT).
     """
-    opt = opt or Options()
+    opt = opt or _DEFAULT_OPTIONS
     if isinstance(systems, SpinSystem):
-        systems = [systems]
-    for s in systems:
-        s.check()
-    x = np.asarray(exp.field, dtype=np.float64)
+        systems = (systems,)
+    preps = [s.prepared() for s in systems]
+    x = exp.field
     n = len(x)
-    dx = (x[-1] - x[0]) / (n - 1)
-    mw_mhz = exp.mw_freq * 1e3
+    x0, x1 = float(x[0]), float(x[-1])
+    dx = (x1 - x0) / (n - 1)
+    mw_mhz = float(exp.mw_freq) * 1e3
     wmin = min(max(s.lw, s.lwL) for s in systems)
     wmax = max(max(s.lw, s.lwL) for s in systems)
     sub = min(max(1, int(math.ceil(dx / (wmin / 5.0)))), opt.max_oversample)
     dxc = dx / sub
     margin = max(6.0 * wmax, 3.0 * exp.mod_amp, 20 * dx)
     m = int(math.ceil(margin / dxc))
-    xc0 = x[0] - field_offset - m * dxc
+    xc0 = x0 - field_offset - m * dxc
     nb = (n - 1) * sub + 1 + 2 * m
     Bext = (xc0, xc0 + (nb - 1) * dxc)
     nfft = 1 << int(math.ceil(math.log2(nb + 2 * m)))   # the line-shape kernels decay within the margin m
     f, f2 = _freqs(nfft, dxc)
-    total = np.zeros(len(f), dtype=np.complex128)
-    common = {}
-    for s in systems:
-        isos = _isotopologues(s.nucleus if s.nucleus not in ("", "none") else None)
+    nf = len(f)
+    df = 1.0 / (nfft * dxc)
+    total = None
+    nt_exact = opt.n_theta_exact or opt.n_theta
+    for s, (S, g, A, gs, isos) in zip(systems, preps):
         has_nuc = any(e[1] > 0 for e in isos)
-        sym = _symmetry(s, has_nuc)
+        sym = _symmetry(S, g, A, gs, s.D, s.E, has_nuc)
         sets = _isotopologue_sets(isos, int(s.n_equiv) if has_nuc else 1)
-        exact = s.S > 0.5 or (int(s.n_equiv) == 1 and (opt.method == "exact" or (
-            opt.method == "auto" and has_nuc
-            and max(np.max(np.abs(_vec3(s.A, "A") * e[3])) * e[1] for e in isos) / mw_mhz > opt.exact_threshold)))
-        nt_exact = opt.n_theta_exact or opt.n_theta
-        if s.S > 0.5:
+        big = max(max(abs(a) for a in A) * abs(e[3]) * e[1] for e in isos) if has_nuc else 0.0
+        exact = S > 0.5 or (int(s.n_equiv) == 1 and (opt.method == "exact" or (
+            opt.method == "auto" and has_nuc and big / mw_mhz > opt.exact_threshold)))
+        if S > 0.5:
             nt = (opt.n_theta_zfs or nt_exact) if sym != "rhombic" else max(opt.n_theta_zfs, opt.n_theta_zfs_rhombic)
         else:
             nt = nt_exact if exact else opt.n_theta
         th, ph, nvec = _grid(sym, nt)
-        parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt) for e in sets]
-        Wmax = max((float(np.nanmax(p[2])) if p[2].size else 0.0) for p in parts)
+        prep = (S, g, A, gs, isos)
+        parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
+        Wmax = 0.0
+        for p in parts:
+            if p[2].size:
+                Wmax = max(Wmax, float(p[2].max()))
         lwg = float(s.lw)
         if Wmax > 1e-3 * max(lwg, dxc):
             c_lo = max(lwg, 0.5 * dxc)
@@ -360,18 +408,20 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                 kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, int(opt.refine), xb0, dxb, lwg, cw,
                                    float(s.weight), stick)
         F = np.fft.rfft(stick, nfft, axis=1)
-        sig = cw / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-        acc = np.zeros(len(f), dtype=np.complex128)
+        acc = np.zeros(nf, dtype=np.complex128)
         for c in range(len(cw)):
-            arg = 2.0 * (np.pi * sig[c]) ** 2 * f2
-            keep = int(np.searchsorted(arg, 40.0))   # exp(-40) ~ 4e-18: the rest is zero
-            acc[:keep] += F[c, :keep] * np.exp(-arg[:keep])
-        key = float(s.lwL)
-        if key not in common:
-            common[key] = _common_factor_cached(nfft, dxc, key, int(exp.harmonic), float(exp.mod_amp),
-                                                float(exp.mw_phase))
-        total += acc * common[key]
-    y = np.fft.irfft(total, nfft)[:nb]
+            sig = cw[c] / _SQ2LN2
+            # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
+            keep = min(nf, int(math.sqrt(20.0) / (math.pi * sig) / df) + 2) if sig > 0 else nf
+            acc[:keep] += F[c, :keep] * np.exp((-2.0 * (math.pi * sig) ** 2) * f2[:keep])
+        common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
+                                       float(exp.mw_phase))
+        acc *= common
+        if total is None:
+            total = acc
+        else:
+            total += acc
+    y = np.fft.irfft(total, nfft)
     return y[m:m + (n - 1) * sub + 1:sub].copy()
 
 

@@ -206,8 +206,14 @@ class Model:
         occ = None
         if "occupancy" in atoms.arrays:
             occ = atoms.arrays["occupancy"]
+        # optional per-atom ADPs carried by the Atoms object: arrays["uiso"] (A^2) and arrays["uani"] (Cartesian
+        # U, (n, 3, 3) or (n, 9), A^2); used when pdf_from_model is called with uiso=None
+        uiso = np.asarray(atoms.arrays["uiso"], float) if "uiso" in atoms.arrays else None
+        uani = np.asarray(atoms.arrays["uani"], float).reshape(-1, 3, 3) if "uani" in atoms.arrays else None
+        if uani is not None and uiso is None:
+            uiso = np.trace(uani, axis1=1, axis2=2) / 3.0
         return cls(atoms.get_chemical_symbols(), atoms.positions.copy(),
-                   np.array(atoms.cell) if periodic else None, occ, None, name)
+                   np.array(atoms.cell) if periodic else None, occ, uiso, name, uani)
 
 
 def _uiso_per_site(model: Model, uiso) -> np.ndarray:
@@ -379,11 +385,13 @@ def compute_pdf(structure, *, radiation: str = "xray", rmin: float = 0.5, rmax: 
                 qmin: float = 0.0, qmax: float = 25.0, qdamp: float = 0.04, qbroad: float = 0.0,
                 delta1: float = 0.0, delta2: float = 0.0, scale: float = 1.0, uiso=0.005,
                 spdiameter: float = 0.0, method: str = "real", periodic: bool | None = None,
-                check: bool = True, cache: PeriodicPairCache | None = None):
+                check: bool = True, cache: PeriodicPairCache | None = None, uani=None, threads: int | None = None):
     """G(r) of an ase.Atoms / Model / CIF path with srreal's conventions; returns ``(r, G)``.
 
     ``method``: ``'real'`` (real-space Gaussians, periodic or finite) or ``'debye'`` (finite clusters only;
-    Debye F(Q) with f(Q) for X-rays).  ``uiso``: number, dict element -> number, or one per atom.
+    Debye F(Q) with f(Q) for X-rays).  ``uiso``: number, dict element -> number, or one per atom; ``uiso=None``
+    uses the structure's own ADPs (Model.uiso/uani, ase arrays 'uiso'/'uani').  ``uani``: Cartesian anisotropic U
+    (3x3 or (n, 3, 3), A^2; real-space route).  ``threads``: see :func:`pdf_from_model`.
     """
     from .structures import as_model
     model = as_model(structure, periodic=periodic)
@@ -391,7 +399,7 @@ def compute_pdf(structure, *, radiation: str = "xray", rmin: float = 0.5, rmax: 
         check_overlaps(model)
     return pdf_from_model(model, radiation=radiation, rmin=rmin, rmax=rmax, rstep=rstep, qmin=qmin, qmax=qmax,
                           qdamp=qdamp, qbroad=qbroad, delta1=delta1, delta2=delta2, scale=scale, uiso=uiso,
-                          spdiameter=spdiameter, method=method, cache=cache)
+                          spdiameter=spdiameter, method=method, cache=cache, uani=uani, threads=threads)
 
 
 def pdf_from_model(model: Model, *, radiation="xray", rmin=0.5, rmax=30.0, rstep=0.01, qmin=0.0, qmax=25.0,

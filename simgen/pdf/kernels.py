@@ -109,7 +109,8 @@ def min_distance(pos, cutoff):
     for k in range(3):
         lo[k] = pos[:, k].min()
         hi[k] = pos[:, k].max()
-    cs = cutoff
+    # cells no smaller than the cutoff (neighbours are within +-1 cell) and at most ~128 per axis (memory)
+    cs = max(cutoff, max(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]) / 128.0)
     nn = np.empty(3, dtype=np.int64)
     for k in range(3):
         nn[k] = max(1, int((hi[k] - lo[k]) / cs) + 1)

@@ -2,7 +2,10 @@
 
 Tolerances: srreal references max|dG|/max|G| <= 1e-3 (the issue's acceptance; we measure 2e-5 for the
 real-space route and 6e-4 against srreal's DebyePDFCalculator, whose own real/Debye difference is 6.5e-4).
-Kernels against NumPy: 1e-10 relative (same arithmetic, different order).
+Golden copies in tests/data/pdf (every 4th point, float32) are checked the same way when ../shared is absent.
+Kernels against NumPy: 1e-10 relative (same arithmetic, different order), except the cluster histogram, whose
+float32 distances move a pair's split between two bins by <= 1e-4 (bins to 1e-3, counts and first moments exact).
+Anisotropic ADPs: against closed forms (two atoms; a one-atom lattice sum) to 1e-5 of the peak height.
 """
 from __future__ import annotations
 
@@ -193,6 +196,15 @@ def test_atom_types_by_first_appearance(n):
     assert [tel[t] for t in typ] == [s.rstrip("4+") for s in sym] and np.array_equal(tu[typ], u)
     first = [int(np.flatnonzero(typ == t)[0]) for t in range(len(tel))]
     assert first == sorted(first) and len(set(zip(tel, tu))) == len(tel)
+
+
+@pytest.mark.parametrize("box", [8.0, 300.0])      # dense (cells = cutoff) and wide (cells capped at 128/axis)
+def test_min_distance_matches_numpy(box):
+    rng = np.random.default_rng(7)
+    pos = rng.uniform(0, box, size=(500, 3))
+    pos[-1] = pos[3] + [0.2, 0.1, 0.0]                   # one close pair
+    d, off = _np_pairs(pos)
+    assert kernels.min_distance(pos, 0.6) == pytest.approx(min(d[off].min(), 0.6), rel=1e-12)
 
 
 def test_sine_sum_matches_numpy():
@@ -395,6 +407,18 @@ def test_cif_aniso_u_to_cartesian(tmp_path):
     _, g_an = pdf_from_model(m, uiso=None, rmax=15.0)
     _, g_eq = pdf_from_model(m, uiso=m.uiso, rmax=15.0)
     assert 1e-3 < np.abs(g_an - g_eq).max() / np.abs(g_eq).max() < 0.3   # anisotropy visible, same structure
+
+
+def test_aniso_from_ase_arrays():
+    """An ase.Atoms carrying arrays['uani'] gives the same G as passing uani explicitly."""
+    import ase
+    u = np.array([[0.004, 0.001, 0.0], [0.001, 0.006, 0.0], [0.0, 0.0, 0.009]])
+    at = ase.Atoms("Ni2", positions=[[0, 0, 0], [1.8, 1.8, 0.0]])
+    at.set_array("uani", np.stack([u, u]).reshape(2, 9))
+    kw = dict(rmin=1.0, rmax=4.0, qmax=0.0, qdamp=0.0)
+    _, g1 = compute_pdf(at, uiso=None, **kw)
+    _, g2 = compute_pdf(ase.Atoms("Ni2", positions=[[0, 0, 0], [1.8, 1.8, 0.0]]), uani=u, **kw)
+    assert np.array_equal(g1, g2) and g1.max() > 0
 
 
 def test_aniso_bad_input_named():

@@ -1,0 +1,100 @@
+"""Sim-to-measured adaptation (train/adapt.py) and the benchmark distortions (train/distortions.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from train import distortions as D
+from train.adapt import adapt_once, fit_domain_vae, translate
+
+
+def _peaks(n, L=128, seed=0):
+    rng = np.random.default_rng(seed)
+    u = np.arange(L, dtype=float)
+    c = rng.uniform(30, 98, n)
+    w = rng.uniform(3, 8, n)
+    a = rng.uniform(0.5, 2.0, n)
+    x = a[:, None] * np.exp(-0.5 * ((u - c[:, None]) / w[:, None]) ** 2)
+    return x.astype(np.float32), np.column_stack([c, w, a]).astype(np.float32)
+
+
+def test_parse_and_errors():
+    assert D.parse("default") == D.parse(D.DISTORTIONS["default"])
+    assert D.parse("broaden=0.02, gain=0.3") == [("broaden", 0.02), ("gain", 0.3)]
+    with pytest.raises(ValueError, match="'warp'"):
+        D.parse("warp=1")
+    with pytest.raises(ValueError, match="'x'.*expected a number"):
+        D.parse("gain=x")
+    with pytest.raises(ValueError, match="not 'op=value'"):
+        D.parse("nonsense")
+
+
+def test_broaden_keeps_area_and_widens():
+    x, _ = _peaks(5, L=256)
+    x[:, :20] = 0
+    y = D.distort(x, "broaden=0.05")
+    np.testing.assert_allclose(y.sum(1), x.sum(1), rtol=1e-3)  # normalised kernel: area kept (peaks far from edges)
+    # Gaussian (x) Gaussian: variances add; FWHM 0.05 * 256 -> sigma 5.44 px
+    u = np.arange(256)
+    var = lambda s: np.sum(s * u ** 2, 1) / s.sum(1) - (np.sum(s * u, 1) / s.sum(1)) ** 2
+    np.testing.assert_allclose(var(y) - var(x), (0.05 * 256 / 2.3548) ** 2, rtol=0.05)
+
+
+def test_shift_stretch_gain_scale():
+    x, p = _peaks(4, L=200)
+    y = D.distort(x, "shift=0.05")  # 10 channels
+    assert np.all(np.abs(np.argmax(y, 1) - np.argmax(x, 1) - 10) <= 1)
+    g = D.distort(x, "gain=0.5")
+    assert np.all(np.diff(np.sort(g.ravel())) >= 0) and np.all(g <= x + 1e-6)  # saturating: monotone, below input
+    np.testing.assert_allclose(D.distort(x, "scale=0.5"), 0.5 * x, rtol=1e-6)
+    s = D.distort(x, "stretch=1.1")
+    c = (200 - 1) / 2
+    np.testing.assert_allclose(np.argmax(s, 1), c + (np.argmax(x, 1) - c) * 1.1, atol=1.5)
+
+
+def test_baseline_is_one_instrument_curve_with_drift():
+    x = np.zeros((50, 100), np.float32)
+    x[:, 50] = 1.0
+    y = D.distort(x, "baseline=0.3", np.random.default_rng(0)) - x
+    shape = y / y.max(1, keepdims=True)
+    np.testing.assert_allclose(shape, shape[0][None].repeat(50, 0), atol=1e-4)  # same curve for all samples
+    assert 0.1 < y.max(1).std() / y.max(1).mean() < 0.6  # per-sample drift of ~30 %
+
+
+def test_domain_vae_translation_moves_towards_measured():
+    torch.manual_seed(0)
+    xs, _ = _peaks(400, L=64, seed=1)
+    xt = D.distort(_peaks(400, L=64, seed=2)[0], "baseline=0.5")
+    m, s = xs.mean(), xs.std()
+    dv = fit_domain_vae((xs - m) / s, (xt - m) / s, latent=8, hidden=(64,), epochs=15, batch=64, seed=0)
+    xa = translate(dv, (xs - m) / s) * s + m
+    # the added baseline shows up in the per-channel mean: adapted corpus must be closer to measured than raw
+    d_raw = np.abs(xs.mean(0) - xt.mean(0)).mean()
+    d_ad = np.abs(xa.mean(0) - xt.mean(0)).mean()
+    assert d_ad < 0.6 * d_raw
+
+
+def test_adapt_once_reports_all_pieces():
+    xs, ys = _peaks(300, L=64, seed=3)
+    xm, ym = _peaks(160, L=64, seed=4)
+    xm = D.distort(xm, "broaden=0.05,baseline=0.3")
+    cfg = {"latent": 8, "hidden": (64,), "vae_epochs": 5, "beta": 0.5, "lam": 10.0, "arch": "mlp",
+           "residual": True, "reg_epochs": 5, "reg_hidden": (32,)}
+    res, xa = adapt_once({"x": xs, "y": ys}, {"x": xm, "y": ym[:60], "y_pool_hidden": ym[60:]}, n_test=60,
+                         cfg=cfg, seed=0, log=lambda *a: None)
+    assert xa.shape == xs.shape
+    for k in ("raw_sim", "adapted", "measured_only"):
+        assert len(res[k]["mae"]) == 3 and np.isfinite(res[k]["nmae"])
+    assert np.isfinite(res["error_cut"]) and np.isfinite(res["gap_closed"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["default", "resolution", "mixed"])
+def test_benchmark_closes_30_percent(name, tmp_path):
+    import argparse
+    from train import adapt
+    p = argparse.ArgumentParser()
+    adapt.add_arguments(p)
+    rep = adapt.run(p.parse_args(["--benchmark", name, "--out", str(tmp_path)]))
+    assert rep["summary"]["error_cut"]["mean"] >= 0.30
