@@ -42,18 +42,24 @@ from .models.vae import DomainVAE, kl_normal, mmd_rbf
 
 
 def fit_domain_vae(xs, xt, *, latent=32, hidden=(512, 256), epochs=60, batch=128, lr=1e-3, beta=0.5, lam=10.0,
-                   arch="mlp", seed=0, log=None):
-    """Train the domain VAE on standardised simulated ``xs`` and measured ``xt`` (n, L) arrays."""
+                   arch="mlp", seed=0, log=None, ys=None, alpha=0.0):
+    """Train the domain VAE on standardised simulated ``xs`` and measured ``xt`` (n, L) arrays.  With simulated
+    labels ``ys`` (standardised, NaN allowed) and ``alpha`` > 0 a linear head reads the labels from the simulated
+    codes, so the aligned latent carries the labels in the same way in both domains."""
     torch.manual_seed(seed)
     Xs, Xt = torch.as_tensor(xs, dtype=torch.float32), torch.as_tensor(xt, dtype=torch.float32)
     model = DomainVAE(Xs.shape[1], latent=latent, hidden=hidden, arch=arch)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    Ys = None if ys is None or alpha <= 0 else torch.as_tensor(ys, dtype=torch.float32)
+    head = torch.nn.Linear(latent, Ys.shape[1]) if Ys is not None else None
+    params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
+    opt = torch.optim.Adam(params, lr=lr)
     steps = max(1, epochs * max(len(Xs), len(Xt)) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     g = torch.Generator().manual_seed(seed)
     L = Xs.shape[1]
     for step in range(steps):
-        xb = Xs[torch.randint(0, len(Xs), (batch,), generator=g)]
+        ib = torch.randint(0, len(Xs), (batch,), generator=g)
+        xb = Xs[ib]
         tb = Xt[torch.randint(0, len(Xt), (batch,), generator=g)]
         os_, ot = model(xb, 0), model(tb, 1)
         rec = ((os_["recon"] - xb) ** 2).mean() + ((ot["recon"] - tb) ** 2).mean()
@@ -61,6 +67,11 @@ def fit_domain_vae(xs, xt, *, latent=32, hidden=(512, 256), epochs=60, batch=128
         mmd = mmd_rbf(os_["mu"], ot["mu"])
         warm = min(1.0, step / (0.3 * steps))
         loss = rec + beta * warm * kl + lam * warm * mmd
+        if head is not None:
+            yb = Ys[ib]
+            ok = torch.isfinite(yb)
+            err = torch.where(ok, head(os_["mu"]) - torch.nan_to_num(yb), torch.zeros_like(yb))
+            loss = loss + alpha * (err ** 2).sum() / ok.sum().clamp_min(1)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -71,12 +82,22 @@ def fit_domain_vae(xs, xt, *, latent=32, hidden=(512, 256), epochs=60, batch=128
     return model
 
 
-def translate(model, xs, residual=True, batch=1024):
+def translate(model, xs, residual=True, batch=1024, draws=1, seed=0):
+    """Translate simulated spectra to the measured domain: the posterior mean code, plus ``draws - 1`` copies
+    from codes drawn from q(z|x) (more varied measured-like versions of each simulated spectrum)."""
     out = []
+    torch.manual_seed(seed)
     with torch.no_grad():
-        for s in range(0, len(xs), batch):
-            out.append(model.translate(torch.as_tensor(xs[s:s + batch], dtype=torch.float32), 0, 1,
-                                       residual=residual).numpy())
+        for k in range(draws):
+            for s in range(0, len(xs), batch):
+                x = torch.as_tensor(xs[s:s + batch], dtype=torch.float32)
+                if k == 0:
+                    out.append(model.translate(x, 0, 1, residual=residual).numpy())
+                    continue
+                mu, logvar = model.encode(x, 0)
+                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+                o = model.decode(z, 1)
+                out.append((x + o - model.decode(z, 0) if residual else o).numpy())
     return np.concatenate(out)
 
 
@@ -95,14 +116,17 @@ def adapt_once(sim: dict, meas: dict, *, n_test: int, cfg: dict, seed: int, log=
     std = lambda a: (a - m) / s
     t0 = time.time()
     dv = fit_domain_vae(std(xs), std(xt_pool), latent=cfg["latent"], hidden=cfg["hidden"], epochs=cfg["vae_epochs"],
-                        beta=cfg["beta"], lam=cfg["lam"], arch=cfg["arch"], seed=seed, log=log)
-    xa = translate(dv, std(xs), residual=cfg["residual"]) * s + m
+                        beta=cfg["beta"], lam=cfg["lam"], arch=cfg["arch"], seed=seed, log=log,
+                        ys=(ys - np.nanmean(ys, 0)) / (np.nanstd(ys, 0) + 1e-12), alpha=cfg.get("alpha", 0.0))
+    draws = int(cfg.get("draws", 1))
+    xa = translate(dv, std(xs), residual=cfg["residual"], draws=draws, seed=seed) * s + m
     log(f"  domain VAE trained and corpus translated in {time.time() - t0:.0f} s")
     reg = lambda: Regressor(hidden=cfg["reg_hidden"], per_target=False, epochs=cfg["reg_epochs"], lr=1e-3,
-                            batch=128, seed=seed, weight_decay=1e-5)
+                            batch=128, seed=seed, weight_decay=1e-5,
+                            x_norm=cfg.get("x_norm", "global"))
     scale = np.nanstd(yt_test, 0) + 1e-12
     res = {}
-    for name, (xtr, ytr) in {"raw_sim": (xs, ys), "adapted": (xa, ys)}.items():
+    for name, (xtr, ytr) in {"raw_sim": (xs, ys), "adapted": (xa, np.concatenate([ys] * draws))}.items():
         r = reg().fit(xtr, ytr)
         p = r.predict(xt_test)
         res[name] = {"mae": mae(yt_test, p).tolist(), "nmae": nmae(yt_test, p, scale)}
@@ -115,7 +139,7 @@ def adapt_once(sim: dict, meas: dict, *, n_test: int, cfg: dict, seed: int, log=
     if "measured_only" in res:
         mo = res["measured_only"]["nmae"]
         res["gap_closed"] = (raw - ad) / (raw - mo) if raw > mo else float("nan")
-    return res, xa
+    return res, xa[:len(xs)]
 
 
 def _figure(xs, xa, xt, path):
@@ -154,7 +178,8 @@ def run(args) -> dict:
     cfg = {"latent": args.latent, "hidden": tuple(int(h) for h in args.hidden.split(",")),
            "vae_epochs": args.vae_epochs, "beta": args.beta, "lam": args.lam, "arch": args.arch,
            "residual": not args.no_residual, "reg_epochs": args.reg_epochs,
-           "reg_hidden": tuple(int(h) for h in args.reg_hidden.split(","))}
+           "reg_hidden": tuple(int(h) for h in args.reg_hidden.split(",")), "x_norm": args.x_norm,
+           "alpha": args.alpha, "draws": args.draws}
     sim = load_spectra(args.sim, args.n_sim)
     names = sim["names"]
     n_meas = args.n_test + args.n_measured
@@ -226,19 +251,23 @@ def add_arguments(p):
                    help="make the measured set by a hidden distortion: " + ", ".join(DISTORTIONS)
                    + " or 'op=v,...'")
     p.add_argument("--measured-seed", type=int, default=777, help="seed of the benchmark's measured set")
-    p.add_argument("--n-sim", type=int, default=4000)
-    p.add_argument("--n-measured", type=int, default=600, help="unlabelled measured spectra")
-    p.add_argument("--n-test", type=int, default=400, help="labelled measured spectra for testing only")
-    p.add_argument("--bin", type=int, default=4, help="average adjacent channels (1 = keep all)")
+    p.add_argument("--n-sim", type=int, default=1500)
+    p.add_argument("--n-measured", type=int, default=400, help="unlabelled measured spectra")
+    p.add_argument("--n-test", type=int, default=300, help="labelled measured spectra for testing only")
+    p.add_argument("--bin", type=int, default=8, help="average adjacent channels (1 = keep all)")
     p.add_argument("--latent", type=int, default=32)
-    p.add_argument("--hidden", default="512,256")
+    p.add_argument("--hidden", default="256,128")
     p.add_argument("--arch", default="mlp", choices=["mlp", "conv"])
-    p.add_argument("--vae-epochs", type=int, default=40)
+    p.add_argument("--vae-epochs", type=int, default=60)
     p.add_argument("--beta", type=float, default=0.5)
     p.add_argument("--lam", type=float, default=10.0, help="weight of the latent MMD alignment")
+    p.add_argument("--alpha", type=float, default=0.0, help="weight of the label head on simulated codes")
+    p.add_argument("--draws", type=int, default=1, help="translated copies per simulated spectrum (1 = mean code)")
     p.add_argument("--no-residual", action="store_true", help="translate as D(z, measured) alone")
-    p.add_argument("--reg-epochs", type=int, default=40)
-    p.add_argument("--reg-hidden", default="256,128")
+    p.add_argument("--reg-epochs", type=int, default=150)
+    p.add_argument("--reg-hidden", default="128,64")
+    p.add_argument("--x-norm", default="global", choices=["global", "channel"],
+                   help="inverse-network input standardisation: one scalar (default) or per channel")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -246,11 +275,16 @@ def add_arguments(p):
     p.add_argument("--out", default="runs/adapt")
 
 
+def _cli(args) -> int:
+    run(args)
+    return 0
+
+
 def register_cli(subparsers):
     p = subparsers.add_parser("adapt", help="domain-VAE adaptation of a simulated corpus to measured spectra",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=_cli)
     return p
 
 

@@ -84,13 +84,17 @@ class Regressor:
     """Standardises inputs (per channel) and targets, trains with Adam on a masked (NaN-aware) MSE."""
 
     def __init__(self, hidden=(64, 32, 16), per_target=True, epochs=150, lr=1e-3, batch=64, weight_decay=0.0,
-                 seed=0, noise=0.0):
+                 seed=0, noise=0.0, x_norm="channel"):
+        self.x_norm = x_norm
         self.hidden, self.per_target, self.epochs, self.lr, self.batch = hidden, per_target, epochs, lr, batch
         self.weight_decay, self.seed, self.noise = weight_decay, seed, noise
 
     def fit(self, x, y, sample_weight=None):
         x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
-        self.xm, self.xs = x.mean(0), x.std(0) + 1e-6 * (x.std() + 1e-12)
+        if self.x_norm == "global":  # one scalar: low-variance channels do not amplify small input changes
+            self.xm, self.xs = np.float32(x.mean()), np.float32(x.std() + 1e-12)
+        else:
+            self.xm, self.xs = x.mean(0), x.std(0) + 1e-6 * (x.std() + 1e-12)
         self.ym, self.ys = np.nanmean(y, 0), np.nanstd(y, 0) + 1e-12
         torch.manual_seed(self.seed)
         X = torch.as_tensor((x - self.xm) / self.xs)
@@ -337,11 +341,16 @@ def add_arguments(p):
     p.add_argument("--out", default="runs/augment")
 
 
+def _cli(args) -> int:
+    run(args)
+    return 0
+
+
 def register_cli(subparsers):
     p = subparsers.add_parser("augment", help="VAE/CVAE augmentation of a scarce measured set (document 000)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=_cli)
     return p
 
 

@@ -249,17 +249,41 @@ class XNormaliser:
 
 
 class YNormaliser:
-    """Per-target standardisation, NaN-aware (NaN = target not applicable; kept as NaN)."""
+    """Per-target standardisation, NaN-aware (NaN = target not applicable; kept as NaN).
 
-    def __init__(self, names: Sequence[str] = (), mean=None, std=None):
+    Targets named in ``log`` are standardised as log10 (for positive targets spanning decades: dose rate,
+    number density, ...); :meth:`inverse` returns physical units either way."""
+
+    def __init__(self, names: Sequence[str] = (), mean=None, std=None, log: Sequence[str] = ()):
         self.names = tuple(names)
+        unknown = [t for t in log if t not in self.names]
+        if unknown:
+            raise TaskError(f"log target(s) {', '.join(repr(t) for t in unknown)}: not among the task's "
+                            f"targets ({', '.join(self.names)})")
+        self.log = tuple(t for t in self.names if t in tuple(log))
+        self._logmask = np.array([t in self.log for t in self.names], dtype=bool)
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
         self.std = None if std is None else np.asarray(std, dtype=np.float64)
         k = len(self.names)
         self._s, self._ss, self._n = np.zeros(k), np.zeros(k), np.zeros(k)
 
-    def partial_fit(self, y: np.ndarray) -> "YNormaliser":
+    def _fwd(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
+        if self._logmask.any():
+            y = y.copy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y[..., self._logmask] = np.log10(np.where(y[..., self._logmask] > 0, y[..., self._logmask],
+                                                          np.nan))
+        return y
+
+    def partial_fit(self, y: np.ndarray) -> "YNormaliser":
+        raw = np.asarray(y, dtype=np.float64)
+        if self._logmask.any():
+            bad = np.isfinite(raw[:, self._logmask]) & (raw[:, self._logmask] <= 0)
+            if bad.any():
+                name = np.array(self.log)[bad.any(0)][0]
+                raise TaskError(f"log target '{name}': has values <= 0; expected positive values for a log scale")
+        y = self._fwd(raw)
         ok = np.isfinite(y)
         z = np.where(ok, y, 0.0)
         self._s += z.sum(0)
@@ -276,13 +300,17 @@ class YNormaliser:
         return self
 
     def transform(self, y: np.ndarray) -> np.ndarray:
-        return ((np.asarray(y, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+        return ((self._fwd(y) - self.mean) / self.std).astype(np.float32)
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
-        return (np.asarray(z, dtype=np.float64) * self.std + self.mean).astype(np.float32)
+        y = np.asarray(z, dtype=np.float64) * self.std + self.mean
+        if self._logmask.any():
+            y[..., self._logmask] = 10.0 ** y[..., self._logmask]
+        return y.astype(np.float32)
 
     def state(self) -> dict:
-        return {"names": np.array(self.names, dtype=object), "mean": self.mean, "std": self.std}
+        return {"names": np.array(self.names, dtype=object), "mean": self.mean, "std": self.std,
+                "log": list(self.log)}
 
 
 @dataclass
@@ -292,13 +320,15 @@ class Normalisers:
 
     def save(self, path) -> None:
         np.savez(path, x_mode=np.array(self.x.mode), x_mean=self.x.mean, x_std=self.x.std,
-                 y_names=np.array(self.y.names, dtype=str), y_mean=self.y.mean, y_std=self.y.std)
+                 y_names=np.array(self.y.names, dtype=str), y_mean=self.y.mean, y_std=self.y.std,
+                 y_log=np.array(self.y.log, dtype=str))
 
     @classmethod
     def load(cls, path) -> "Normalisers":
         with np.load(path, allow_pickle=False) as z:
             return cls(XNormaliser(str(z["x_mode"]), z["x_mean"], z["x_std"]),
-                       YNormaliser(tuple(str(s) for s in z["y_names"]), z["y_mean"], z["y_std"]))
+                       YNormaliser(tuple(str(s) for s in z["y_names"]), z["y_mean"], z["y_std"],
+                                   tuple(str(s) for s in z["y_log"]) if "y_log" in z else ()))
 
 
 def _target_columns(corpus, task: Task) -> list[int]:
@@ -307,10 +337,10 @@ def _target_columns(corpus, task: Task) -> list[int]:
 
 
 def fit_normalisers(corpus, rows: np.ndarray, task: Task, x_mode: str = "channel",
-                    max_rows: int = 50_000) -> Normalisers:
+                    max_rows: int = 50_000, log_targets: Sequence[str] = ()) -> Normalisers:
     """Fit x and y normalisers on ``rows`` (the training split only), reading whole chunks.  At most
     ``max_rows`` rows (whole chunks picked at random, seeded) are used for x; y uses every training row."""
-    xn, yn = XNormaliser(x_mode), YNormaliser(task.targets)
+    xn, yn = XNormaliser(x_mode), YNormaliser(task.targets, log=log_targets)
     cols = _target_columns(corpus, task)
     rows = np.asarray(rows)
     chunks = np.unique(rows // corpus.chunk_rows)
@@ -421,7 +451,17 @@ class _ChunkIterable(torch.utils.data.IterableDataset):
                  drop_last: bool):
         self.ds, self.batch_size, self.shuffle, self.seed = ds, batch_size, shuffle, seed
         self.mix_chunks, self.drop_last = max(1, mix_chunks), drop_last
-        self.epoch = 0
+        # shared with (persistent) worker processes, so set_epoch reaches them without restarting them
+        import multiprocessing as mp
+        self._epoch = mp.Value("q", 0, lock=False)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value)
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._epoch.value = int(value)
 
     def __iter__(self) -> Iterator[dict]:
         info = torch.utils.data.get_worker_info()
@@ -485,7 +525,7 @@ class ChunkShuffleLoader:
         self._it = _ChunkIterable(dataset, self.batch_size, shuffle, seed, mix_chunks, drop_last)
         kw = {}
         if num_workers > 0:
-            kw = {"prefetch_factor": prefetch_factor, "persistent_workers": False,
+            kw = {"prefetch_factor": prefetch_factor, "persistent_workers": True,
                   "multiprocessing_context": "fork" if hasattr(os, "fork") else None}
         self.loader = torch.utils.data.DataLoader(self._it, batch_size=None, num_workers=num_workers,
                                                   pin_memory=pin_memory, **kw)

@@ -47,6 +47,7 @@ class FitConfig:
     test: float = 0.1
     seed: int = 0
     x_norm: str | None = None         # channel | global | none; None: channel for mlp, global for conv nets
+    log_targets: list = field(default_factory=list)  # targets learnt as log10 (positive, spanning decades)
     device: str = "auto"
     threads: int | None = None         # torch intra-op threads (None: torch's default)
     num_workers: int = 0
@@ -173,7 +174,8 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
     if (out / "normalisers.npz").exists() and cfg.resume:
         norm = Normalisers.load(out / "normalisers.npz")
     else:
-        norm = fit_normalisers(corpus, splits["train"].rows, task, x_mode=x_norm)
+        norm = fit_normalisers(corpus, splits["train"].rows, task, x_mode=x_norm,
+                               log_targets=cfg.log_targets)
         norm.save(out / "normalisers.npz")
     eval_split = "test" if len(splits.get("test", ())) else "val"
 

@@ -312,11 +312,16 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--out", default="runs/nested")
 
 
+def _cli(args) -> int:
+    run(args)
+    return 0
+
+
 def register_cli(subparsers):
     p = subparsers.add_parser("nested", help="nested VAE (document 003): conditions <-> swelling micrographs",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=_cli)
     return p
 
 

@@ -464,17 +464,41 @@ def _edge_table(lo: float, hi: float):
 
 # ------------------------------------------------------------------------------------------------ PDF
 def _prepare_pdf(m: Measurement, spec: TargetSpec) -> Prepared:
+    """G(r) onto the model's r grid by point sampling (linear interpolation), like the simulator, which evaluates
+    G at the grid points: G(r) is band-limited by Qmax, so a measured grid finer than pi/Qmax is interpolated,
+    not bin-averaged (averaging would broaden peaks and damp termination ripples the simulator keeps).  The
+    model's first point (recipes start at 1.5 A, below which reductions leave ripples rather than structure)
+    is where the window begins; nothing before it is used.  No rescaling: the experimental scale is arbitrary and
+    the recipe's ``scale`` prior covers it (the measured Qmin/Qmax are compared with the recipe's priors and a
+    warning is recorded when they lie outside)."""
     axis = spec.axis
     _check_units(m, axis, "A")
     r = axis.coords[0]
-    _covers(m, m.axis, r, "r (A)")
-    info = {"steps": [f"G(r) rebinned onto r {_range(r)} A"]}
-    sup = _prior_support(spec, "qmax")
-    if "qmax" in m.meta:
-        info["qmax_measured"] = m.meta["qmax"]
-        if sup is not None and not (sup[0] <= m.meta["qmax"] <= sup[1]):
-            info["warning"] = f"measured Qmax {m.meta['qmax']:g} 1/A lies outside the recipe's {sup[0]:g}-{sup[1]:g}"
-    return Prepared(rebin(m.axis, m.values, r)[None].astype(np.float32), axis, m, info)
+    x, y = np.asarray(m.axis, float), np.asarray(m.values, float)
+    if x.ndim != 1 or y.shape != x.shape or len(x) < 2:
+        _refuse(m, f"G(r) of shape {y.shape} on r of shape {x.shape}: expected one value per r point")
+    if np.any(np.diff(x) <= 0):
+        _refuse(m, "r values do not increase monotonically")
+    if not np.all(np.isfinite(y)):
+        _refuse(m, f"{int(np.sum(~np.isfinite(y)))} non-finite G(r) values")
+    _covers(m, x, r, "r (A)")
+    info: dict = {"steps": [], "r_step_measured": float(np.median(np.diff(x)))}
+    qmax = m.meta.get("qmax")
+    nyq = math.pi / float(qmax) if qmax else None
+    if nyq is not None and info["r_step_measured"] > nyq * 1.0001:
+        info["warning"] = (f"measured r step {info['r_step_measured']:g} A is coarser than pi/Qmax = {nyq:.3g} A: "
+                           "G(r) is undersampled, interpolation loses peak shape")
+    g = np.interp(r, x, y)
+    info["steps"].append(f"G(r) interpolated onto r {_range(r)} A (step {float(r[1] - r[0]):g} A)")
+    for key in ("qmax", "qmin"):
+        if key in m.meta and m.meta[key] is not None:
+            val = float(m.meta[key])
+            info[f"{key}_measured"] = val
+            sup = _prior_support(spec, key)
+            if sup is not None and not (sup[0] - 1e-9 <= val <= sup[1] + 1e-9):
+                msg = f"measured {key} {val:g} 1/A lies outside the recipe's {sup[0]:g}-{sup[1]:g}"
+                info["warning"] = (info["warning"] + "; " + msg) if "warning" in info else msg
+    return Prepared(g[None].astype(np.float32), axis, m, info)
 
 
 # ------------------------------------------------------------------------------------------------ images

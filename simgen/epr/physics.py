@@ -156,11 +156,13 @@ class Experiment:
 class Options:
     method: str = "auto"              # auto | perturb | exact
     n_theta: int = 19                 # orientation knots over 0..90 deg, S = 1/2 closed form (convergence)
-    refine: int = 6                   # interpolation factor between knots
+    refine: int = 4                   # interpolation factor between knots (EasySpin: 4)
     exact_threshold: float = 0.03     # auto: exact when max|A| I / nu exceeds this (S = 1/2)
     rel_threshold: float = 1e-4       # drop exact-route lines weaker than this fraction
     width_ratio: float = 1.06         # ratio of neighbouring Gaussian-width classes (strains)
     n_nodes: int = 0                  # field nodes of the exact route (0 = automatic)
+    quintic: bool = True              # S = 1/2 exact route: curvature-augmented (quintic) level interpolation
+    direct_iso: bool = True           # isotropic Gaussian lines without modulation/phase: direct line shapes
     n_theta_exact: int = 19           # knots of the exact route for S = 1/2 (0 = n_theta)
     n_theta_zfs: int = 13             # knots of the exact route for S > 1/2 (0 = n_theta_exact)
     n_theta_zfs_rhombic: int = 21     # ... on the 2-D (octant) grid (partial-line cells dominate the error)
@@ -250,27 +252,28 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
         Ival = np.array([I for I, _, _ in nucs], dtype=np.float64)
         astr = np.full(len(nucs), float(sys.A_strain))
         L = combos.shape[0]
-        cw = np.full(L, frac / L)
+        cw = _ones(L)
         K = nvec.shape[0]
         B = np.empty((K, L))
         In = np.empty((K, L))
         W = np.empty((K, L))
         kernels.s12_knots(nvec, g, gs, Aall, Ival, combos, cw, astr, mw_mhz, B, In, W)
-        return B, In, W, np.full(L, -1, dtype=np.int64)
+        return B, In, W, _partners(L, 1), frac / L
     I, gn, ascale = nucs[0] if nucs else (0.0, 0.0, 0.0)
     A = A0 * ascale
     # exact: one nucleus (or none)
     H0, Gx, Gy, Gz, _, _, _ = kernels.build_ops(float(sys.S), float(I), g, A, float(gn),
-                                                      float(sys.D), float(sys.E))
+                                                float(sys.D), float(sys.E))
     N = H0.shape[0]
     lo, hi = Bext
     zfs = abs(sys.D) + 3 * abs(sys.E)
     high_field = zfs < 0.15 * mw_mhz
+    Amax = max(abs(a) for a in A)
     if high_field:
         # high-field regime: all allowed lines lie within the fine-structure + hyperfine spread of g ~ gmin..gmax
-        spread = (2 * sys.S - 1) * zfs + 1.2 * I * np.max(np.abs(A)) + 0.05 * mw_mhz
-        b_lo = (mw_mhz - 1.3 * spread) / (np.max(g) * kernels.BMAGN)
-        b_hi = (mw_mhz + 1.3 * spread) / (np.min(g) * kernels.BMAGN)
+        spread = (2 * sys.S - 1) * zfs + 1.2 * I * Amax + 0.05 * mw_mhz
+        b_lo = (mw_mhz - 1.3 * spread) / (max(gt) * kernels.BMAGN)
+        b_hi = (mw_mhz + 1.3 * spread) / (min(gt) * kernels.BMAGN)
         lo, hi = max(lo, b_lo), min(hi, b_hi)
         if hi <= lo:
             lo, hi = Bext
@@ -279,25 +282,55 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
     # comparable with the microwave quantum (anticrossings, looping transitions): more nodes there
     r = zfs * (sys.S ** 2 - 0.25) / mw_mhz
     extra = 20.0 * r / (1.0 + r * r) if (r > 0.3 and not high_field) else 0.0
-    n_nodes = opt.n_nodes or int(np.clip(3 + span / (250.0 if sys.S == 0.5 else 150.0) + extra, 3, 24))
-    Bn = np.linspace(max(lo, 0.5), max(hi, 1.0), n_nodes)
+    quintic = bool(opt.quintic) and sys.S == 0.5 and high_field
+    if quintic:
+        # S = 1/2 at high field: levels are smooth, with curvatures (quintic Hermite) two nodes per 400 mT
+        n_nodes = opt.n_nodes or int(min(max(2 + span / 400.0, 2), 24))
+    else:
+        n_nodes = opt.n_nodes or int(min(max(3 + span / (250.0 if sys.S == 0.5 else 150.0) + extra, 3), 24))
+    b0, b1 = max(lo, 0.5), max(hi, 1.0)
+    Bn = np.array([b0 + (b1 - b0) * j / (n_nodes - 1) for j in range(n_nodes)])
     K = nvec.shape[0]
     L = N * (N - 1) // 2 * opt.max_roots
     B = np.empty((K, L))
     In = np.empty((K, L))
     W = np.empty((K, L))
     kernels.exact_knots(nvec, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
-                        opt.rel_threshold, B, In, W)
-    In *= frac / (2 * I + 1)
-    keep = np.flatnonzero(np.isfinite(B).any(axis=0))
-    R = opt.max_roots
-    newidx = np.full(L, -1, dtype=np.int64)
-    newidx[keep] = np.arange(len(keep))
-    partner = np.full(len(keep), -1, dtype=np.int64)
-    if R == 2:
-        partner = newidx[keep ^ 1]          # the other root of the same level pair (pair * 2 + r)
-    return (np.ascontiguousarray(B[:, keep]), np.ascontiguousarray(In[:, keep]),
-            np.ascontiguousarray(W[:, keep]), partner)
+                        opt.rel_threshold, B, In, W, quintic)
+    # lines without any resonance stay in (NaN fields are skipped by powder_bin); partner = the other root of
+    # the same level pair (line index pair * R + r)
+    return B, In, W, _partners(L, opt.max_roots), frac / (2 * I + 1)
+
+
+@functools.lru_cache(maxsize=256)
+def _ones(L):
+    out = np.ones(L)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _partners(L, R):
+    out = np.arange(L, dtype=np.int64) ^ 1 if R == 2 else np.full(L, -1, dtype=np.int64)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _fast_len(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n (fast pocketfft sizes)."""
+    best = 1 << int(math.ceil(math.log2(n)))
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            q = p35
+            while q < n:
+                q *= 2
+            best = min(best, q)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 @functools.lru_cache(maxsize=64)
@@ -365,12 +398,23 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     xc0 = x0 - field_offset - m * dxc
     nb = (n - 1) * sub + 1 + 2 * m
     Bext = (xc0, xc0 + (nb - 1) * dxc)
-    nfft = 1 << int(math.ceil(math.log2(nb + 2 * m)))   # the line-shape kernels decay within the margin m
+    if exp.mw_phase == 0 and all(s.lwL == 0 for s in systems):
+        # Gaussian lines (also modulated, any harmonic) are zero beyond the margin m: no wrap-around when
+        # nfft >= nb (outputs m .. nb - m only see sticks within m)
+        nfft = _fast_len(nb)
+    else:
+        # Lorentzian and dispersion tails: pad by a further 2 m
+        nfft = 1 << int(math.ceil(math.log2(nb + 2 * m)))
     f, f2 = _freqs(nfft, dxc)
     nf = len(f)
     df = 1.0 / (nfft * dxc)
     total = None
     nt_exact = opt.n_theta_exact or opt.n_theta
+    # solution (isotropic) spectra of Gaussian lines without modulation or phase: the line shapes are evaluated
+    # directly on the output grid (no stick spectrum, no FFT); same normalisation as the FFT route
+    direct = (exp.mod_amp == 0 and exp.mw_phase == 0 and int(exp.harmonic) in (0, 1, 2)
+              and all(s.lwL == 0 for s in systems) and opt.direct_iso)
+    ydir = np.zeros(n) if direct else None
     for s, (S, g, A, gs, isos) in zip(systems, preps):
         has_nuc = any(e[1] > 0 for e in isos)
         sym = _symmetry(S, g, A, gs, s.D, s.E, has_nuc)
@@ -385,10 +429,16 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
         th, ph, nvec = _grid(sym, nt)
         prep = (S, g, A, gs, isos)
         parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
+        if direct and sym == "iso":
+            for B, In, W, partner, psc in parts:
+                kernels.gauss_direct(B, In, W, float(s.weight) * psc, float(s.lw), x0 - field_offset, dx,
+                                     int(exp.harmonic), dxc, ydir)
+            continue
         Wmax = 0.0
-        for p in parts:
-            if p[2].size:
-                Wmax = max(Wmax, float(p[2].max()))
+        if max(gs) > 0 or s.A_strain > 0:             # W (strain widths) is 0 without strains
+            for p in parts:
+                if p[2].size:
+                    Wmax = max(Wmax, float(p[2].max()))   # W is 0 (not NaN) where there is no line
         lwg = float(s.lw)
         if Wmax > 1e-3 * max(lwg, dxc):
             c_lo = max(lwg, 0.5 * dxc)
@@ -403,17 +453,25 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             xb0, dxb = xc0, -dxc
         else:
             xb0, dxb = xc0, dxc
-        for B, In, W, partner in parts:
+        for B, In, W, partner, psc in parts:
             if B.shape[1]:
                 kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, int(opt.refine), xb0, dxb, lwg, cw,
-                                   float(s.weight), stick)
-        F = np.fft.rfft(stick, nfft, axis=1)
+                                   float(s.weight) * psc, stick)
+        # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
+        sigs = cw / _SQ2LN2
+        keeps = [min(nf, int(math.sqrt(20.0) / (math.pi * sg) / df) + 2) if sg > 0 else nf for sg in sigs]
+        kmax = max(keeps)
+        nnz = np.count_nonzero(stick)
+        if nnz * kmax < 4 * nfft:
+            # few sticks (solution spectra): direct DFT of the non-zero bins up to the Gaussian cut-off
+            F = np.empty((len(cw), kmax), dtype=np.complex128)
+            kernels.sparse_rfft(stick, nfft, F)
+        else:
+            F = np.fft.rfft(stick, nfft, axis=1)
         acc = np.zeros(nf, dtype=np.complex128)
         for c in range(len(cw)):
-            sig = cw[c] / _SQ2LN2
-            # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
-            keep = min(nf, int(math.sqrt(20.0) / (math.pi * sig) / df) + 2) if sig > 0 else nf
-            acc[:keep] += F[c, :keep] * np.exp((-2.0 * (math.pi * sig) ** 2) * f2[:keep])
+            keep = keeps[c]
+            acc[:keep] += F[c, :keep] * np.exp((-2.0 * (math.pi * sigs[c]) ** 2) * f2[:keep])
         common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
                                        float(exp.mw_phase))
         acc *= common
@@ -421,8 +479,10 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             total = acc
         else:
             total += acc
-    y = np.fft.irfft(total, nfft)
-    return y[m:m + (n - 1) * sub + 1:sub].copy()
+    if total is None:
+        return ydir
+    y = np.fft.irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
+    return y + ydir if direct else y
 
 
 def from_easyspin(Sys: dict, Exp: dict) -> tuple[SpinSystem, Experiment]:

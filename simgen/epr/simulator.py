@@ -19,9 +19,10 @@ import yaml
 from .. import catalogs
 from ..errors import ParameterError, RecipeError
 from ..simulator import Axis, Field, Simulator
+from .kernels import BMAGN
 from .physics import Experiment, Options, SpinSystem, cw_spectrum, nuclei
 
-__all__ = ["EPRSimulator", "centres", "centre_system"]
+__all__ = ["EPRSimulator", "centres", "centre_system", "crop_window", "pink_noise"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -78,7 +79,7 @@ class EPRSimulator(Simulator):
         "n_theta_zfs": Field(kind="int", low=5, high=361, default=13, doc="orientation knots, S > 1/2"),
         "n_theta_zfs_rhombic": Field(kind="int", low=5, high=361, default=21,
                                      doc="orientation knots, S > 1/2 with rhombic tensors (octant grid)"),
-        "refine": Field(kind="int", low=1, high=64, default=6, doc="interpolation factor between knots"),
+        "refine": Field(kind="int", low=1, high=64, default=4, doc="interpolation factor between knots"),
         "method": Field(kind="category", choices=("auto", "perturb", "exact"), default="auto",
                         doc="S = 1/2 hyperfine: second order, exact diagonalisation, or auto"),
     }
@@ -125,6 +126,12 @@ class EPRSimulator(Simulator):
         "baseline_c2": _f("", -10.0, 10.0, 0.0, "baseline curvature over the window"),
         "noise_white": _f("", 0.0, 10.0, 0.0, "standard deviation of white noise"),
         "noise_pink": _f("", 0.0, 10.0, 0.0, "standard deviation of 1/f noise"),
+        # measured sub-window (what train.prepare does to a file narrower than the axis)
+        "crop_below": _f("mT", 0.0, 1e4, 0.0, "the measured window starts this far below the resonance field of "
+                         "g_iso (0 = the whole axis); outside it the spectrum is 0, inside it the linear baseline "
+                         "through the end 5 % medians is removed and max |y| = 1, as train.prepare does"),
+        "crop_above": _f("mT", 0.0, 1e4, 0.0, "the measured window ends this far above the resonance field of "
+                         "g_iso (0 = the whole axis)"),
     }
 
     def setup(self):
@@ -227,7 +234,31 @@ class EPRSimulator(Simulator):
                 y = y + sw * r.standard_normal(len(x))
             if sp > 0:
                 y = y + sp * pink_noise(len(x), r)
+        cb, ca = float(p["crop_below"][i]), float(p["crop_above"][i])
+        if cb > 0 or ca > 0:
+            g_iso = (p["g_x"][i] + p["g_y"][i] + p["g_z"][i]) / 3.0
+            b0 = float(p["mw_freq"][i]) * 1e3 / (g_iso * BMAGN) + float(p["field_offset"][i])
+            y = crop_window(x, y, b0 - cb if cb > 0 else -np.inf, b0 + ca if ca > 0 else np.inf)
         return y
+
+
+def crop_window(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``y`` as measured over [lo, hi] only and put on the whole axis like ``train.prepare``: the linear baseline
+    through the medians of the end 5 % (at least 3 points) of the window removed, divided by max |y| in the
+    window, 0 outside.  Windows with fewer than 16 points or covering the whole axis leave ``y`` as it is."""
+    i0 = int(np.searchsorted(x, lo, side="left"))
+    i1 = int(np.searchsorted(x, hi, side="right"))
+    if i1 - i0 < 16 or (i0 == 0 and i1 == len(x)):
+        return y
+    xs, ys = x[i0:i1], y[i0:i1]
+    w = max(3, len(ys) // 20)
+    xa, xb = np.median(xs[:w]), np.median(xs[-w:])
+    ya, yb = np.median(ys[:w]), np.median(ys[-w:])
+    ys = ys - (ya + (yb - ya) * (xs - xa) / (xb - xa))
+    m = np.max(np.abs(ys))
+    out = np.zeros_like(y)
+    out[i0:i1] = ys / m if m > 0 else ys
+    return out
 
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -163,11 +163,11 @@ def equivalent_diameter(natoms: int, number_density: float) -> float:
 def _fcc_cluster_cached(shape: str, symbol: str, a: float, size: int):
     from ase.cluster import Decahedron, Icosahedron, Octahedron
     if shape == "icosahedron":
-        at = Icosahedron(symbol, noshells=size, latticeconstant=a)
+        at = Icosahedron(symbol, noshells=int(size), latticeconstant=a)
     elif shape == "decahedron":
-        at = Decahedron(symbol, p=size, q=max(1, size // 2), r=0, latticeconstant=a)
+        at = Decahedron(symbol, p=int(size), q=max(1, int(size) // 2), r=0, latticeconstant=a)
     elif shape == "octahedron":
-        at = Octahedron(symbol, length=size, cutoff=max(0, (size - 1) // 3), latticeconstant=a)
+        at = Octahedron(symbol, length=int(size), cutoff=max(0, (int(size) - 1) // 3), latticeconstant=a)
     else:
         raise ParameterError("shape", shape, "sphere, icosahedron, decahedron or octahedron")
     pos = at.positions - at.positions.mean(0)

@@ -5,6 +5,10 @@ import argparse
 
 import numpy as np
 import pytest
+import torch
+
+# one thread: these tiny nets gain nothing from more, and shared CI cores are often oversubscribed
+torch.set_num_threads(1)
 
 from train import augment as A
 

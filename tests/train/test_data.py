@@ -192,3 +192,17 @@ def test_incomplete_and_corrupted_store(tmp_path):
     g["_chunk_crc32"][1] = -1
     with pytest.raises(StoreError, match=r"broken\.zarr.*incomplete"):
         CorpusDataset(path)
+
+
+def test_y_normaliser_log_targets():
+    rng = np.random.default_rng(2)
+    y = np.stack([rng.normal(0, 1, 300), 10 ** rng.uniform(-7, -5, 300)], 1)
+    yn = YNormaliser(("a", "rate"), log=["rate"]).partial_fit(y).finish()
+    z = yn.transform(y)
+    np.testing.assert_allclose(z[:, 1].std(), 1, rtol=1e-3)  # standardised on the log scale
+    np.testing.assert_allclose(yn.mean[1], np.log10(y[:, 1]).mean())
+    np.testing.assert_allclose(yn.inverse(z), y, rtol=1e-4)
+    with pytest.raises(TaskError, match="'nope'"):
+        YNormaliser(("a",), log=["nope"])
+    with pytest.raises(TaskError, match="log target 'a'.*<= 0"):
+        YNormaliser(("a",), log=["a"]).partial_fit(y[:, :1])

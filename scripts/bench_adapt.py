@@ -1,0 +1,44 @@
+"""Sim-to-measured benchmark: `simtrain adapt --benchmark NAME` over every named distortion of train/distortions.py.
+
+    python scripts/bench_adapt.py                       # all distortions, default settings of `simtrain adapt`
+    python scripts/bench_adapt.py --only default,mixed -- --n-sim 1500 --vae-epochs 60   # extra adapt options
+
+Prints, per distortion, the nMAE (mean over targets of MAE / target std) on the "measured" test set of inverse
+networks trained on raw simulations, on the adapted corpus and on the measured pool itself, the error cut
+1 - adapted/raw (acceptance: >= 0.30) and the gap closed (raw - adapted) / (raw - measured_only).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+
+from train import adapt
+from train.distortions import DISTORTIONS, describe
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    own = argv[:argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(DISTORTIONS), help="comma-separated distortion names or specs")
+    a = p.parse_args(own)
+    rows = []
+    for name in [s for s in a.only.split(";" if "=" in a.only else ",") if s]:
+        ap = argparse.ArgumentParser()
+        adapt.add_arguments(ap)
+        with tempfile.TemporaryDirectory() as tmp:
+            rep = adapt.run(ap.parse_args(["--benchmark", name, "--out", tmp] + extra))
+        s = rep["summary"]
+        rows.append((name, describe(name), s["raw_sim"]["nmae_mean"], s["adapted"]["nmae_mean"],
+                     s.get("measured_only", {}).get("nmae_mean", float("nan")), s["error_cut"]["mean"],
+                     s.get("gap_closed", {}).get("mean", float("nan"))))
+    print("\n%-12s %-50s %8s %8s %8s %9s %8s" % ("distortion", "chain", "raw", "adapted", "meas", "cut", "gap"))
+    for r in rows:
+        print("%-12s %-50s %8.4f %8.4f %8.4f %9.3f %8.3f %s" % (*r, "PASS" if r[5] >= 0.30 else "FAIL"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
