@@ -2,6 +2,7 @@
 
     python scripts/bench_adapt.py                       # all distortions, default settings of `simtrain adapt`
     python scripts/bench_adapt.py --only default,mixed -- --n-sim 1500 --vae-epochs 60   # extra adapt options
+    python scripts/bench_adapt.py --only default,mixed -- --seeds 3 --ablation  # spread; each half of the method alone
 
 Prints, per distortion, the nMAE (mean over targets of MAE / target std) on the "measured" test set of inverse
 networks trained on raw simulations, on the adapted corpus and on the measured pool itself, the error cut

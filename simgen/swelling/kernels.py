@@ -126,3 +126,73 @@ def render_lines(p0, p1, width, strength, pixel, out):
                 d2 = qx * qx + qy * qy
                 if d2 < ext * ext:
                     out[r % ny, j % nx] *= 1.0 - s * math.exp(-d2 * inv)
+
+
+@nb.njit(cache=True, nogil=True)
+def exit_wave(path, ar, ai, psi):
+    """psi = exp((ar + i ai) path) (complex64), computed only where the path is non-zero (1 elsewhere)."""
+    ny, nx = path.shape
+    for r in range(ny):
+        for j in range(nx):
+            L = path[r, j]
+            if L == 0.0:
+                psi[r, j] = 1.0
+            else:
+                m = math.exp(ar * L)
+                psi[r, j] = complex(m * math.cos(ai * L), m * math.sin(ai * L))
+
+
+@nb.njit(cache=True, nogil=True)
+def fresnel(spec, fy, fx, c):
+    """spec *= exp(-i c (fy^2 + fx^2)) in place (c = pi lambda defocus)."""
+    ny, nx = spec.shape
+    for r in range(ny):
+        qy = fy[r] * fy[r]
+        for j in range(nx):
+            ph = -c * (qy + fx[j] * fx[j])
+            spec[r, j] *= complex(math.cos(ph), math.sin(ph))
+
+
+@nb.njit(cache=True, nogil=True)
+def gaussian_mtf(spec, fy, fx, s2):
+    """spec *= exp(-2 pi^2 s2 q^2) in place (s2 = blur sigma^2)."""
+    ny, nx = spec.shape
+    k = -2.0 * math.pi * math.pi * s2
+    for r in range(ny):
+        qy = fy[r] * fy[r]
+        for j in range(nx):
+            spec[r, j] *= math.exp(k * (qy + fx[j] * fx[j]))
+
+
+@nb.njit(cache=True, nogil=True)
+def modulate(wave, tfield, tcoef, bfield, bc, inv_w2, out):
+    """out = |wave|^2 exp(-tcoef tfield) (1 - bc exp(-bfield^2 inv_w2)): thickness variation and bend contours."""
+    ny, nx = out.shape
+    for r in range(ny):
+        for j in range(nx):
+            w = wave[r, j]
+            b = bfield[r, j]
+            out[r, j] = (w.real * w.real + w.imag * w.imag) * math.exp(-tcoef * tfield[r, j]) \
+                * (1.0 - bc * math.exp(-b * b * inv_w2))
+
+
+@nb.njit(cache=True, nogil=True)
+def shot_noise(inten, gauss, counts, out):
+    """out = (I + sqrt(I mean / counts) g) / mean, I clipped at 0: Gaussian approximation of Poisson noise at
+    ``counts`` electrons per pixel on average, normalised to unit mean."""
+    ny, nx = inten.shape
+    s = 0.0
+    for r in range(ny):
+        for j in range(nx):
+            v = inten[r, j]
+            if v < 0.0:
+                v = 0.0
+                inten[r, j] = 0.0
+            s += v
+    mean = s / (ny * nx)
+    if mean <= 0.0:
+        mean = 1.0
+    for r in range(ny):
+        for j in range(nx):
+            v = inten[r, j] / mean
+            out[r, j] = v + math.sqrt(v / counts) * gauss[r, j]

@@ -9,7 +9,7 @@ Pipeline per sample (all randomness from ``sample_rng(p, i)``):
    and the instance mask (the void with the longest path at each pixel);
 3. exit wave ``psi = exp((1/(2 lambda_abs) - i sigma V0) L)``: a void removes the mean inner potential ``V0``
    (phase ``sigma V0`` per nm, ``sigma`` the interaction constant at the accelerating voltage) and absorption;
-4. defocus transfer (Fresnel propagation, numpy FFT): ``psi_f = F^-1[F[psi] exp(i pi lambda defocus q^2)]``;
+4. defocus transfer (Fresnel propagation, numpy FFT): ``psi_f = F^-1[F[psi] exp(-i pi lambda defocus q^2)]``;
    defocus < 0 is underfocus (weakened objective lens): voids show a bright interior and a dark Fresnel fringe;
    overfocus reverses it (Ruehle & Wilkens; Jenkins & Kirk, "Characterisation of radiation damage by TEM", 2001);
 5. clutter, multiplicative on ``|psi_f|^2``: thickness variation (absorption), bend contours (dark bands along
@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import fft as sp_fft
 
 from ..errors import ParameterError, RecipeError
 from ..simulator import Axis, Field, Output, Simulator
@@ -116,24 +117,37 @@ class SwellingSimulator(Simulator):
                                   f"image_size >= {math.ceil(extent / px)}")
         self._lam = electron_wavelength(c["voltage"])
         self._sigma = interaction_constant(c["voltage"])
-        self._q2 = None
 
     @property
     def axis(self) -> Axis:
         return self._axis
 
-    def __getstate__(self):
-        st = dict(self.__dict__)
-        st["_q2"] = None
-        return st
+    def plot_corpus(self, corpus, path, n: int = 6) -> bool:
+        """``simgen plot``: a panel of micrographs across temperature (rows) and dose (columns)."""
+        from .plot import plot_panel
+        done = np.flatnonzero(corpus.chunk_crcs() >= 0)
+        if len(done) == 0:
+            return False
+        rows = np.concatenate([np.arange(corpus.chunk_slice(k).start, corpus.chunk_slice(k).stop) for k in done])
+        names = list(corpus.params_all)
+        table = corpus.params[...][rows]
+        params = {name: table[:, j] for j, name in enumerate(names)}
+        if corpus.label is not None:
+            params["label"] = corpus.label[...][rows]
 
-    def _freq2(self):
-        if self._q2 is None:
-            n, px = self.config["image_size"], self.config["pixel_size"]
-            f = np.fft.fftfreq(n, px)
-            fr = np.fft.rfftfreq(n, px)
-            self._q2 = (f[:, None] ** 2 + f[None, :] ** 2, f[:, None] ** 2 + fr[None, :] ** 2)
-        return self._q2
+        class _Rows:  # lazy view: only the images shown are read
+            shape = (len(rows), *corpus.x.shape[1:])
+
+            def __getitem__(self, i):
+                return corpus.x[int(rows[i])]
+
+        plot_panel(_Rows(), params, list(corpus.classes), path)
+        return True
+
+    def _freqs(self):
+        n, px = self.config["image_size"], self.config["pixel_size"]
+        f = np.fft.fftfreq(n, px)
+        return f, f, np.fft.rfftfreq(n, px)
 
     def material_of(self, p, i):
         if self.label is not None:
@@ -189,36 +203,34 @@ class SwellingSimulator(Simulator):
         n, px = self.config["image_size"], self.config["pixel_size"]
         m = self.material_of(p, i)
         path, mask = self.project(pop, m)
-        q2, q2r = self._freq2()
-        # exit wave relative to the matrix: voids lack potential (phase) and absorb less
-        psi = np.exp(path * complex(0.5 / m.absorption_length, -self._sigma * m.mean_inner_potential))
-        prop = np.exp(1j * math.pi * self._lam * p["defocus"][i] * q2)
-        inten = np.abs(np.fft.ifft2(np.fft.fft2(psi) * prop)) ** 2
+        fy, fx, fxr = self._freqs()
+        psi = np.empty((n, n), dtype=np.complex64)
+        kernels.exit_wave(path, 0.5 / m.absorption_length, -self._sigma * m.mean_inner_potential, psi)
+        spec = sp_fft.fft2(psi, overwrite_x=True)
+        kernels.fresnel(spec, fy, fx, math.pi * self._lam * p["defocus"][i])
+        wave = sp_fft.ifft2(spec, overwrite_x=True)
         field = n * px
         coords = (np.arange(n) + 0.5) * px
-        # thickness variation: a smooth random field, as absorption
-        tv = p["thickness_variation"][i]
+        # thickness variation (absorption) and bend contours (dark bands along the zero line of a smooth field)
         smooth = _smooth_field(g, coords, field, 3)
-        inten *= np.exp(-tv * p["thickness"][i] / m.absorption_length * smooth)
-        # bend contours: dark bands along the zero line of another smooth field
-        bc = p["bend_contours"][i]
         bfield = _smooth_field(g, coords, field, 2)
         width = g.uniform(0.05, 0.2)
-        inten *= 1.0 - 0.6 * bc * np.exp(-(bfield / width) ** 2)
+        inten = np.empty((n, n), dtype=np.float32)
+        kernels.modulate(wave, smooth, p["thickness_variation"][i] * p["thickness"][i] / m.absorption_length,
+                         bfield, 0.6 * p["bend_contours"][i], 1.0 / width ** 2, inten)
         # dislocation lines and loops
-        cl = p["clutter"][i]
-        segs0, segs1, w, s = _dislocations(g, cl, field, px)
+        segs0, segs1, w, s = _dislocations(g, p["clutter"][i], field, px)
         if len(segs0):
             kernels.render_lines(segs0, segs1, w, s, px, inten)
         # detector blur
         b = p["blur"][i]
         if b > 0:
-            inten = np.fft.irfft2(np.fft.rfft2(inten) * np.exp(-2.0 * math.pi ** 2 * b * b * q2r), s=(n, n))
-        inten = np.maximum(inten, 0.0)
-        mean = inten.mean()
-        cnt = p["counts"][i] / mean
-        noisy = inten + np.sqrt(inten / cnt) * g.standard_normal((n, n))
-        return (noisy / mean).astype(np.float32), mask
+            sp = sp_fft.rfft2(inten)
+            kernels.gaussian_mtf(sp, fy, fxr, b * b)
+            inten = sp_fft.irfft2(sp, s=(n, n), overwrite_x=True)
+        out = np.empty((n, n), dtype=np.float32)
+        kernels.shot_noise(inten, g.standard_normal((n, n), dtype=np.float32), p["counts"][i], out)
+        return out, mask
 
     def prepare_params(self, params, rng=None):
         p = super().prepare_params(params, rng)
@@ -230,7 +242,7 @@ class SwellingSimulator(Simulator):
 
 def _smooth_field(g, coords, field, k):
     """A smooth periodic random field of unit-ish amplitude: k plane waves of the lowest spatial frequencies."""
-    out = np.zeros((len(coords), len(coords)))
+    out = np.zeros((len(coords), len(coords)), dtype=np.float32)
     for _ in range(k):
         kx, ky = g.integers(-2, 3, 2)
         if kx == 0 and ky == 0:
@@ -247,13 +259,13 @@ def _dislocations(g, clutter, field, px):
     """Segments of dislocation lines (random walks) and loops (ellipses, 16 segments each)."""
     area = (field / 100.0) ** 2  # in (100 nm)^2
     n_lines = g.poisson(clutter * 1.5 * area)
-    n_loops = g.poisson(clutter * 6.0 * area)
+    n_loops = g.poisson(clutter * 3.0 * area)
     a0, a1, ws, ss = [], [], [], []
     for _ in range(n_lines):
         pt = g.uniform(0, field, 2)
         ang = g.uniform(0, 2 * math.pi)
         step = g.uniform(0.1, 0.3) * field
-        w, s = g.uniform(0.8, 2.5), g.uniform(0.2, 0.6)
+        w, s = g.uniform(0.8, 2.0), g.uniform(0.1, 0.35)
         for _k in range(4):
             ang += g.normal(0, 0.4)
             nxt = pt + step * np.array([math.cos(ang), math.sin(ang)])
@@ -267,7 +279,7 @@ def _dislocations(g, clutter, field, px):
         r = g.uniform(3.0, 20.0)
         ecc = g.uniform(0.3, 1.0)
         rot = g.uniform(0, math.pi)
-        w, s = g.uniform(0.6, 1.5), g.uniform(0.2, 0.5)
+        w, s = g.uniform(0.6, 1.2), g.uniform(0.1, 0.3)
         t = np.linspace(0, 2 * math.pi, 17)
         ex = r * np.cos(t)
         ey = r * ecc * np.sin(t)

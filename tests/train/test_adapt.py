@@ -7,7 +7,6 @@ import torch
 
 # one thread: these tiny nets gain nothing from more, and shared CI cores are often oversubscribed
 torch.set_num_threads(1)
-import torch
 
 from train import distortions as D
 from train.adapt import adapt_once, fit_domain_vae, translate
@@ -67,16 +66,35 @@ def test_baseline_is_one_instrument_curve_with_drift():
 
 
 def test_domain_vae_translation_moves_towards_measured():
+    # small and short on purpose (~190 optimiser steps, ~1 s of CPU): over seeds 0-5 the ratio below is 0.11-0.24,
+    # so the 0.5 bound leaves a wide margin while still failing for a translation that ignores the domain
     torch.manual_seed(0)
-    xs, _ = _peaks(400, L=64, seed=1)
-    xt = D.distort(_peaks(400, L=64, seed=2)[0], "baseline=0.5")
+    xs, _ = _peaks(200, L=64, seed=1)
+    xt = D.distort(_peaks(200, L=64, seed=2)[0], "baseline=0.5")
     m, s = xs.mean(), xs.std()
-    dv = fit_domain_vae((xs - m) / s, (xt - m) / s, latent=8, hidden=(64,), epochs=60, batch=64, seed=0)
+    dv = fit_domain_vae((xs - m) / s, (xt - m) / s, latent=8, hidden=(64,), epochs=60, batch=64, lr=3e-3, seed=0)
     xa = translate(dv, (xs - m) / s) * s + m
     # the added baseline shows up in the per-channel mean: adapted corpus must be closer to measured than raw
     d_raw = np.abs(xs.mean(0) - xt.mean(0)).mean()
     d_ad = np.abs(xa.mean(0) - xt.mean(0)).mean()
-    assert d_ad < 0.6 * d_raw
+    assert d_ad < 0.5 * d_raw
+
+
+def test_aligned_inverse_net_uses_unlabelled_measured_set():
+    # a labelled source and an unlabelled target that differ by a large additive baseline: the plain MLP's
+    # predictions on the target are biased, the feature-aligned one (same data, same seed) is closer
+    from train.adapt import AlignedRegressor
+    from train.augment import Regressor
+    xs, ys = _peaks(300, L=48, seed=5)
+    xt, yt = _peaks(200, L=48, seed=6)
+    xt = D.distort(xt, "baseline=0.6", np.random.default_rng(0))
+    kw = dict(hidden=(64, 32), epochs=150, seed=0)
+    plain = Regressor(per_target=False, batch=128, weight_decay=1e-5, x_norm="global", lr=1e-3, **kw).fit(xs, ys)
+    al = AlignedRegressor(gamma=1.0, **kw).fit(xs, ys, xt[100:])
+    err = lambda r: np.mean(np.abs(r.predict(xt[:100]) - yt[:100]) / ys.std(0))
+    # measured over seeds 0-3: aligned 0.64-0.66, plain 1.33-1.81 (predicting the mean gives ~0.87)
+    assert err(al) < 0.7 * err(plain) and err(al) < 0.8
+    assert np.isfinite(al.predict(xt[:3])).all() and al.predict(xt[:3]).shape == (3, 3)
 
 
 def test_adapt_once_reports_all_pieces():
@@ -84,11 +102,11 @@ def test_adapt_once_reports_all_pieces():
     xm, ym = _peaks(160, L=64, seed=4)
     xm = D.distort(xm, "broaden=0.05,baseline=0.3")
     cfg = {"latent": 8, "hidden": (64,), "vae_epochs": 5, "beta": 0.5, "lam": 10.0, "arch": "mlp",
-           "residual": True, "reg_epochs": 5, "reg_hidden": (32,)}
+           "residual": True, "reg_epochs": 5, "reg_hidden": (32,), "gamma": 1.0, "ablation": True}
     res, xa = adapt_once({"x": xs, "y": ys}, {"x": xm, "y": ym[:60], "y_pool_hidden": ym[60:]}, n_test=60,
                          cfg=cfg, seed=0, log=lambda *a: None)
     assert xa.shape == xs.shape
-    for k in ("raw_sim", "adapted", "measured_only"):
+    for k in ("raw_sim", "adapted", "measured_only", "raw_aligned", "adapted_plain"):
         assert len(res[k]["mae"]) == 3 and np.isfinite(res[k]["nmae"])
     assert np.isfinite(res["error_cut"])
     assert res["error_cut"] == pytest.approx(1 - res["adapted"]["nmae"] / res["raw_sim"]["nmae"])
@@ -98,7 +116,7 @@ def test_adapt_once_reports_all_pieces():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["default", "resolution", "mixed"])
+@pytest.mark.parametrize("name", ["default", "resolution", "saturation", "mixed"])
 def test_benchmark_closes_30_percent(name, tmp_path):
     import argparse
     from train import adapt
