@@ -298,6 +298,30 @@ def _prepare_xafs(m: Measurement, spec: TargetSpec, e0=None) -> Prepared:
     if dim == "k":
         kw = int(c.get("k_weight", 2))
         k = axis.coords[0]
+        if spec.recipe is not None and spec.simulator == "exafs":
+            # exactly the simulator's own preparation (simgen.exafs.background.measured_chi)
+            from simgen.errors import ParameterError
+            from simgen.exafs.background import measured_chi
+            sim = spec.recipe.build()
+            if sim.axis.shape != axis.shape or not np.allclose(sim.axis.coords[0], k):
+                _refuse(m, f"the recipe's k axis {_range(sim.axis.coords[0])} differs from the model's {_range(k)}")
+            e_tab = _edge_energy(m)
+            e_all, mu_all = m.axis, m.values
+            e0_try = e0 if e0 is not None else _find_e0(m, e_all, mu_all, e_tab)
+            if not (e_all[0] < e0_try - 20 and e_all[-1] > e0_try + 150):
+                _refuse(m, f"energy {_range(e_all)} eV: need pre-edge (< E0 - 20) and post-edge (> E0 + 150) data "
+                        f"around E0 = {e0_try:g} eV")
+            try:
+                x, res = measured_chi(e_all, mu_all, sim, e0=e0, edge_energy=e_tab, return_result=True)
+            except ParameterError as err:
+                _refuse(m, str(err))
+            if not res.edge_step > 0:
+                _refuse(m, f"edge step {res.edge_step:g} at E0 = {res.e0:g} eV: mu(E) does not rise at the edge")
+            info.update(e0_eV=float(res.e0), edge_energy_eV=e_tab, edge_step=res.edge_step,
+                        k_max_data=float(res.k[-1]))
+            info["steps"].append(f"simgen.exafs.background.measured_chi: AUTOBK-like background (rbkg 1 A), "
+                                 f"E0 = {res.e0:.2f} eV, step {res.edge_step:.4g}, chi(k) * k^{kw} on k {_range(k)} 1/A")
+            return Prepared(np.asarray(x, np.float32)[None], axis, m, info)
         res, e0_, e_tab = extract_chi(m, kstep=min(0.05, float(k[1] - k[0])), e0=e0)
         info.update(e0_eV=e0_, edge_energy_eV=e_tab, edge_step=res.edge_step, k_max_data=float(res.k[-1]))
         info["steps"].append(f"AUTOBK-like background (rbkg 1 A), E0 = {e0_:.2f} eV, step {res.edge_step:.4g}")

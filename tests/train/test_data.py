@@ -14,23 +14,11 @@ from train.data import (ChunkShuffleLoader, CorpusDataset, SimulatedDataset, Tas
                         YNormaliser, block_rows_for, fit_normalisers, holdout_split, kfold_splits, open_store,
                         parse_task)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from more threads, and on a shared machine extra threads only contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _train_fixtures import tiny_recipe as _tiny_recipe
 
 
-
-def tiny_recipe(points=64, label=True, seed=7):
-    d = load_recipe("peaks-demo").to_dict()
-    d["config"]["n_points"] = points
-    d["seed"] = seed
-    if not label:
-        d.pop("label")
-    return d
+def tiny_recipe(**kw):
+    return _tiny_recipe(**{**dict(points=64, seed=7), **kw})
 
 
 @pytest.fixture(scope="module")

@@ -15,21 +15,11 @@ from train.metrics import aggregate_folds, classification_metrics, regression_me
 from train.models import ShapeError
 from train.run import RunError, load_run, resolve_device
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from more threads, and on a shared machine extra threads only contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _train_fixtures import tiny_recipe as _tiny_recipe
 
 
-
-def tiny_recipe(points=64, seed=11):
-    d = load_recipe("peaks-demo").to_dict()
-    d["config"]["n_points"] = points
-    d["seed"] = seed
-    return d
+def tiny_recipe(**kw):
+    return _tiny_recipe(**{**dict(points=64, seed=11), **kw})
 
 
 @pytest.fixture(scope="module")

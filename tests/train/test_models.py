@@ -13,16 +13,6 @@ from train.models.baseline import BaselineModel, feature_names, peak_features
 from train.models.cwt import MorletCWT, morlet
 from train.models.resnet import BasicBlock
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from more threads, and on a shared machine extra threads only contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-
 def test_registry_names_and_unknown():
     for name in ("mlp", "resnet1d", "cnn2d", "cwt-cnn2d"):
         assert name in MODELS

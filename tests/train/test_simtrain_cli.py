@@ -14,21 +14,11 @@ from simgen.recipe import load_recipe
 
 from train import cli
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models gain nothing from more threads, and on a shared machine extra threads only contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from _train_fixtures import tiny_recipe as _tiny_recipe
 
 
-
-def tiny_recipe(points=48, seed=5):
-    d = load_recipe("peaks-demo").to_dict()
-    d["config"]["n_points"] = points
-    d["seed"] = seed
-    return d
+def tiny_recipe(**kw):
+    return _tiny_recipe(**{**dict(points=48, seed=5), **kw})
 
 
 @pytest.fixture(scope="module")
