@@ -139,6 +139,8 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
                 cfg = FitConfig(store=ck["store"], task=r["task"], model=r["model"], model_kw=r.get("model_kw", {}),
                                 epochs=int(r.get("epochs", 20)), batch_size=int(r.get("batch_size", 128)),
                                 lr=float(r.get("lr", 1e-3)), patience=int(r.get("patience", 6)),
+                                x_norm=r.get("x_norm"), weight_decay=float(r.get("weight_decay", 0.0)),
+                                threads=r.get("threads"),
                                 device=device, out=str(run_dir), progress=sys.stderr.isatty())
                 run = fit(cfg, log=log)
             metrics = json.loads((run_dir / "metrics.json").read_text())

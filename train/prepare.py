@@ -19,7 +19,7 @@ conventions of the simulator's output.
 * ``exelfs`` (energy loss, eV): counts rebinned onto the axis, divided by their maximum (``normalize: true``);
   the power-law pre-edge background is kept (the simulator draws it); a start above the model's first loss is
   filled by the A E^-r law fitted to the first 30 eV when that window is pre-edge and the gap <= 60 eV.
-* ``pdf`` (r, A): G(r) rebinned onto the r grid (no rescaling: the simulator's ``scale`` covers it).
+* ``pdf`` (r, A): G(r) interpolated (point-sampled) onto the model's r grid, like the simulator; no rescaling (the recipe's ``scale`` prior covers it).
 * image simulators (image_y, image_x in nm): resampled to the model's pixel size (Gaussian anti-aliasing when
   shrinking), cut into non-overlapping tiles of the model's shape, each divided by its mean (unit-mean
   intensity like the simulator).
