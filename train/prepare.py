@@ -311,6 +311,11 @@ def _prepare_xafs(m: Measurement, spec: TargetSpec, e0=None) -> Prepared:
             if not (e_all[0] < e0_try - 20 and e_all[-1] > e0_try + 150):
                 _refuse(m, f"energy {_range(e_all)} eV: need pre-edge (< E0 - 20) and post-edge (> E0 + 150) data "
                         f"around E0 = {e0_try:g} eV")
+            from simgen.exafs.background import ETOK
+            k_data = float(np.sqrt(max(float(np.max(e_all)) - e0_try, 0.0) * ETOK))
+            if k_data < k[-1] - 1e-6:
+                _refuse(m, f"k 0-{k_data:.2f} 1/A (E0 = {e0_try:.1f} eV, data to {float(np.max(e_all)):g} eV) does "
+                        f"not cover the model's axis k {_range(k)} 1/A")
             try:
                 x, res = measured_chi(e_all, mu_all, sim, e0=e0, edge_energy=e_tab, return_result=True)
             except ParameterError as err:
