@@ -39,11 +39,17 @@ PLAN: dict[str, dict] = {
     "epr-oxides": dict(main="g_z", n=6000, model="resnet1d", task="both:g_z,A_z", epochs=30, classes_min=7,
                        model_kw={"depth": 10, "width": 16}),
     "exafs-3d-metals": dict(main="R1", n=6000, model="mlp", task="regress:R1", epochs=60),
-    "exelfs-ti-oxides": dict(main="R1", n=6000, model="resnet1d", task="regress:R1", epochs=30,
-                             model_kw={"depth": 10, "width": 16}),
+    # EXELFS: R1 (Ti-O) is carried only by a +-3 % frequency shift of weak oscillations (k <~ 7.5 1/A above O K,
+    # ~4.3 1/A between Ti L and O K) and is correlated with dE0; resnet1d on these spectra learns nothing (R^2 ~0),
+    # the MLP's R^2 grows with data: 0.66 (n=6000, 64-32-16), 0.77 (16000), 0.80 (48000, 256-128-64, 40 ep.).
+    "exelfs-ti-oxides": dict(main="R1", n=48000, model="mlp", task="regress:R1", epochs=100,
+                             lr_schedule="cosine", batch_size=256, patience=20, model_kw={"hidden": [256, 128, 64]}),
     "pdf-bulk": dict(main="a", n=4000, model="mlp", task="regress:a", epochs=60),
     "pdf-nanoparticles": dict(main="diameter", n=4000, model="mlp", task="regress:diameter", epochs=60),
-    "swelling-steels": dict(main="swelling", n=2048, model="cnn2d", task="regress:swelling", epochs=25,
+    # Swelling: cnn2d on 2048 micrographs overfits (train loss 0.11 vs val 0.53 by epoch 5): test R^2 0.42 (swelling)
+    # and 0.49 (mean_diameter); a random forest on radial power spectra gives 0.62 (mean_diameter) and 0.74
+    # (log10 swelling).  Needs far more images than a 2-core budget allows (simulation ~20 samples/s/core).
+    "swelling-steels": dict(main="swelling", n=2048, model="cnn2d", task="regress:swelling", epochs=8, patience=4,
                             config={"image_size": 144, "pixel_size": 1.0}, model_kw={"width": 16}),
 }
 R2_MIN, ACC_MIN = 0.9, 0.95
@@ -67,8 +73,10 @@ def check(recipe: str, plan: dict, args) -> dict:
     t_build = time.perf_counter() - t0
     out = Path(args.workdir) / "runs" / f"{recipe}-{plan['model']}-{time.strftime('%Y%m%d-%H%M%S')}"
     cfg = FitConfig(store=str(store), task=plan["task"], model=plan["model"], model_kw=plan.get("model_kw", {}),
-                    epochs=int(plan["epochs"] * (args.scale if args.scale > 1 else 1)), patience=10,
-                    batch_size=args.batch_size, device=args.device, out=str(out), progress=not args.quiet,
+                    epochs=int(plan["epochs"] * (args.scale if args.scale > 1 else 1)),
+                    patience=plan.get("patience", 10),
+                    lr_schedule=plan.get("lr_schedule", "plateau"), batch_size=plan.get("batch_size", args.batch_size),
+                    device=args.device, out=str(out), progress=not args.quiet,
                     x_norm=plan.get("x_norm"), seed=args.seed, log_targets=plan.get("log_targets", []))
     t1 = time.perf_counter()
     run = fit(cfg)

@@ -63,7 +63,7 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
              skip_studies=False) -> dict:
     from simgen import corpus as sc
 
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     log = _Log(out / "demo.log")
@@ -140,7 +140,7 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
                                 epochs=int(r.get("epochs", 20)), batch_size=int(r.get("batch_size", 128)),
                                 lr=float(r.get("lr", 1e-3)), patience=int(r.get("patience", 6)),
                                 x_norm=r.get("x_norm"), weight_decay=float(r.get("weight_decay", 0.0)),
-                                threads=r.get("threads"),
+                                threads=r.get("threads"), lr_schedule=r.get("lr_schedule", "plateau"),
                                 device=device, out=str(run_dir), progress=sys.stderr.isatty())
                 run = fit(cfg, log=log)
             metrics = json.loads((run_dir / "metrics.json").read_text())

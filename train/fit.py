@@ -167,6 +167,8 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
     x_norm = cfg.x_norm or _default_x_norm(cfg.model, cfg.model_kw)
     run_cfg = {**cfg.to_dict(), "out": str(out), "x_norm": x_norm, "store": str(corpus.store),
                "split_sizes": {k: len(v) for k, v in splits.items()}}
+    # the recipe travels with the run, so prediction/validation never needs the store again
+    (out / "recipe.yaml").write_text(corpus.recipe.to_yaml())
     write_json(out / "versions.json", {**versions(), "recipe_digest": corpus.meta.get("recipe_digest"),
                                        "simulator": corpus.simulator_name,
                                        "simulator_version": corpus.meta.get("simulator_version"),
