@@ -40,7 +40,8 @@ def test_epr_frequency_rescale_keeps_g():
     # a line at g = 2.0 measured at 9.0 GHz lies at h nu / (g muB) = 321.5 mT; a model whose mw_freq prior is
     # 9.3-9.9 GHz gets the field scaled by 9.3/9.0, the line moves to g = 2.0 at 9.3 GHz (332.2 mT)
     rec = load_recipe("epr-oxides", overrides={"config.field_min": 300.0, "config.field_max": 360.0,
-                                               "config.n_points": 1201})
+                                               "config.n_points": 1201,
+                                               "params.mw_freq": {"uniform": [9.3, 9.9]}})
     B = np.linspace(310, 335, 2001)
     b0 = 9.0e3 / (13.996244936 * 2.0)
     y = -(B - b0) * np.exp(-((B - b0) / 0.3) ** 2)
