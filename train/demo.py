@@ -82,7 +82,9 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
         for key, spec in plan["corpora"].items():
             if key not in wanted_corpora:
                 continue
+            from simgen.recipe import load_recipe
             why = _available(spec["recipe"])
+            recipe = None if why else load_recipe(spec["recipe"], overrides=spec.get("set"))
             if why:
                 summary["corpora"][key] = {"recipe": spec["recipe"], "skipped": why}
                 log(f"[corpus {key}] skipped: {why}")
@@ -93,11 +95,11 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
             n = max(16, int(spec["n"] * scale))
             log(f"[corpus {key}] {spec['recipe']}: {n} samples -> {store}")
             try:
-                s = sc.build(spec["recipe"], n, store, chunk_rows=spec.get("chunk_rows"), client=client,
+                s = sc.build(recipe, n, store, chunk_rows=spec.get("chunk_rows"), client=client,
                              progress=sys.stderr.isatty(), overwrite=True if fresh else False)
             except Exception as exc:  # noqa: BLE001
                 if "refusing to overwrite" in str(exc):
-                    s = sc.build(spec["recipe"], n, store, chunk_rows=spec.get("chunk_rows"), client=client,
+                    s = sc.build(recipe, n, store, chunk_rows=spec.get("chunk_rows"), client=client,
                                  progress=sys.stderr.isatty(), overwrite=True)
                 else:
                     raise
