@@ -82,10 +82,22 @@ def main():
     ap.add_argument("--dir", default=None, help="directory for the stores (default: a temp dir)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--compute-n", type=int, default=None, help="samples for the compute-bound test")
+    ap.add_argument("--compute-only", action="store_true", help="only the 1- vs 2-worker compute-bound test")
     args = ap.parse_args()
     base = Path(args.dir or tempfile.mkdtemp(prefix="simgen-bench-"))
     base.mkdir(parents=True, exist_ok=True)
     print(f"bench directory {base}, {args.workers} workers, {os.cpu_count()} cores")
+
+    if not args.compute_only:
+        io_bound(args, base)
+    compute_bound(args, base)
+    if args.dir is None:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def io_bound(args, base):
+    from simgen import corpus
+    from simgen.recipe import load_recipe
 
     d = disk_rate(base)
     print(f"[1] disk: sequential write + fsync        {d / 1e9:6.2f} GB/s")
@@ -111,6 +123,11 @@ def main():
     print(f"    engine ratio corpus / min(disk, simulator) = {c_bytes / bound:.2f}   (goal >= 0.7)")
     shutil.rmtree(store, ignore_errors=True)
 
+
+def compute_bound(args, base):
+    from simgen import corpus
+    from simgen.recipe import load_recipe
+
     try:
         heavy = load_recipe("epr-oxides")
         name = "epr-oxides"
@@ -122,7 +139,8 @@ def main():
     t0 = time.perf_counter()
     corpus.simulate_rows(sim, heavy.seed, 16, 48)
     per = (time.perf_counter() - t0) / 32
-    n_c = args.compute_n or max(128, int(30.0 / max(per, 1e-6)) // 16 * 16)  # ~30 s on one worker
+    rows = 64  # ~0.1-0.5 s tasks: the per-task scheduling and store-opening cost stays small
+    n_c = args.compute_n or max(4 * rows, int(30.0 / max(per, 1e-6)) // rows * rows)  # ~30 s on one worker
     rates = {}
     for w in (1, 2):
         client, lc = cluster(w)
@@ -131,7 +149,7 @@ def main():
             shutil.rmtree(store, ignore_errors=True)
             corpus.build(heavy, 32, base / "warm.zarr", chunk_rows=16, client=client, progress=False,
                          overwrite=True)
-            s = corpus.build(heavy, n_c, store, chunk_rows=16, client=client, progress=False)
+            s = corpus.build(heavy, n_c, store, chunk_rows=rows, client=client, progress=False)
             rates[w] = s.samples_per_s
             print(f"[4] compute-bound ({name}), {w} worker(s): {s.samples_per_s:,.1f} samples/s "
                   f"({n_c} samples)")
@@ -139,8 +157,6 @@ def main():
             client.close()
             lc.close()
     print(f"    speed-up 2 workers / 1 worker = {rates[2] / rates[1]:.2f}   (goal >= 1.8; needs an idle machine)")
-    if args.dir is None:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
