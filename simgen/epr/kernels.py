@@ -254,6 +254,261 @@ def _hermite_root(x0, x1, f0, f1, d0, d1):
     return x0 + t * h, t, slope
 
 
+# ------------------------------------------------------------------------ small symmetric eigenproblems
+# LAPACK through numba (dsyev/dsyevd) spends ~20-25 us on a 16 x 16 matrix, mostly in blocking and call overhead;
+# this unblocked Householder + QL routine, with all inner loops along rows, takes ~11 us and writes into
+# caller-owned arrays.  Checked against numpy.linalg.eigh in tests/simgen/test_epr.py.
+@numba.njit(cache=True, nogil=True)
+def sym_eigh_rows(A, w, Zs, e):
+    """Eigen-decomposition of the real symmetric A (n x n): eigenvalues ascending in w, the orthonormal
+    eigenvectors as the ROWS of Zs (Zs[a] belongs to w[a]); e (n) is scratch.  Householder reduction to
+    tridiagonal form with accumulated transformations, then implicit QL with Wilkinson-like shifts."""
+    n = A.shape[0]
+    Z = Zs
+    for i in range(n):
+        for j in range(n):
+            Z[i, j] = A[j, i]
+    d = w
+    for j in range(n):
+        d[j] = Z[j, n - 1]
+    # --- Householder tridiagonalisation (row i eliminated against rows 0..i-1)
+    for i in range(n - 1, 0, -1):
+        scale = 0.0
+        h = 0.0
+        for k in range(i):
+            scale += abs(d[k])
+        if scale == 0.0:
+            e[i] = d[i - 1]
+            for j in range(i):
+                d[j] = Z[j, i - 1]
+                Z[j, i] = 0.0
+                Z[i, j] = 0.0
+        else:
+            for k in range(i):
+                d[k] /= scale
+                h += d[k] * d[k]
+            f = d[i - 1]
+            g = math.sqrt(h)
+            if f > 0.0:
+                g = -g
+            e[i] = scale * g
+            h -= f * g
+            d[i - 1] = f - g
+            for j in range(i):
+                e[j] = 0.0
+            for j in range(i):
+                f = d[j]
+                Z[i, j] = f
+                g = e[j] + Z[j, j] * f
+                for k in range(j + 1, i):
+                    g += Z[j, k] * d[k]
+                    e[k] += Z[j, k] * f
+                e[j] = g
+            f = 0.0
+            for j in range(i):
+                e[j] /= h
+                f += e[j] * d[j]
+            hh = f / (h + h)
+            for j in range(i):
+                e[j] -= hh * d[j]
+            for j in range(i):
+                f = d[j]
+                g = e[j]
+                for k in range(j, i):
+                    Z[j, k] -= f * e[k] + g * d[k]
+                d[j] = Z[j, i - 1]
+                Z[j, i] = 0.0
+        d[i] = h
+    # --- accumulate the transformations
+    for i in range(n - 1):
+        Z[i, n - 1] = Z[i, i]
+        Z[i, i] = 1.0
+        h = d[i + 1]
+        if h != 0.0:
+            for k in range(i + 1):
+                d[k] = Z[i + 1, k] / h
+            for j in range(i + 1):
+                g = 0.0
+                for k in range(i + 1):
+                    g += Z[i + 1, k] * Z[j, k]
+                for k in range(i + 1):
+                    Z[j, k] -= g * d[k]
+        for k in range(i + 1):
+            Z[i + 1, k] = 0.0
+    for j in range(n):
+        d[j] = Z[j, n - 1]
+        Z[j, n - 1] = 0.0
+    Z[n - 1, n - 1] = 1.0
+    e[0] = 0.0
+    _ql_rows(d, e, Z)
+
+
+@numba.njit(cache=True, nogil=True)
+def _ql_rows(d, e, Z):
+    """Implicit QL with shifts on the symmetric tridiagonal matrix with diagonal d and sub-diagonal e[1:]
+    (e[i] couples i - 1 and i; e[0] unused).  The rotations are applied to the rows of Z (contiguous in
+    memory), so with Z = Q^T on entry, row a of Z is the eigenvector of Q T Q^T for d[a] on exit; d ascending."""
+    n = d.shape[0]
+    for i in range(1, n):
+        e[i - 1] = e[i]
+    e[n - 1] = 0.0
+    f = 0.0
+    tst1 = 0.0
+    eps = 2.220446049250313e-16
+    for l in range(n):
+        tst1 = max(tst1, abs(d[l]) + abs(e[l]))
+        m = l
+        while m < n - 1:
+            if abs(e[m]) <= eps * tst1:
+                break
+            m += 1
+        if m > l:
+            for _it in range(60):
+                g = d[l]
+                p = (d[l + 1] - g) / (2.0 * e[l])
+                r = math.sqrt(p * p + 1.0)
+                if p < 0.0:
+                    r = -r
+                d[l] = e[l] / (p + r)
+                d[l + 1] = e[l] * (p + r)
+                dl1 = d[l + 1]
+                h = g - d[l]
+                for i in range(l + 2, n):
+                    d[i] -= h
+                f += h
+                p = d[m]
+                c = 1.0
+                c2 = 1.0
+                c3 = 1.0
+                el1 = e[l + 1]
+                s = 0.0
+                s2 = 0.0
+                for i in range(m - 1, l - 1, -1):
+                    c3 = c2
+                    c2 = c
+                    s2 = s
+                    g = c * e[i]
+                    h = c * p
+                    r = math.sqrt(p * p + e[i] * e[i])
+                    e[i + 1] = s * r
+                    s = e[i] / r
+                    c = p / r
+                    p = c * d[i] - s * g
+                    d[i + 1] = h + s * (c * g + s * d[i])
+                    for k in range(n):
+                        h = Z[i + 1, k]
+                        Z[i + 1, k] = s * Z[i, k] + c * h
+                        Z[i, k] = c * Z[i, k] - s * h
+                p = -s * s2 * c3 * el1 * e[l] / dl1
+                e[l] = s * p
+                d[l] = c * p
+                if abs(e[l]) <= eps * tst1:
+                    break
+        d[l] += f
+        e[l] = 0.0
+    # --- ascending order
+    for i in range(n - 1):
+        k = i
+        p = d[i]
+        for j in range(i + 1, n):
+            if d[j] < p:
+                k = j
+                p = d[j]
+        if k != i:
+            d[k] = d[i]
+            d[i] = p
+            for j in range(n):
+                t = Z[i, j]
+                Z[i, j] = Z[k, j]
+                Z[k, j] = t
+
+
+@numba.njit(cache=True, nogil=True)
+def herm_eigh(A, w, V, e, Q, Z):
+    """Eigen-decomposition of the complex Hermitian A (n x n): eigenvalues ascending in w, orthonormal
+    eigenvectors as the COLUMNS of V (as numpy.linalg.eigh).  Scratch: e (n, float), Q (n x n, complex),
+    Z (n x n, float).  Householder reflections bring A to tridiagonal form Q^H A Q; a diagonal unitary D
+    makes its sub-diagonal real and positive; QL on that real tridiagonal gives its eigenvectors y (rows of
+    Z) and the eigenvectors of A are Q D y.  LAPACK's zheevd takes ~5 us on 6 x 6 through numba, this ~2 us."""
+    n = A.shape[0]
+    T = V  # the working copy of A lives in V until the end
+    for i in range(n):
+        for j in range(n):
+            T[i, j] = A[i, j]
+            Q[i, j] = 1.0 if i == j else 0.0
+    u = np.empty(n, np.complex128)
+    pv = np.empty(n, np.complex128)
+    for k in range(n - 2):
+        alpha = 0.0
+        for i in range(k + 1, n):
+            alpha += T[i, k].real ** 2 + T[i, k].imag ** 2
+        alpha = math.sqrt(alpha)
+        if alpha == 0.0:
+            continue
+        x0 = T[k + 1, k]
+        ax0 = abs(x0)
+        ph = x0 / ax0 if ax0 > 0.0 else 1.0 + 0.0j
+        # reflector H = I - beta u u^H with u = x + ph |x| e1 maps x onto -ph |x| e1
+        for i in range(k + 1, n):
+            u[i] = T[i, k]
+        u[k + 1] += ph * alpha
+        un = 0.0
+        for i in range(k + 1, n):
+            un += u[i].real ** 2 + u[i].imag ** 2
+        beta = 2.0 / un
+        # trailing block: A <- A - q u^H - u q^H with p = beta A u, q = p - (beta/2)(u^H p) u
+        for i in range(k + 1, n):
+            s = 0.0 + 0.0j
+            for j in range(k + 1, n):
+                s += T[i, j] * u[j]
+            pv[i] = beta * s
+        kk = 0.0 + 0.0j
+        for i in range(k + 1, n):
+            kk += u[i].conjugate() * pv[i]
+        kk *= 0.5 * beta
+        for i in range(k + 1, n):
+            pv[i] -= kk * u[i]
+        for i in range(k + 1, n):
+            for j in range(k + 1, n):
+                T[i, j] -= pv[i] * u[j].conjugate() + u[i] * pv[j].conjugate()
+        T[k + 1, k] = -ph * alpha
+        T[k, k + 1] = -ph.conjugate() * alpha
+        for i in range(k + 2, n):
+            T[i, k] = 0.0
+            T[k, i] = 0.0
+        # Q <- Q H
+        for i in range(n):
+            s = 0.0 + 0.0j
+            for j in range(k + 1, n):
+                s += Q[i, j] * u[j]
+            s *= beta
+            for j in range(k + 1, n):
+                Q[i, j] -= s * u[j].conjugate()
+    # real tridiagonal D^H T D: diagonal T[i, i].real, sub-diagonal |T[i, i-1]|; D folded into Q
+    dlt = 1.0 + 0.0j
+    for i in range(n):
+        w[i] = T[i, i].real
+        if i > 0:
+            c = T[i, i - 1]
+            ac = abs(c)
+            e[i] = ac
+            if ac > 0.0:
+                dlt = dlt * (c / ac)
+            for r in range(n):
+                Q[r, i] *= dlt
+        else:
+            e[0] = 0.0
+        for j in range(n):
+            Z[i, j] = 1.0 if i == j else 0.0
+    _ql_rows(w, e, Z)
+    for r in range(n):
+        for a in range(n):
+            s = 0.0 + 0.0j
+            for j in range(n):
+                s += Q[r, j] * Z[a, j]
+            V[r, a] = s
+
+
 @numba.njit(cache=True, nogil=True)
 def _trans_prob(V, a, b, ms, spc, nI, g, nx, ny, nz):
     """0.5 (|M|^2 - |n.M|^2) with M = <a| (g_x Sx, g_y Sy, g_z Sz) |b> (columns of V are the states)."""
@@ -277,18 +532,18 @@ def _trans_prob(V, a, b, ms, spc, nI, g, nx, ny, nz):
 
 
 @numba.njit(cache=True, nogil=True)
-def _trans_prob_real(V, a, b, ms, spc, nI, g, nx, nz):
-    """``_trans_prob`` for real eigenvectors and the field in the xz plane (ny = 0)."""
-    N = V.shape[0]
+def _trans_prob_real(Z, a, b, ms, spc, nI, g, nx, nz):
+    """``_trans_prob`` for real eigenvectors stored as the ROWS of Z and the field in the xz plane (ny = 0)."""
+    N = Z.shape[0]
     sp_ab = 0.0
     sp_ba = 0.0
     sz = 0.0
     for p in range(N):
-        sz += V[p, a] * ms[p] * V[p, b]
+        sz += Z[a, p] * ms[p] * Z[b, p]
         if spc[p] != 0.0:
             q = p - nI
-            sp_ab += V[q, a] * spc[p] * V[p, b]
-            sp_ba += V[q, b] * spc[p] * V[p, a]
+            sp_ab += Z[a, q] * spc[p] * Z[b, p]
+            sp_ba += Z[b, q] * spc[p] * Z[a, p]
     mx = g[0] * 0.5 * (sp_ab + sp_ba)
     my = g[1] * 0.5 * (sp_ab - sp_ba)     # |<a|g_y Sy|b>| (the element is imaginary)
     mz = g[2] * sz
@@ -340,6 +595,10 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
     cp1 = np.empty(ncmax)
     H = np.empty((N, N), np.complex128)
     Hr = np.empty((N, N))
+    w = np.empty(N)
+    scratch = np.empty(N)
+    Qc = np.empty((N, N), np.complex128)
+    Zr = np.empty((N, N))
     H0r = np.ascontiguousarray(H0.real)
     Gxr = np.ascontiguousarray(Gx.real)
     Gzr = np.ascontiguousarray(Gz.real)
@@ -366,30 +625,30 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
                 for i in range(N):
                     for j in range(N):
                         Hr[i, j] = H0r[i, j] + bx * Gxr[i, j] + bz * Gzr[i, j]
-                w, Vr = np.linalg.eigh(Hr)
-                VsR[m] = Vr
+                Vr = VsR[m]                       # eigenvectors as rows: Vr[q, a]
+                sym_eigh_rows(Hr, w, Vr, scratch)
                 if quintic:
-                    # slopes <a|G|a> and curvatures 2 sum_b <a|G|b>^2 / (E_a - E_b): T = G V by the sparse
+                    # slopes <a|G|a> and curvatures 2 sum_b <a|G|b>^2 / (E_a - E_b): T = (G V)^T by the sparse
                     # structure of the spin operators, then the upper triangle of V^T T
                     for b in range(N):
                         for q in range(N):
-                            T[q, b] = (cSz * ms[q] + cIz * mi[q]) * Vr[q, b]
+                            T[b, q] = (cSz * ms[q] + cIz * mi[q]) * Vr[b, q]
                         for q in range(N):
                             if spc[q] != 0.0:
                                 cq = cSpr * spc[q]
-                                T[q - nI, b] += cq * Vr[q, b]
-                                T[q, b] += cq * Vr[q - nI, b]
+                                T[b, q - nI] += cq * Vr[b, q]
+                                T[b, q] += cq * Vr[b, q - nI]
                             if ipc[q] != 0.0:
                                 cq = cIpr * ipc[q]
-                                T[q - 1, b] += cq * Vr[q, b]
-                                T[q, b] += cq * Vr[q - 1, b]
+                                T[b, q - 1] += cq * Vr[b, q]
+                                T[b, q] += cq * Vr[b, q - 1]
                     for a in range(N):
                         E[m, a] = w[a]
                         d2E[m, a] = 0.0
                     for a in range(N):
                         acc = 0.0
                         for q in range(N):
-                            acc += Vr[q, a] * T[q, a]
+                            acc += Vr[a, q] * T[a, q]
                         dE[m, a] = acc
                         for b in range(a + 1, N):
                             de = w[a] - w[b]
@@ -397,7 +656,7 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
                                 continue
                             gab = 0.0
                             for q in range(N):
-                                gab += Vr[q, a] * T[q, b]
+                                gab += Vr[a, q] * T[b, q]
                             t2 = 2.0 * gab * gab / de
                             d2E[m, a] += t2
                             d2E[m, b] -= t2
@@ -406,19 +665,24 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
                     E[m, a] = w[a]
                     s = 0.0
                     for p in range(N):
-                        vp = Vr[p, a]
+                        vp = Vr[a, p]
                         s += (cSz * ms[p] + cIz * mi[p]) * vp * vp
                         if spc[p] != 0.0:
-                            s += 2.0 * cSpr * spc[p] * Vr[p - nI, a] * vp
+                            s += 2.0 * cSpr * spc[p] * Vr[a, p - nI] * vp
                         if ipc[p] != 0.0:
-                            s += 2.0 * cIpr * ipc[p] * Vr[p - 1, a] * vp
+                            s += 2.0 * cIpr * ipc[p] * Vr[a, p - 1] * vp
                     dE[m, a] = s
                 continue
             for i in range(N):
                 for j in range(N):
                     H[i, j] = H0[i, j] + Bm * (nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j])
-            w, V = np.linalg.eigh(H)
-            Vs[m] = V
+            V = Vs[m]
+            if N <= 24:
+                herm_eigh(H, w, V, scratch, Qc, Zr)
+            else:                                 # LAPACK is faster on the large (S = 5/2, I = 5/2) problems
+                w2, V2 = np.linalg.eigh(H)
+                w[:] = w2
+                V[:, :] = V2
             for a in range(N):
                 E[m, a] = w[a]
                 # <a|G|a> by the sparse structure of the spin operators
@@ -575,13 +839,21 @@ def bin_box(stick, c, x0, dx, lo, hi, w):
                 stick[c, i0] += w
             return
         inv = w / (thi - tlo)
-        i_start = max(int(math.floor(tlo)), 0)
-        i_stop = min(int(math.floor(thi)) + 1, nb)
-        for i in range(i_start, i_stop):
-            a = max(tlo, float(i))
-            b = min(thi, i + 1.0)
-            if b > a:
-                stick[c, i] += inv * (b - a)
+        f0 = math.floor(tlo)
+        f1 = math.floor(thi)
+        i0 = int(f0)
+        i1 = int(f1)
+        if i0 == i1:
+            if 0 <= i0 < nb:
+                stick[c, i0] += w
+            return
+        # partial first and last bins, whole bins in between
+        if 0 <= i0 < nb:
+            stick[c, i0] += inv * (f0 + 1.0 - tlo)
+        if 0 <= i1 < nb and thi > f1:
+            stick[c, i1] += inv * (thi - f1)
+        for i in range(max(i0 + 1, 0), min(i1, nb)):
+            stick[c, i] += inv
         return
     tlo = (lo - x0) / dx
     thi = (hi - x0) / dx

@@ -156,7 +156,9 @@ class Experiment:
 class Options:
     method: str = "auto"              # auto | perturb | exact
     n_theta: int = 19                 # orientation knots over 0..90 deg, S = 1/2 closed form (convergence)
-    refine: int = 4                   # interpolation factor between knots (EasySpin: 4)
+    refine: int = 4                   # interpolation factor between knots, axial grids (EasySpin: 4)
+    refine_2d: int = 3                # the same on 2-D (rhombic) grids: 9 instead of 16 sub-cells per cell; on
+    #                                   case b of refs/epr nRMS goes from 3.8e-4 to 4.7e-4 and the time down by 1/3
     exact_threshold: float = 0.03     # auto: exact when max|A| I / nu exceeds this (S = 1/2)
     rel_threshold: float = 1e-4       # drop exact-route lines weaker than this fraction
     width_ratio: float = 1.06         # ratio of neighbouring Gaussian-width classes (strains)
@@ -453,9 +455,10 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             xb0, dxb = xc0, -dxc
         else:
             xb0, dxb = xc0, dxc
+        rf = int(opt.refine) if len(ph) == 1 else int(opt.refine_2d)
         for B, In, W, partner, psc in parts:
             if B.shape[1]:
-                kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, int(opt.refine), xb0, dxb, lwg, cw,
+                kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
                                    float(s.weight) * psc, stick)
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
         sigs = cw / _SQ2LN2

@@ -205,6 +205,54 @@ def test_bin_box_matches_numerical_integral():
     assert np.allclose(box[0], refb)
 
 
+@pytest.mark.parametrize("lo,hi", [(13.3, 17.9), (13.3, 13.4), (9.0, 11.2), (33.9, 40.0), (8.0, 9.0),
+                                   (12.0, 12.5), (34.2, 34.2)])
+def test_bin_box_box_bins_against_overlap(lo, hi):
+    """Box bins (EasySpin's projection): each bin gets w * |[lo, hi] & bin| / (hi - lo); ranges that start or end
+    outside the axis, sit inside one bin, or end exactly on an edge."""
+    box = np.zeros((1, 50))
+    kernels.bin_box(box, 0, 10.0, -0.5, lo, hi, 2.0)
+    edges = 10.0 + 0.5 * np.arange(51)
+    if hi - lo < 1e-9:
+        ref = np.zeros(50)
+        i = int(np.floor((lo - 10.0) / 0.5))
+        if 0 <= i < 50:
+            ref[i] = 2.0
+    else:
+        ref = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None) * 2.0 / (hi - lo)
+    assert np.allclose(box[0], ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 8, 16, 36])
+def test_small_eigensolvers_match_numpy(n):
+    """The Householder + QL eigen-solvers of the exact route against numpy.linalg.eigh: random, degenerate
+    (diagonal with repeated values) and block-structured matrices; real (rows) and Hermitian (columns)."""
+    rng = np.random.default_rng(n)
+    for trial in range(12):
+        A = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+        A = A + A.conj().T
+        if trial % 4 == 1:
+            A = np.diag(rng.integers(0, 3, n)).astype(complex)
+        elif trial % 4 == 2:
+            A = A.real.astype(complex)
+        elif trial % 4 == 3 and n > 2:
+            A[0, 1:] = 0
+            A[1:, 0] = 0
+        sc = max(1.0, np.abs(A).max())
+        w0 = np.linalg.eigvalsh(A)
+        w, V = np.empty(n), np.empty((n, n), complex)
+        kernels.herm_eigh(A, w, V, np.empty(n), np.empty((n, n), complex), np.empty((n, n)))
+        assert np.allclose(w, w0, atol=1e-12 * sc)
+        assert np.allclose(V @ np.diag(w) @ V.conj().T, A, atol=1e-11 * sc)
+        assert np.allclose(V.conj().T @ V, np.eye(n), atol=1e-12)
+        Ar = np.ascontiguousarray(A.real)
+        wr, Z = np.empty(n), np.empty((n, n))
+        kernels.sym_eigh_rows(Ar, wr, Z, np.empty(n))
+        assert np.allclose(wr, np.linalg.eigvalsh(Ar), atol=1e-12 * sc)
+        assert np.allclose(Z.T @ np.diag(wr) @ Z, Ar, atol=1e-11 * sc)
+        assert np.allclose(Z @ Z.T, np.eye(n), atol=1e-12)
+
+
 def test_powder_bin_conserves_weight_axial():
     th = np.linspace(0, np.pi / 2, 11)
     nv = np.stack([np.sin(th), 0 * th, np.cos(th)], 1)
