@@ -45,6 +45,7 @@ def _config(args):
                      test=getattr(args, "test", 0.0), seed=args.seed, x_norm=args.x_norm, device=args.device,
                      threads=args.threads,
                      log_targets=[t for t in (args.log_targets or "").split(",") if t],
+                     augment=getattr(args, "augment", "none"), y_norm=getattr(args, "y_norm", "global"),
                      num_workers=args.workers, cache=args.cache, simulate=args.simulate,
                      batches_per_epoch=args.batches_per_epoch, max_train_rows=args.max_train_rows,
                      out=args.out, resume=getattr(args, "resume", False), progress=not args.quiet,
@@ -141,6 +142,10 @@ def _common(p, eval_test: bool = True):
     p.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
     p.add_argument("--x-norm", choices=["channel", "global", "none"], default=None)
     p.add_argument("--log-targets", metavar="T1,T2", help="learn these (positive) targets as log10")
+    p.add_argument("--augment", choices=["none", "dihedral"], default="none",
+                   help="dihedral: random 90-degree rotations and flips of training images")
+    p.add_argument("--y-norm", choices=["global", "class"], default="global",
+                   help="class: standardise targets per class (their ranges differ between classes; --task both)")
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")

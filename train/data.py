@@ -254,8 +254,17 @@ class YNormaliser:
     Targets named in ``log`` are standardised as log10 (for positive targets spanning decades: dose rate,
     number density, ...); :meth:`inverse` returns physical units either way."""
 
-    def __init__(self, names: Sequence[str] = (), mean=None, std=None, log: Sequence[str] = ()):
+    def __init__(self, names: Sequence[str] = (), mean=None, std=None, log: Sequence[str] = (),
+                 n_classes: int = 0, class_mean=None, class_std=None):
+        """``n_classes`` > 0: standardise each class with its own mean/std (class-conditional normalisation).
+        The same parameter often has class-specific ranges (hyperfine A: 32-48 MHz for nitroxides, -256..-230 for
+        Mn2+, 0 for single lines); with one global std the within-class variation of a class is a tiny part of
+        the loss and the network learns it last.  Labels are needed to transform (true class) and to invert
+        (predicted class); classes without any value of a target fall back to the global statistics."""
         self.names = tuple(names)
+        self.n_classes = int(n_classes)
+        self.class_mean = None if class_mean is None else np.asarray(class_mean, dtype=np.float64)
+        self.class_std = None if class_std is None else np.asarray(class_std, dtype=np.float64)
         unknown = [t for t in log if t not in self.names]
         if unknown:
             raise TaskError(f"log target(s) {', '.join(repr(t) for t in unknown)}: not among the task's "
@@ -266,6 +275,12 @@ class YNormaliser:
         self.std = None if std is None else np.asarray(std, dtype=np.float64)
         k = len(self.names)
         self._s, self._ss, self._n = np.zeros(k), np.zeros(k), np.zeros(k)
+        c = max(self.n_classes, 1)
+        self._cs, self._css, self._cn = np.zeros((c, k)), np.zeros((c, k)), np.zeros((c, k))
+
+    @property
+    def by_class(self) -> bool:
+        return self.n_classes > 0
 
     def _fwd(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
@@ -276,7 +291,7 @@ class YNormaliser:
                                                           np.nan))
         return y
 
-    def partial_fit(self, y: np.ndarray) -> "YNormaliser":
+    def partial_fit(self, y: np.ndarray, label: np.ndarray | None = None) -> "YNormaliser":
         raw = np.asarray(y, dtype=np.float64)
         if self._logmask.any():
             bad = np.isfinite(raw[:, self._logmask]) & (raw[:, self._logmask] <= 0)
@@ -289,7 +304,22 @@ class YNormaliser:
         self._s += z.sum(0)
         self._ss += (z * z).sum(0)
         self._n += ok.sum(0)
+        if self.by_class:
+            lab = self._labels(label, len(z))
+            np.add.at(self._cs, lab, z)
+            np.add.at(self._css, lab, z * z)
+            np.add.at(self._cn, lab, ok.astype(float))
         return self
+
+    def _labels(self, label, n: int) -> np.ndarray:
+        if label is None:
+            raise TaskError("class-conditional target normalisation needs the class of every row (a task with "
+                            "classification: --task both)")
+        lab = np.asarray(label, dtype=np.int64).reshape(-1)
+        if len(lab) != n or (len(lab) and (lab.min() < 0 or lab.max() >= self.n_classes)):
+            raise TaskError(f"class labels: expected {n} values in 0..{self.n_classes - 1}, got {len(lab)} "
+                            f"(range {lab.min() if len(lab) else '-'}..{lab.max() if len(lab) else '-'})")
+        return lab
 
     def finish(self) -> "YNormaliser":
         n = np.maximum(self._n, 1)
@@ -297,20 +327,42 @@ class YNormaliser:
         std = np.sqrt(np.maximum(self._ss / n - mean * mean, 0.0))
         self.mean = np.where(self._n > 0, mean, 0.0)
         self.std = np.where(std > 0, std, 1.0)
+        if self.by_class:
+            cn = np.maximum(self._cn, 1)
+            cm = self._cs / cn
+            cs = np.sqrt(np.maximum(self._css / cn - cm * cm, 0.0))
+            has = self._cn > 0
+            self.class_mean = np.where(has, cm, self.mean)
+            # a constant target within a class (A = 0 of a line without nucleus) keeps unit scale
+            self.class_std = np.where(has & (cs > 1e-9 * np.maximum(np.abs(cm), 1.0)), cs,
+                                      np.where(has, 1.0, self.std))
         return self
 
-    def transform(self, y: np.ndarray) -> np.ndarray:
-        return ((self._fwd(y) - self.mean) / self.std).astype(np.float32)
+    def _stats(self, label, n: int):
+        if not self.by_class:
+            return self.mean, self.std
+        lab = self._labels(label, n)
+        return self.class_mean[lab], self.class_std[lab]
 
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        y = np.asarray(z, dtype=np.float64) * self.std + self.mean
+    def transform(self, y: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
+        y = self._fwd(y)
+        m, sd = self._stats(label, len(y))
+        return ((y - m) / sd).astype(np.float32)
+
+    def inverse(self, z: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
+        """Back to physical units; with class-conditional normalisation ``label`` is the class of each row (the
+        predicted class for predictions)."""
+        z = np.asarray(z, dtype=np.float64)
+        m, sd = self._stats(label, len(z))
+        y = z * sd + m
         if self._logmask.any():
             y[..., self._logmask] = 10.0 ** y[..., self._logmask]
         return y.astype(np.float32)
 
     def state(self) -> dict:
         return {"names": np.array(self.names, dtype=object), "mean": self.mean, "std": self.std,
-                "log": list(self.log)}
+                "log": list(self.log), "n_classes": self.n_classes, "class_mean": self.class_mean,
+                "class_std": self.class_std}
 
 
 @dataclass
@@ -319,16 +371,22 @@ class Normalisers:
     y: YNormaliser
 
     def save(self, path) -> None:
+        extra = {}
+        if self.y.by_class:
+            extra = dict(y_class_mean=self.y.class_mean, y_class_std=self.y.class_std)
         np.savez(path, x_mode=np.array(self.x.mode), x_mean=self.x.mean, x_std=self.x.std,
                  y_names=np.array(self.y.names, dtype=str), y_mean=self.y.mean, y_std=self.y.std,
-                 y_log=np.array(self.y.log, dtype=str))
+                 y_log=np.array(self.y.log, dtype=str), **extra)
 
     @classmethod
     def load(cls, path) -> "Normalisers":
         with np.load(path, allow_pickle=False) as z:
+            cm = z["y_class_mean"] if "y_class_mean" in z else None
             return cls(XNormaliser(str(z["x_mode"]), z["x_mean"], z["x_std"]),
                        YNormaliser(tuple(str(s) for s in z["y_names"]), z["y_mean"], z["y_std"],
-                                   tuple(str(s) for s in z["y_log"]) if "y_log" in z else ()))
+                                   tuple(str(s) for s in z["y_log"]) if "y_log" in z else (),
+                                   n_classes=0 if cm is None else cm.shape[0], class_mean=cm,
+                                   class_std=z["y_class_std"] if cm is not None else None))
 
 
 def _target_columns(corpus, task: Task) -> list[int]:
@@ -336,11 +394,20 @@ def _target_columns(corpus, task: Task) -> list[int]:
     return [names.index(t) for t in task.targets]
 
 
+Y_NORMS = ("global", "class")
+
+
 def fit_normalisers(corpus, rows: np.ndarray, task: Task, x_mode: str = "channel",
-                    max_rows: int = 50_000, log_targets: Sequence[str] = ()) -> Normalisers:
+                    max_rows: int = 50_000, log_targets: Sequence[str] = (), y_mode: str = "global") -> Normalisers:
     """Fit x and y normalisers on ``rows`` (the training split only), reading whole chunks.  At most
-    ``max_rows`` rows (whole chunks picked at random, seeded) are used for x; y uses every training row."""
-    xn, yn = XNormaliser(x_mode), YNormaliser(task.targets, log=log_targets)
+    ``max_rows`` rows (whole chunks picked at random, seeded) are used for x; y uses every training row.
+    ``y_mode`` 'class': targets standardised per class (needs a task that classifies)."""
+    if y_mode not in Y_NORMS:
+        raise TaskError(f"y normalisation '{y_mode}': expected one of {', '.join(Y_NORMS)}")
+    if y_mode == "class" and not (task.classify and task.targets):
+        raise TaskError("y normalisation 'class': needs a task that both regresses and classifies (--task both)")
+    xn = XNormaliser(x_mode)
+    yn = YNormaliser(task.targets, log=log_targets, n_classes=len(task.classes) if y_mode == "class" else 0)
     cols = _target_columns(corpus, task)
     rows = np.asarray(rows)
     chunks = np.unique(rows // corpus.chunk_rows)
@@ -351,7 +418,7 @@ def fit_normalisers(corpus, rows: np.ndarray, task: Task, x_mode: str = "channel
         keep = rows[(rows >= sl.start) & (rows < sl.stop)] - sl.start
         if cols:
             y = corpus.y[sl][keep][:, cols]
-            yn.partial_fit(y)
+            yn.partial_fit(y, corpus.label[sl][keep] if yn.by_class else None)
         if budget > 0 and x_mode != "none":
             x = corpus.x[sl][keep]
             x = x[:budget]
@@ -368,7 +435,7 @@ def _batch_dict(x, y, label, norm: Normalisers | None, cols, task: Task) -> dict
     out["x"] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     if task.targets:
         yy = y[:, cols]
-        out["y"] = torch.from_numpy(norm.y.transform(yy) if norm is not None else yy.astype(np.float32))
+        out["y"] = torch.from_numpy(norm.y.transform(yy, label) if norm is not None else yy.astype(np.float32))
     if task.classify:
         out["label"] = torch.from_numpy(np.asarray(label, dtype=np.int64))
     return out

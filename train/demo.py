@@ -143,6 +143,8 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
                                 lr=float(r.get("lr", 1e-3)), patience=int(r.get("patience", 6)),
                                 x_norm=r.get("x_norm"), weight_decay=float(r.get("weight_decay", 0.0)),
                                 threads=r.get("threads"), lr_schedule=r.get("lr_schedule", "plateau"),
+                                log_targets=list(r.get("log_targets", [])), augment=r.get("augment", "none"),
+                                y_norm=r.get("y_norm", "global"),
                                 device=device, out=str(run_dir), progress=sys.stderr.isatty())
                 run = fit(cfg, log=log)
             metrics = json.loads((run_dir / "metrics.json").read_text())

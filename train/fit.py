@@ -48,6 +48,8 @@ class FitConfig:
     seed: int = 0
     x_norm: str | None = None         # channel | global | none; None: channel for mlp, global for conv nets
     log_targets: list = field(default_factory=list)  # targets learnt as log10 (positive, spanning decades)
+    augment: str = "none"             # none | dihedral (images: random rotations by 90 deg and flips per batch)
+    y_norm: str = "global"            # global | class (targets standardised per class; tasks that also classify)
     device: str = "auto"
     threads: int | None = None         # torch intra-op threads (None: torch's default)
     num_workers: int = 0
@@ -86,6 +88,26 @@ def masked_loss(out: dict, batch: dict, class_weight: float = 1.0) -> tuple[torc
     return total, parts
 
 
+AUGMENTS = ("none", "dihedral")
+
+
+def augment_batch(x: torch.Tensor, kind: str, rng: np.random.Generator) -> torch.Tensor:
+    """Label-preserving augmentation of a training batch.  ``dihedral``: one of the 8 symmetries of the square
+    (rotation by k * 90 deg, optional transpose) on the last two axes, for micrographs whose labels (swelling,
+    number density, sizes, conditions) do not depend on the image's orientation."""
+    if kind == "none":
+        return x
+    if kind == "dihedral":
+        if x.ndim < 3 or x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"augment 'dihedral': needs square images (batch, n, n); got a batch of shape "
+                             f"{tuple(x.shape)}")
+        k, tr = int(rng.integers(4)), bool(rng.integers(2))
+        if tr:
+            x = x.transpose(-1, -2)
+        return torch.rot90(x, k, dims=(-2, -1)) if k else x
+    raise ValueError(f"augment '{kind}': expected one of {', '.join(AUGMENTS)}")
+
+
 def _default_x_norm(model: str, model_kw: dict) -> str:
     return "channel" if model == "mlp" and not model_kw.get("cwt") else "global"
 
@@ -122,8 +144,12 @@ def _predict_loader(model, loader, norm: Normalisers, task: Task, device):
             losses.append(float(loss))
             ns.append(len(b["x"]))
             if "reg" in out:
-                yp.append(norm.y.inverse(out["reg"].float().cpu().numpy()))
-                yt.append(norm.y.inverse(batch["y"].cpu().numpy()))
+                lt = lp = None
+                if norm.y.by_class:   # true rows back with their class, predictions with the predicted one
+                    lt = batch["label"].cpu().numpy()
+                    lp = out["logits"].argmax(1).cpu().numpy()
+                yp.append(norm.y.inverse(out["reg"].float().cpu().numpy(), lp))
+                yt.append(norm.y.inverse(batch["y"].cpu().numpy(), lt))
             if "logits" in out:
                 probs.append(torch.softmax(out["logits"].float(), 1).cpu().numpy())
                 lab.append(batch["label"].cpu().numpy())
@@ -155,6 +181,11 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
         inv = [m for m in available_models() if is_inverse_model(m)]
         raise ValueError(f"model '{cfg.model}' is not a regression/classification network (a generative model?); "
                          f"fit trains one of {', '.join(inv)}")
+    if cfg.augment not in AUGMENTS:
+        raise ValueError(f"augment '{cfg.augment}': expected one of {', '.join(AUGMENTS)}")
+    if cfg.augment == "dihedral" and (len(in_shape) != 2 or in_shape[0] != in_shape[1]):
+        raise ValueError(f"augment 'dihedral': needs a corpus of square images; this one's samples have shape "
+                         f"{in_shape}")
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
@@ -177,7 +208,7 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
         norm = Normalisers.load(out / "normalisers.npz")
     else:
         norm = fit_normalisers(corpus, splits["train"].rows, task, x_mode=x_norm,
-                               log_targets=cfg.log_targets)
+                               log_targets=cfg.log_targets, y_mode=cfg.y_norm)
         norm.save(out / "normalisers.npz")
     eval_split = "test" if len(splits.get("test", ())) else "val"
 
@@ -241,10 +272,13 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
             train_loader.set_epoch(epoch)
         t0 = time.perf_counter()
         tot, n = 0.0, 0
+        arng = np.random.default_rng((cfg.seed, epoch, 7))
         for i, batch in enumerate(train_loader):
             if per_epoch is not None and i >= per_epoch:
                 break
             b = _to(batch, device)
+            if cfg.augment != "none":
+                b["x"] = augment_batch(b["x"], cfg.augment, arng)
             out_ = model(b["x"])
             loss, _ = masked_loss(out_, b, cfg.class_weight)
             opt.zero_grad(set_to_none=True)

@@ -139,7 +139,8 @@ class Run:
                 xb = torch.from_numpy(self.normalisers.x.transform(x[s:s + batch_size])).to(self.device)
                 out = self.model(xb)
                 if "reg" in out:
-                    regs.append(self.normalisers.y.inverse(out["reg"].float().cpu().numpy()))
+                    lab = out["logits"].argmax(1).cpu().numpy() if self.normalisers.y.by_class else None
+                    regs.append(self.normalisers.y.inverse(out["reg"].float().cpu().numpy(), lab))
                 if "logits" in out:
                     probs.append(torch.softmax(out["logits"].float(), dim=1).cpu().numpy())
         res = {}

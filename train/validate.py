@@ -66,7 +66,8 @@ def predict_with_uncertainty(run, x: np.ndarray, mc: int = 30, seed: int = 0) ->
             for _ in range(mc):
                 out = model(xb)
                 if "reg" in out:
-                    regs.append(run.normalisers.y.inverse(out["reg"].float().cpu().numpy()))
+                    lab = out["logits"].argmax(1).cpu().numpy() if run.normalisers.y.by_class else None
+                    regs.append(run.normalisers.y.inverse(out["reg"].float().cpu().numpy(), lab))
                 if "logits" in out:
                     probs.append(torch.softmax(out["logits"].float(), dim=1).cpu().numpy())
     finally:

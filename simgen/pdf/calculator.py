@@ -120,6 +120,28 @@ def spherical_envelope(r: np.ndarray, diameter: float) -> np.ndarray:
     return np.where(x <= 1.0, 1.0 - 1.5 * x + 0.5 * x ** 3, 0.0)
 
 
+_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
+
+
+def polydisperse_envelope(r: np.ndarray, diameter: float, sigma: float) -> np.ndarray:
+    """Shape factor of an ensemble of spheres with log-normal diameters (log-std ``sigma``).
+
+    Each sphere contributes pairs in proportion to its number of atoms, so the ensemble's factor is the
+    D^3-weighted mean of :func:`spherical_envelope`.  ``diameter`` is the volume-weighted mean diameter
+    <D^4>/<D^3> = D_median exp(3.5 sigma^2): the size a single-sphere envelope fitted to such a G(r) returns
+    (on the diffpy.cmi Pt nanoparticles, fits with sigma 0-0.4 all give 37.3-38.7 A, while the median falls from
+    37 to 22 A).  32-node Gauss-Hermite quadrature in ln D; sigma = 0 is the single sphere."""
+    if sigma <= 0 or diameter <= 0:
+        return spherical_envelope(r, diameter)
+    med = diameter * math.exp(-3.5 * sigma * sigma)
+    d = med * np.exp(sigma * _HERMITE_NODES)
+    w = _HERMITE_WEIGHTS * d ** 3
+    out = np.zeros_like(np.asarray(r, dtype=float))
+    for wk, dk in zip(w, d):
+        out += wk * spherical_envelope(r, dk)
+    return out / w.sum()
+
+
 def terminate(rr_ext: np.ndarray, grid: Grid) -> np.ndarray:
     """Fourier filter R/r on the extended grid: keep Qmin <= Q < Qmax (srreal's fftgtof/fftftog)."""
     if grid.nqmin <= 0 and grid.nqmax >= grid.npad:

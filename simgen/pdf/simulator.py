@@ -5,12 +5,15 @@ Per sample: pick a phase (the class label, or ``config.phase``), strain its cell
   fractional separations), with vacancies/substitutions as mean-field occupancies/mixed scatterers and rattle as
   extra isotropic static displacement (U_eff = Uiso + rattle^2);
 * ``shape: sphere_envelope`` - the bulk G(r) times the shape factor of a sphere of ``diameter`` (srreal's
-  spherical envelope; few ms);
+  spherical envelope; few ms), or with ``size_sigma`` > 0 of a log-normal ensemble of spheres whose
+  volume-weighted mean diameter is ``diameter`` (real powders are polydisperse: their G(r) reaches past the
+  mean size);
 * ``shape: sphere | icosahedron | decahedron | octahedron`` - an explicit cluster (a spherical cut of the strained
   crystal, or ASE's fcc clusters closest in volume-equivalent diameter) with explicit random vacancies,
   substitutions and rattle, computed from its pair histogram (or the Debye route with ``config.method: debye``).
 Targets written per sample include the realized lattice length ``a`` (A) and, for clusters, the realized
-volume-equivalent ``diameter`` (A).  Noise is Gaussian with standard deviation ``noise * max|G|``.
+volume-equivalent ``diameter`` (A).  Noise: white Gaussian with standard deviation ``noise * max|G|``, plus
+band-limited noise (``noise_band * max|G|``, see :func:`band_noise`) like that of a measured G(r).
 """
 from __future__ import annotations
 
@@ -20,12 +23,26 @@ import numpy as np
 
 from ..errors import ParameterError, RecipeError
 from ..simulator import Axis, Field, Simulator
-from .calculator import (Model, PeriodicPairCache, make_grid, pdf_from_model, MAXEXTENSION)
+from .calculator import (Model, PeriodicPairCache, make_grid, pdf_from_model, polydisperse_envelope, MAXEXTENSION)
 from .scattering import check_element, scattering_factor
 from .structures import (apply_substitution, apply_vacancies, equivalent_diameter, fcc_cluster, list_phases,
                          phase_model, rattle, sphere_cut, strained_cell)
 
 SHAPES = ("bulk", "sphere_envelope", "sphere", "icosahedron", "decahedron", "octahedron")
+
+
+def band_noise(n: int, rstep: float, qmax: float, rng: np.random.Generator) -> np.ndarray:
+    """Unit-std noise on an r grid of ``n`` points as measured G(r) carries it: the counting noise of
+    F(Q) = Q[S(Q) - 1] has a std growing ~ Q up to Qmax, and G(r) is its sine transform, so the noise is a sum of
+    sin(Q r) with amplitudes ~ Q for Q < Qmax -- in band with the structure and flat in r (white point noise, by
+    contrast, sits mostly above Qmax where a network can filter it out).  Built on a 2n grid (no wrap-around)."""
+    m = 2 * n
+    spec = np.fft.rfft(rng.standard_normal(m))
+    q = 2.0 * np.pi * np.fft.rfftfreq(m, rstep)
+    spec *= np.where(q < qmax, q / qmax, 0.0)
+    out = np.fft.irfft(spec, m)[:n]
+    sd = out.std()
+    return out / sd if sd > 0 else out
 
 
 class PDFSimulator(Simulator):
@@ -53,6 +70,9 @@ class PDFSimulator(Simulator):
                    doc="realized first lattice length after strain (derived; any value given is ignored)"),
         "diameter": Field(units="A", low=0.0, high=1000.0, default=0.0,
                           doc="particle diameter (volume-equivalent for polyhedra; ignored for bulk)"),
+        "size_sigma": Field(units="", low=0.0, high=1.0, default=0.0,
+                            doc="log-normal spread (std of ln D) of the particle sizes, sphere_envelope only; "
+                                "diameter is then the volume-weighted mean <D^4>/<D^3>"),
         "strain_iso": Field(units="", low=-0.5, high=0.5, default=0.0, doc="isotropic strain"),
         "strain_a": Field(units="", low=-0.5, high=0.5, default=0.0, doc="extra strain along a"),
         "strain_b": Field(units="", low=-0.5, high=0.5, default=0.0, doc="extra strain along b"),
@@ -69,6 +89,9 @@ class PDFSimulator(Simulator):
         "vacancy": Field(units="", low=0.0, high=0.5, default=0.0, doc="fraction of vacant sites"),
         "substitution": Field(units="", low=0.0, high=1.0, default=0.0, doc="fraction of host atoms substituted"),
         "noise": Field(units="", low=0.0, high=1.0, default=0.0, doc="Gaussian noise std relative to max|G|"),
+        "noise_band": Field(units="", low=0.0, high=1.0, default=0.0,
+                            doc="band-limited noise std relative to max|G|: counting noise of F(Q) (std ~ Q, "
+                                "Q < qmax) carried into G(r), in band with the signal and flat in r"),
     }
 
     # ------------------------------------------------------------------ setup
@@ -140,8 +163,13 @@ class PDFSimulator(Simulator):
         d_real = np.zeros(n)
         for i in range(n):
             g, a_real[i], d_real[i] = self._one(p, i)
-            if p["noise"][i] > 0:
-                g = g + self.sample_rng(p, i).standard_normal(len(g)) * p["noise"][i] * np.abs(g).max()
+            if p["noise"][i] > 0 or p["noise_band"][i] > 0:
+                rg = self.sample_rng(p, i)
+                gmax = np.abs(g).max()
+                if p["noise"][i] > 0:
+                    g = g + rg.standard_normal(len(g)) * p["noise"][i] * gmax
+                if p["noise_band"][i] > 0:
+                    g = g + band_noise(len(g), c["rstep"], float(p["qmax"][i]), rg) * p["noise_band"][i] * gmax
             out[i] = g
         return {"x": out, "params": {"a": a_real, "diameter": d_real}}
 
@@ -180,8 +208,11 @@ class PDFSimulator(Simulator):
             m = model if np.array_equal(occ, model.occupancy) else \
                 Model(model.symbols, model.positions, model.cell, occ, None, model.name)
             u = p["uiso"][i] + p["rattle"][i] ** 2
+            sig = float(p["size_sigma"][i]) if shape == "sphere_envelope" else 0.0
             r, g = pdf_from_model(m, uiso=u, cache=self._cache(name, model), cell=cell, sf_override=sf,
-                                  spdiameter=diam if shape == "sphere_envelope" else 0.0, **kw)
+                                  spdiameter=diam if (shape == "sphere_envelope" and sig == 0) else 0.0, **kw)
+            if sig > 0:   # size distribution: the envelope multiplies the terminated G(r), as in finish()
+                g = g * polydisperse_envelope(r, diam, sig)
             return g, a_real, (diam if shape == "sphere_envelope" else 0.0)
         if not diam > 0:
             raise ParameterError("diameter", diam, f"a positive diameter (A) for shape {shape}", self.name)

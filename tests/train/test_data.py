@@ -10,8 +10,8 @@ import simgen.corpus as sc
 from simgen.errors import StoreError
 from simgen.recipe import load_recipe
 
-from train.data import (ChunkShuffleLoader, CorpusDataset, SimulatedDataset, TaskError, XNormaliser,
-                        YNormaliser, block_rows_for, fit_normalisers, holdout_split, kfold_splits, open_store,
+from train.data import (ChunkShuffleLoader, CorpusDataset, Normalisers, SimulatedDataset, TaskError,
+                        XNormaliser, YNormaliser, block_rows_for, fit_normalisers, holdout_split, kfold_splits, open_store,
                         parse_task)
 
 from _train_fixtures import tiny_recipe as _tiny_recipe
@@ -105,6 +105,38 @@ def test_y_normaliser_is_nan_aware():
     z = yn.transform(y)
     assert np.array_equal(np.isnan(z), np.isnan(y))
     np.testing.assert_allclose(yn.inverse(z), y, rtol=1e-5)
+
+
+def test_y_normaliser_per_class(tmp_path, store):
+    """Class-conditional standardisation: per-class mean/std (NaN-aware), constant targets of a class keep unit
+    scale, inverse with the class restores the values, save/load keeps it, and a missing label is refused."""
+    rng = np.random.default_rng(1)
+    lab = rng.integers(0, 3, 600)
+    centre = np.array([[40.0, 2.006], [-243.0, 2.0], [0.0, 2.15]])
+    spread = np.array([[4.0, 0.001], [8.0, 0.002], [0.0, 0.02]])
+    y = centre[lab] + spread[lab] * rng.normal(size=(600, 2))
+    y[np.where(lab == 1)[0][::4], 1] = np.nan
+    yn = YNormaliser(("A", "g"), n_classes=3)
+    yn.partial_fit(y[:250], lab[:250]).partial_fit(y[250:], lab[250:]).finish()
+    for c in range(3):
+        np.testing.assert_allclose(yn.class_mean[c], np.nanmean(y[lab == c], 0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(yn.class_std[0], np.nanstd(y[lab == 0], 0), rtol=1e-6)
+    assert yn.class_std[2, 0] == 1.0                      # A = 0 for every class-2 row
+    z = yn.transform(y, lab)
+    for c in range(2):
+        np.testing.assert_allclose(np.nanstd(z[lab == c], 0), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(yn.inverse(z, lab), y, rtol=1e-5)
+    with pytest.raises(TaskError, match="needs the class"):
+        yn.transform(y)
+    c = sc.open(store)
+    task = parse_task("both", c)
+    sp = holdout_split(c.n, c.chunk_rows, val=0.2, test=0.2, seed=0)
+    norm = fit_normalisers(c, sp["train"].rows, task, x_mode="channel", y_mode="class")
+    norm.save(tmp_path / "n.npz")
+    back = Normalisers.load(tmp_path / "n.npz")
+    assert back.y.by_class and np.array_equal(back.y.class_std, norm.y.class_std)
+    with pytest.raises(TaskError, match="both"):
+        fit_normalisers(c, sp["train"].rows, parse_task("regress", c), y_mode="class")
 
 
 # ------------------------------------------------------------------------------------------------ loaders

@@ -143,3 +143,34 @@ def test_baseline_and_resnet_and_simulated(store, tmp_path):
     assert rr.metrics["epochs_run"] == 2 and np.isfinite(rr.metrics["regression"]["center"]["r2"])
     rs = fit(_cfg(store, tmp_path / "sim", simulate=True, epochs=2, batches_per_epoch=5))
     assert rs.metrics["epochs_run"] == 2 and rs.history[0]["samples_per_s"] > 0
+
+
+# ------------------------------------------------------------------------------------------------ augmentation
+def test_dihedral_augmentation_is_the_symmetry_group_of_the_square():
+    """Every augmented batch is one of the 8 symmetries of the square applied to the whole batch, all 8 occur,
+    a symmetry-invariant statistic (sum of squares per image) is kept, and spectra are refused by name."""
+    from train.fit import augment_batch
+    x = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(2, 4, 4)
+    group = []
+    for t in (False, True):
+        base = x.transpose(-1, -2) if t else x
+        group += [torch.rot90(base, k, dims=(-2, -1)) for k in range(4)]
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        y = augment_batch(x, "dihedral", rng)
+        idx = [i for i, g in enumerate(group) if torch.equal(y, g)]
+        assert len(idx) == 1
+        seen.add(idx[0])
+        assert torch.allclose((y ** 2).sum((1, 2)), (x ** 2).sum((1, 2)))
+    assert seen == set(range(8))
+    assert torch.equal(augment_batch(x, "none", rng), x)
+    with pytest.raises(ValueError, match="dihedral"):
+        augment_batch(torch.zeros(4, 64), "dihedral", rng)
+    with pytest.raises(ValueError, match="rotate"):
+        augment_batch(x, "rotate", rng)
+
+
+def test_fit_refuses_dihedral_augmentation_of_spectra(store, tmp_path):
+    with pytest.raises(ValueError, match="augment 'dihedral'.*square images.*\\(64,\\)"):
+        fit(_cfg(store, tmp_path / "aug", augment="dihedral", epochs=1))
