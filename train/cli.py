@@ -142,8 +142,9 @@ def _common(p, eval_test: bool = True):
     p.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
     p.add_argument("--x-norm", choices=["channel", "global", "none"], default=None)
     p.add_argument("--log-targets", metavar="T1,T2", help="learn these (positive) targets as log10")
-    p.add_argument("--augment", choices=["none", "dihedral"], default="none",
-                   help="dihedral: random 90-degree rotations and flips of training images")
+    p.add_argument("--augment", choices=["none", "dihedral", "misfit"], default="none",
+                   help="dihedral: random 90-degree rotations and flips of training images; misfit: add up to "
+                        "10 %% of the difference of two other samples (model-error robustness)")
     p.add_argument("--y-norm", choices=["global", "class"], default="global",
                    help="class: standardise targets per class (their ranges differ between classes; --task both)")
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default: cuda if available)")

@@ -174,3 +174,17 @@ def test_dihedral_augmentation_is_the_symmetry_group_of_the_square():
 def test_fit_refuses_dihedral_augmentation_of_spectra(store, tmp_path):
     with pytest.raises(ValueError, match="augment 'dihedral'.*square images.*\\(64,\\)"):
         fit(_cfg(store, tmp_path / "aug", augment="dihedral", epochs=1))
+
+
+def test_misfit_augmentation_adds_bounded_differences_of_other_samples():
+    """misfit: each row becomes x_i + eps_i (x_j - x_k) with eps_i in [0, MISFIT_MAX] and j, k other rows of the
+    batch: for rows that are constants c_i, the change of row i is a constant bounded by MISFIT_MAX * spread."""
+    from train.fit import MISFIT_MAX, augment_batch
+    c = torch.arange(16, dtype=torch.float32)
+    x = c[:, None].repeat(1, 50)
+    y = augment_batch(x, "misfit", np.random.default_rng(0))
+    d = y - x
+    assert torch.allclose(d, d[:, :1].expand_as(d))                 # the change of a row is c_j - c_k, scaled
+    assert d.abs().max() <= MISFIT_MAX * 15 + 1e-6 and d.abs().max() > 0
+    z = augment_batch(torch.zeros(8, 4, 4), "misfit", np.random.default_rng(1))   # works for images too
+    assert torch.equal(z, torch.zeros(8, 4, 4))
