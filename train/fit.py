@@ -48,7 +48,7 @@ class FitConfig:
     seed: int = 0
     x_norm: str | None = None         # channel | global | none; None: channel for mlp, global for conv nets
     log_targets: list = field(default_factory=list)  # targets learnt as log10 (positive, spanning decades)
-    augment: str = "none"             # none | dihedral (images: random rotations by 90 deg and flips per batch)
+    augment: str = "none"             # none | dihedral (images: 90 deg rotations/flips) | misfit (see augment_batch)
     y_norm: str = "global"            # global | class (targets standardised per class; tasks that also classify)
     device: str = "auto"
     threads: int | None = None         # torch intra-op threads (None: torch's default)
@@ -95,7 +95,8 @@ MISFIT_MAX = 0.1
 def augment_batch(x: torch.Tensor, kind: str, rng: np.random.Generator) -> torch.Tensor:
     """Label-preserving augmentation of a training batch.  ``dihedral``: one of the 8 symmetries of the square
     (rotation by k * 90 deg, optional transpose) on the last two axes, for micrographs whose labels (swelling,
-    number density, sizes, conditions) do not depend on the image's orientation."""
+    number density, sizes, conditions) do not depend on the image's orientation.  ``misfit``: each sample plus up
+    to MISFIT_MAX times the difference of two other samples of the batch (any input shape)."""
     if kind == "none":
         return x
     if kind == "misfit":
