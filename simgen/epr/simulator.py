@@ -79,7 +79,9 @@ class EPRSimulator(Simulator):
         "n_theta_zfs": Field(kind="int", low=5, high=361, default=13, doc="orientation knots, S > 1/2"),
         "n_theta_zfs_rhombic": Field(kind="int", low=5, high=361, default=21,
                                      doc="orientation knots, S > 1/2 with rhombic tensors (octant grid)"),
-        "refine": Field(kind="int", low=1, high=64, default=4, doc="interpolation factor between knots"),
+        "refine": Field(kind="int", low=1, high=64, default=4, doc="interpolation factor between knots, 1-D grids"),
+        "refine_2d": Field(kind="int", low=1, high=64, default=3,
+                           doc="interpolation factor between knots, 2-D (rhombic) grids"),
         "method": Field(kind="category", choices=("auto", "perturb", "exact"), default="auto",
                         doc="S = 1/2 hyperfine: second order, exact diagonalisation, or auto"),
     }
@@ -141,7 +143,7 @@ class EPRSimulator(Simulator):
         self._axis = Axis.linear("field", "mT", c["field_min"], c["field_max"], c["n_points"], "magnetic field")
         self._opt = Options(method=c["method"], n_theta=c["n_theta"], n_theta_exact=c["n_theta_exact"],
                             n_theta_zfs=c["n_theta_zfs"], n_theta_zfs_rhombic=c["n_theta_zfs_rhombic"],
-                            refine=c["refine"])
+                            refine=c["refine"], refine_2d=c["refine_2d"])
 
     @property
     def axis(self) -> Axis:

@@ -241,7 +241,8 @@ def test_small_eigensolvers_match_numpy(n):
         sc = max(1.0, np.abs(A).max())
         w0 = np.linalg.eigvalsh(A)
         w, V = np.empty(n), np.empty((n, n), complex)
-        kernels.herm_eigh(A, w, V, np.empty(n), np.empty((n, n), complex), np.empty((n, n)))
+        kernels.herm_eigh(A, w, V, np.empty(n), np.empty((n, n), complex), np.empty((n, n)), np.empty(n, complex),
+                          np.empty(n, complex))
         assert np.allclose(w, w0, atol=1e-12 * sc)
         assert np.allclose(V @ np.diag(w) @ V.conj().T, A, atol=1e-11 * sc)
         assert np.allclose(V.conj().T @ V, np.eye(n), atol=1e-12)
