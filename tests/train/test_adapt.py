@@ -101,12 +101,14 @@ def test_adapt_once_reports_all_pieces():
     xs, ys = _peaks(300, L=64, seed=3)
     xm, ym = _peaks(160, L=64, seed=4)
     xm = D.distort(xm, "broaden=0.05,baseline=0.3")
+    xo = D.distort(xs, "broaden=0.05,baseline=0.3", np.random.default_rng(1))
     cfg = {"latent": 8, "hidden": (64,), "vae_epochs": 5, "beta": 0.5, "lam": 10.0, "arch": "mlp",
            "residual": True, "reg_epochs": 5, "reg_hidden": (32,), "gamma": 1.0, "ablation": True}
-    res, xa = adapt_once({"x": xs, "y": ys}, {"x": xm, "y": ym[:60], "y_pool_hidden": ym[60:]}, n_test=60,
-                         cfg=cfg, seed=0, log=lambda *a: None)
+    res, xa = adapt_once({"x": xs, "y": ys}, {"x": xm, "y": ym[:60], "y_pool_hidden": ym[60:], "x_oracle": xo},
+                         n_test=60, cfg=cfg, seed=0, log=lambda *a: None)
     assert xa.shape == xs.shape
-    for k in ("raw_sim", "adapted", "measured_only", "raw_aligned", "adapted_plain"):
+    assert res["oracle_gap"] == pytest.approx(1 - res["oracle"]["nmae"] / res["raw_sim"]["nmae"])
+    for k in ("raw_sim", "adapted", "measured_only", "oracle", "raw_aligned", "adapted_plain"):
         assert len(res[k]["mae"]) == 3 and np.isfinite(res[k]["nmae"])
     assert np.isfinite(res["error_cut"])
     assert res["error_cut"] == pytest.approx(1 - res["adapted"]["nmae"] / res["raw_sim"]["nmae"])
@@ -115,8 +117,28 @@ def test_adapt_once_reports_all_pieces():
     assert np.isfinite(res["gap_closed"]) == (raw > mo)
 
 
+def test_residual_noise_is_the_extra_measured_variance():
+    from train.adapt import residual_noise
+
+    class Zero:  # a decoder that reproduces nothing: the residuals are the spectra themselves
+        def encode(self, x, d):
+            return torch.zeros(len(x), 2), None
+
+        def decode(self, z, d):
+            return torch.zeros(len(z), 32)
+
+    rng = np.random.default_rng(0)
+    xs = 0.1 * rng.standard_normal((4000, 32)).astype(np.float32)
+    xt = 0.3 * rng.standard_normal((4000, 32)).astype(np.float32)
+    extra = residual_noise(Zero(), xs, xt)
+    assert extra.shape == (32,)
+    np.testing.assert_allclose(extra, np.sqrt(0.09 - 0.01), rtol=0.05)
+    assert np.all(residual_noise(Zero(), xt, xs) == 0.0)  # a quieter measured set gets nothing
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["default", "resolution", "saturation", "mixed"])
+@pytest.mark.parametrize("name", ["default", "resolution", "saturation", "mixed", "stretch=1.05,gain=0.5",
+                                  "broaden=0.04,noise=0.05"])
 def test_benchmark_closes_30_percent(name, tmp_path):
     import argparse
     from train import adapt

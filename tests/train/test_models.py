@@ -33,6 +33,7 @@ def test_registry_includes_vae_models():
     ("cnn2d", (32, 32), {"width": 4}),
     ("cwt-cnn2d", (64,), {"width": 4, "n_scales": 16, "out_size": (16, 32)}),
     ("resnet1d", (128,), {"width": 4, "head_hidden": 8}),
+    ("cnn2d", (32, 32), {"width": 4, "pool": "gated", "head_hidden": 8}),
 ])
 def test_output_shapes_and_gradients(name, shape, kw):
     m = get_model(name, shape, n_targets=3, n_classes=4, **kw)
@@ -67,6 +68,27 @@ def test_resnet_depths():
     assert count(get_model("resnet1d", (256,), 1, width=4)) == 8           # ResNet-18: [2,2,2,2]
     assert count(get_model("resnet1d", (256,), 1, depth=34, width=4)) == 16  # ResNet-34: [3,4,6,3]
     assert count(get_model("cnn2d", (32, 32), 1, width=4, depth=18)) == 8
+
+
+def test_gated_pool_is_a_weighted_mean_per_object():
+    m = get_model("cnn2d", (32, 32), 1, width=4, pool="gated").eval()
+    x = torch.randn(2, 32, 32)
+    seen = {}
+    m.heads.register_forward_pre_hook(lambda mod, a: seen.setdefault("h", a[0]))
+    with torch.no_grad():
+        m(x)
+        f = m.blocks(m.stem(x.unsqueeze(1)))  # (B, C, h, w)
+        g = torch.nn.functional.softplus(m.gate(f)) + 1e-6  # (B, 4, h, w)
+    h = seen["h"]
+    c = f.shape[1]
+    assert h.shape == (2, 5 * c)
+    assert torch.allclose(h[:, :c], f.mean((2, 3)), atol=1e-6)
+    for b in range(2):
+        for k in range(4):  # slow, obvious: sum over pixels of gate * feature / sum of gate
+            want = torch.stack([(g[b, k] * f[b, j]).sum() / g[b, k].sum() for j in range(c)])
+            assert torch.allclose(h[b, c + k * c: c + (k + 1) * c], want, atol=1e-5)
+    with pytest.raises(ValueError, match="pool 'max'.*'avg' or 'gated'"):
+        get_model("cnn2d", (32, 32), 1, pool="max")
 
 
 def test_shape_errors_name_the_shapes():

@@ -41,11 +41,13 @@ class ResNet(InverseModel):
 
     def __init__(self, in_shape, n_targets: int = 0, n_classes: int = 0, dim: int = 1, depth: int = 18,
                  width: int = 16, kernel: int | None = None, stem_kernel: int | None = None,
-                 head_hidden: int = 0, dropout: float = 0.0, in_channels: int = 1):
+                 head_hidden: int = 0, dropout: float = 0.0, in_channels: int = 1, pool: str = "avg"):
         self.input_ndim = dim + (1 if in_channels > 1 else 0)
         super().__init__(in_shape, n_targets, n_classes)
         if depth not in DEPTHS:
             raise ValueError(f"resnet depth {depth}: expected one of {sorted(DEPTHS)}")
+        if pool not in ("avg", "gated"):
+            raise ValueError(f"resnet pool '{pool}': expected 'avg' or 'gated'")
         self.dim, self.in_channels = dim, in_channels
         kernel = kernel or (7 if dim == 1 else 3)
         stem_kernel = stem_kernel or (15 if dim == 1 else 7)
@@ -62,10 +64,21 @@ class ResNet(InverseModel):
                 c = c_out
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool1d(1) if dim == 1 else nn.AdaptiveAvgPool2d(1)
-        self.heads = Heads(c, self.n_targets, self.n_classes, hidden=head_hidden, dropout=dropout)
+        self.pool_kind = pool
+        # gated: also the gate-weighted mean of the features, sum(g f) / sum(g), with g = softplus(1x1 conv):
+        # a mean *per object* (voids, peaks) rather than per area, which a head on area means alone cannot form
+        self.gate = Conv(c, 4, 1) if pool == "gated" else None
+        n_feat = c * (1 + 4) if pool == "gated" else c
+        self.heads = Heads(n_feat, self.n_targets, self.n_classes, hidden=head_hidden, dropout=dropout)
 
     def forward_checked(self, x):
         if self.in_channels == 1:
             x = x.unsqueeze(1)
-        h = self.pool(self.blocks(self.stem(x))).flatten(1)
+        f = self.blocks(self.stem(x))
+        h = self.pool(f).flatten(1)
+        if self.gate is not None:
+            g = nn.functional.softplus(self.gate(f)).flatten(2) + 1e-6  # (B, 4, S)
+            fs = f.flatten(2)  # (B, C, S)
+            gm = torch.einsum("bks,bcs->bkc", g, fs) / g.sum(-1, keepdim=True)
+            h = torch.cat([h, gm.flatten(1)], 1)
         return self.heads(h)
