@@ -285,6 +285,9 @@ def run(args) -> dict:
     torch.set_num_threads(max(1, int(args.threads)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.draws < 1:
+        raise SystemExit(f"simtrain adapt: --draws is {args.draws}; expected an integer >= 1 (translated copies "
+                         "per simulated spectrum)")
     cfg = {"latent": args.latent, "hidden": tuple(int(h) for h in args.hidden.split(",")),
            "vae_epochs": args.vae_epochs, "beta": args.beta, "lam": args.lam, "arch": args.arch,
            "residual": not args.no_residual, "reg_epochs": args.reg_epochs,

@@ -146,3 +146,13 @@ def test_benchmark_closes_30_percent(name, tmp_path):
     adapt.add_arguments(p)
     rep = adapt.run(p.parse_args(["--benchmark", name, "--out", str(tmp_path)]))
     assert rep["summary"]["error_cut"]["mean"] >= 0.30
+
+
+def test_draws_below_one_is_rejected(tmp_path):
+    import argparse
+    from train import adapt
+    p = argparse.ArgumentParser()
+    adapt.add_arguments(p)
+    with pytest.raises(SystemExit, match=r"--draws is 0; expected an integer >= 1"):
+        adapt.run(p.parse_args(["--benchmark", "default", "--draws", "0", "--out", str(tmp_path)]))
+    assert not (tmp_path / "adapt_report.json").exists()

@@ -11,6 +11,7 @@ from .base import Heads, InverseModel
 __all__ = ["ResNet", "BasicBlock", "DEPTHS"]
 
 DEPTHS = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+N_GATES = 4  # gate maps of ``pool="gated"``
 
 
 class BasicBlock(nn.Module):
@@ -64,11 +65,10 @@ class ResNet(InverseModel):
                 c = c_out
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool1d(1) if dim == 1 else nn.AdaptiveAvgPool2d(1)
-        self.pool_kind = pool
         # gated: also the gate-weighted mean of the features, sum(g f) / sum(g), with g = softplus(1x1 conv):
         # a mean *per object* (voids, peaks) rather than per area, which a head on area means alone cannot form
-        self.gate = Conv(c, 4, 1) if pool == "gated" else None
-        n_feat = c * (1 + 4) if pool == "gated" else c
+        self.gate = Conv(c, N_GATES, 1) if pool == "gated" else None
+        n_feat = c * (1 + N_GATES) if pool == "gated" else c
         self.heads = Heads(n_feat, self.n_targets, self.n_classes, hidden=head_hidden, dropout=dropout)
 
     def forward_checked(self, x):
@@ -77,7 +77,7 @@ class ResNet(InverseModel):
         f = self.blocks(self.stem(x))
         h = self.pool(f).flatten(1)
         if self.gate is not None:
-            g = nn.functional.softplus(self.gate(f)).flatten(2) + 1e-6  # (B, 4, S)
+            g = nn.functional.softplus(self.gate(f)).flatten(2) + 1e-6  # (B, N_GATES, S)
             fs = f.flatten(2)  # (B, C, S)
             gm = torch.einsum("bks,bcs->bkc", g, fs) / g.sum(-1, keepdim=True)
             h = torch.cat([h, gm.flatten(1)], 1)
