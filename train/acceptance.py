@@ -1,34 +1,38 @@
 """Acceptance table on real measurements: trained runs per modality validated against reference values.
 
-The checks are those of catalogs/validation/reference-values.yaml (Cu/Fe foils, Ni and Pt PDFs, TEMPO, Fremy's
-salt and the Mn2+ marker, SrTiO3 EELS edges).  Real files come from ../shared/data, else from PyPI packages that
-ship them (:mod:`train.measurements.datasets`).  EELS edge identification needs no run.
+Each modality adapter (:mod:`train.modalities`) names its acceptance checks and the real files each uses
+(``Adapter.acceptance``); the checks are those of catalogs/validation/reference-values.yaml.  Real files come from
+../shared/data, else from PyPI packages that ship them (:mod:`train.measurements.datasets`).  A check whose
+adapter can judge a file without a network (EELS edge identification) runs even when no run is given.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from . import modalities
 from .measurements import read
 from .measurements.datasets import find_real_files
-from .prepare import identify_eels_edges
 from .validate import _ref_for, check_reference, format_table, load_reference, validate
 
-__all__ = ["ACCEPTANCE", "acceptance"]
+__all__ = ["checks", "acceptance"]
 
-#: run key -> (data modality, file names the acceptance checks use)
-ACCEPTANCE = {
-    "xafs": ("xafs", ["XASLIB_Cu_cu_metal_rt.xdi", "XASLIB_Cu_cu_metal_10K.xdi", "larch_cu_50k.xmu",
-                      "larch_cu_150k.xmu", "XASLIB_Fe_Fe_metal_rt_01.xdi"]),
-    "pdf": ("pdf", ["Ni.gr"]),
-    "pdf_np": ("pdf", ["Pt-nanoparticles.gr"]),
-    "epr": ("epr", ["eprpy__tempo.DSC", "easyspin__frem_gly.par", "easyspin__adani_Mn.json"]),
-    "eels": ("eels", ["pyTEMlib_EELS_STO.dm3", "coreloss_spectrum.msa"]),
-}
+
+def checks() -> dict[str, tuple[str, list[str]]]:
+    """Acceptance check name -> (modality, file names), gathered from every importable adapter."""
+    out = {}
+    for name in modalities.names():
+        try:
+            a = modalities.get(name)
+        except modalities.AdapterError:
+            continue
+        for check, files in a.acceptance.items():
+            out[check] = (name, list(files))
+    return out
 
 
 def acceptance(runs: dict, out=None, reference=None, source: str = "auto", mc: int = 30, device: str = "cpu",
                all_files: bool = False, log=print) -> dict:
-    """Validate each run of ``runs`` (key of :data:`ACCEPTANCE` -> run directory) on its real files.
+    """Validate each run of ``runs`` (acceptance check name of :func:`checks` -> run directory) on its real files.
 
     Returns ``{"rows": [...], "skipped": [...], "n_pass", "n_fail", "table": str, "reports": {key: report}}``.
     """
@@ -37,7 +41,7 @@ def acceptance(runs: dict, out=None, reference=None, source: str = "auto", mc: i
     rows, skipped, reports = [], [], {}
     if not files:
         skipped.append("no real data: neither ../shared/data nor diffpy.cmi / pyexafs / exspy are available")
-    for key, (mod, wanted) in ACCEPTANCE.items():
+    for key, (mod, wanted) in checks().items():
         avail = {p.name.lower(): p for p in files.get(mod, [])}
         chosen = list(avail.values()) if all_files else [avail[w.lower()] for w in wanted if w.lower() in avail]
         if not chosen:
@@ -45,12 +49,15 @@ def acceptance(runs: dict, out=None, reference=None, source: str = "auto", mc: i
             continue
         run = runs.get(key)
         if run is None:
-            if mod == "eels":  # edge identification reads the spectrum; no model needed
-                for p in chosen:
-                    m = read(p)
-                    res = {"file": m.name, "values": {}, "edges": identify_eels_edges(m)}
-                    rows += check_reference(res, {"edges": _ref_for(ref, m.name).get("edges", [])})
-            else:
+            adapter = modalities.get(mod)
+            judged = False
+            for p in chosen:
+                res = adapter.check_without_run(read(p))
+                if res is None:
+                    break
+                judged = True
+                rows += check_reference(res, {k: v for k, v in _ref_for(ref, res["file"]).items() if k != "values"})
+            if not judged:
                 skipped.append(f"{key}: not run (no run directory given)")
             continue
         dest = Path(out) / key if out else None

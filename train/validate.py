@@ -21,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import modalities
 from .measurements import Measurement, MeasurementError, read
-from .prepare import Prepared, identify_eels_edges, prepare, target_spec
+from .prepare import Prepared, prepare, target_spec
 
 __all__ = ["validate", "predict_with_uncertainty", "derived_quantities", "load_reference", "check_reference",
-           "format_table", "overlay_params", "register_cli", "cmd_validate", "MUB_MHZ_PER_MT"]
-
-#: mu_B / h in MHz/mT (CODATA 2018: 13.996 244 936 GHz/T)
-MUB_MHZ_PER_MT = 13.996244936
+           "format_table", "overlay_params", "register_cli", "cmd_validate"]
 
 
 # ------------------------------------------------------------------------------------------------ prediction
@@ -77,33 +75,19 @@ def predict_with_uncertainty(run, x: np.ndarray, mc: int = 30, seed: int = 0) ->
             "probs": np.mean(probs, axis=0) if probs else None, "method": f"mc-dropout ({mc} passes)"}
 
 
-def derived_quantities(names, samples: np.ndarray, info: dict) -> dict[str, np.ndarray]:
-    """Per-sample derived quantities (arrays of shape (T, n)) from target samples (T, n, targets)."""
-    idx = {t: j for j, t in enumerate(names)}
-    out = {}
-    gs = [samples[..., idx[t]] for t in ("g_x", "g_y", "g_z") if t in idx]
-    if gs:
-        out["g_iso"] = np.mean(gs, axis=0)
-    As = [samples[..., idx[t]] for t in ("A_x", "A_y", "A_z") if t in idx]
-    if As:
-        scale = float(info.get("field_scale", 1.0) or 1.0)
-        A = np.mean(As, axis=0) / scale
-        out["A_iso_MHz"] = A
-        if "g_iso" in out:
-            out["a_iso_mT"] = A / (MUB_MHZ_PER_MT * out["g_iso"])
-    return out
+def derived_quantities(names, samples: np.ndarray, info: dict, modality: str = "epr") -> dict[str, np.ndarray]:
+    """Per-sample derived quantities (arrays of shape (T, n)) from target samples (T, n, targets), as the
+    ``modality``'s adapter defines them."""
+    return modalities.get(modality).derived(list(names), samples, info)
 
 
 # ------------------------------------------------------------------------------------------------ overlay
-_NUISANCE_ZERO = ("noise", "noise_white", "noise_pink", "baseline_c0", "baseline_c1", "baseline_c2", "bg_amp",
-                  "counts")
-
-
 def overlay_params(sim, predicted: dict, class_name: str | None, info: dict) -> dict:
     """One parameter set for the simulator: predicted targets, the class, nuisances off, other parameters at the
     recipe's typical value (fixed value, most probable choice, or median of the prior)."""
     from simgen.priors import Choice, Fixed
     rng = np.random.default_rng(0)
+    zero = modalities.get(sim.name).overlay_zero
     over = {}
     if class_name is not None and sim.label is not None:
         over = dict(sim.label.overrides.get(class_name, {}))
@@ -120,7 +104,7 @@ def overlay_params(sim, predicted: dict, class_name: str | None, info: dict) -> 
             v = float(np.median(prior.sample(2001, rng)))
         else:
             v = spec.default
-        if name in _NUISANCE_ZERO and spec.in_range(np.array([0.0]))[0]:
+        if name in zero and spec.in_range(np.array([0.0]))[0]:
             v = 0.0
         p[name] = v
     for name, val in predicted.items():
@@ -296,17 +280,19 @@ def validate(run, files, reference=None, out=None, mc: int = 30, overlay: bool =
     out = Path(out) if out is not None else None
     results, rows = [], []
     names = list(run.task.targets)
+    adapter = modalities.get(spec.simulator)
     for f in files:
-        f = Path(f)
-        m = f if isinstance(f, Measurement) else read(f)
+        m = f if isinstance(f, Measurement) else read(Path(f))
         prep = prepare(m, spec, **(prepare_kw or {}))
+        if prep.info.get("warning"):
+            log(f"{m.name}: warning: {prep.info['warning']}")
         pr = predict_with_uncertainty(run, prep.x, mc=mc)
         res: dict = {"file": m.name, "path": m.source, "modality": m.modality, "prepare": prep.info,
                      "uncertainty": pr["method"], "values": {}}
         if pr["samples"] is not None:
             S = pr["samples"]  # (T, n, targets); image tiles: average over tiles
             per = {t: S[..., j] for j, t in enumerate(names)}
-            per.update(derived_quantities(names, S, prep.info))
+            per.update(adapter.derived(names, S, prep.info))
             for q, arr in per.items():
                 tile_mean = arr.mean(axis=-1)  # (T,)
                 unc = float(tile_mean.std()) if arr.shape[0] > 1 else None
@@ -319,8 +305,7 @@ def validate(run, files, reference=None, out=None, mc: int = 30, overlay: bool =
             res["class"] = run.task.classes[k]
             res["class_prob"] = float(probs[k])
             res["class_probs"] = {c: float(p) for c, p in zip(run.task.classes, probs)}
-        if m.modality == "eels":
-            res["edges"] = identify_eels_edges(m)
+        adapter.annotate(m, res)
         ys = None
         if sim is not None:
             pred = {t: res["values"][t]["value"] for t in names if t in res["values"]}

@@ -1,4 +1,5 @@
-"""AUTOBK-like extraction of chi(k) from measured mu(E) (used by train/ to prepare measured XAFS).
+"""AUTOBK-like extraction of chi(k) from measured mu(E), and the project's one E0 finder (used by train/ to prepare
+measured XAFS).
 
 Steps (after Newville, Livins, Yacoby, Rehr & Stern, PRB 47, 14126 (1993), in simplified form):
 1. E0 = energy of the largest derivative of mu(E) (or given);
@@ -152,7 +153,8 @@ def measured_chi(energy, mu, recipe_or_sim, e0=None, rbkg=1.0, k_weighted=True, 
 
 
 def measured_chi_file(path, recipe_or_sim, **kw):
-    """``measured_chi`` of an XDI / two-column (energy, mu) file."""
-    from ._io import read_xafs_columns
-    e, mu, _ = read_xafs_columns(path)
-    return measured_chi(e, mu, recipe_or_sim, **kw)
+    """``measured_chi`` of an XAFS file (XDI or '#'-commented energy/mu columns), read by the project's one XAFS
+    reader (:func:`train.measurements.read` through the exafs adapter)."""
+    from train.measurements import read
+    m = read(path, modality="exafs")
+    return measured_chi(m.axis, m.values, recipe_or_sim, **kw)

@@ -30,21 +30,15 @@ _BOUNDS = {"a": (0.5, 50.0), "scale": (0.0, np.inf), "uiso": (1e-5, 0.2), "delta
 
 
 def read_gr(path) -> tuple[np.ndarray, np.ndarray]:
-    """r and G columns of a PDFgetX3/xPDFsuite ``.gr`` file (header lines skipped)."""
-    rows = []
-    with open(path) as fp:
-        for line in fp:
-            parts = line.split()
-            if len(parts) < 2:
-                continue
-            try:
-                rows.append((float(parts[0]), float(parts[1])))
-            except ValueError:
-                continue
-    if not rows:
-        raise ParameterError("path", str(path), "a .gr file with r and G columns")
-    a = np.array(rows)
-    return a[:, 0], a[:, 1]
+    """r (A) and G(r) of a ``.gr``/``.fgr`` file, read by the project's one PDF reader
+    (:func:`train.modalities.pdf.read_pdf`: PDFgetX3/xPDFsuite/PDFgui headers, bank tables skipped)."""
+    from train.measurements import MeasurementError
+    from train.modalities.pdf import read_pdf
+    try:
+        m = read_pdf(path)
+    except (MeasurementError, OSError) as exc:
+        raise ParameterError("path", str(path), f"a readable .gr file with r and G columns ({exc})") from None
+    return m.axis, m.values
 
 
 def rw(gobs: np.ndarray, gcalc: np.ndarray) -> float:

@@ -432,8 +432,9 @@ def _data(name):
     p = DATA / name
     if not p.exists():
         pytest.skip(f"{p} absent (real EPR data live in ../shared/data/epr)")
-    from simgen.epr._io import read_any
-    return read_any(p)
+    from train.measurements import read
+    m = read(p)
+    return m.axis, m.values, {**m.meta, "mw_freq": m.meta["mw_frequency_GHz"]}
 
 
 def _fit(x, y, mw, sysfn, g0, w0, mod=0.0, sel=None):

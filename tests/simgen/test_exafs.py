@@ -298,9 +298,10 @@ def test_real_cu_foil_r_factor():
     if not f.exists():
         pytest.skip(f"{f} absent")
     from scipy.optimize import least_squares
-    from simgen.exafs._io import read_xafs_columns
     from simgen.exafs.background import autobk, r_factor
-    e, mu, _ = read_xafs_columns(f)
+    from train.measurements import read
+    m = read(f)
+    e, mu = m.axis, m.values
     bk = autobk(e, mu, rbkg=1.0, kweight=2)
     sim = EXAFSSimulator({"k_min": 3.0, "k_max": 12.0})
     k = sim.axis.coords[0]

@@ -64,7 +64,7 @@ def test_bes3t_either_file_and_modulation():
                                          ("XASLIB_Cu_CuO_tenorite_13K_01.xdi", "Cu", 13.0)])
 def test_xafs_real(name, el, t):
     m = read(_d("xafs", name))
-    assert m.modality == "xafs" and m.units == "eV"
+    assert m.modality == "exafs" and m.units == "eV"
     assert m.meta["element"] == el and m.meta["edge"] == "K" and m.meta["temperature_K"] == t
     assert np.all(np.diff(m.axis) > 0)
     e0 = m.meta["edge_energy_eV"]
@@ -90,7 +90,7 @@ def test_pdf_real_headers():
 @needs_data
 def test_eels_dm3_real():
     m = read(_d("eels", "pyTEMlib_EELS_STO.dm3"))
-    assert m.modality == "eels" and m.units == "eV" and m.values.shape == (2048,)
+    assert m.modality == "exelfs" and m.units == "eV" and m.values.shape == (2048,)
     assert m.axis[0] == pytest.approx(350.0) and m.axis[1] - m.axis[0] == pytest.approx(0.25)
 
 
@@ -98,10 +98,10 @@ def test_find_real_files_shape():
     found = find_real_files()
     assert isinstance(found, dict)
     for mod, files in found.items():
-        assert mod in ("epr", "xafs", "eels", "pdf", "image")
+        assert mod in ("epr", "exafs", "exelfs", "pdf", "swelling")
         assert all(Path(f).is_file() for f in files)
     if SHARED.is_dir():
-        assert {"epr", "xafs", "eels", "pdf"} <= set(found)
+        assert {"epr", "exafs", "exelfs", "pdf"} <= set(found)
 
 
 # ------------------------------------------------------------------------------------------------ synthetic
@@ -116,7 +116,7 @@ def test_plain_columns_and_png_tif(tmp_path):
     img = (np.arange(64 * 80).reshape(64, 80) % 251).astype(np.uint16)
     tifffile.imwrite(tmp_path / "m.tif", img, imagej=True, resolution=(1 / 0.5, 1 / 0.5), metadata={"unit": "nm"})
     t = read(tmp_path / "m.tif")
-    assert t.modality == "image" and t.values.shape == (64, 80) and t.meta["pixel_size_nm"] == pytest.approx(0.5)
+    assert t.modality == "swelling" and t.values.shape == (64, 80) and t.meta["pixel_size_nm"] == pytest.approx(0.5)
     from PIL import Image
     Image.fromarray((img % 256).astype(np.uint8)).save(tmp_path / "m.png")
     p = read(tmp_path / "m.png")

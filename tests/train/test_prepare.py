@@ -9,7 +9,8 @@ import pytest
 from simgen.recipe import load_recipe
 from simgen.simulator import Axis
 from train.measurements import Measurement, MeasurementError, read
-from train.prepare import identify_eels_edges, prepare, rebin
+from train.modalities.exelfs import identify_eels_edges
+from train.prepare import prepare, rebin
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -104,11 +105,11 @@ def test_eels_sto_edges_and_window():
     p = prepare(m, rec)
     assert p.x.max() == pytest.approx(1.0) and p.x.shape == (1, 1401)
     # starting 40 eV above the model's 400 eV: the pre-edge power law is extrapolated (exponent near 2.36)
-    cut = Measurement(m.axis[m.axis >= 440], m.values[m.axis >= 440], "energy_loss", "eV", "counts", "eels",
+    cut = Measurement(m.axis[m.axis >= 440], m.values[m.axis >= 440], "energy_loss", "eV", "counts", "exelfs",
                       {"source": "cut.dm3"})
     with pytest.raises(MeasurementError, match="cut.dm3: energy loss 440-861.75 eV starts 40.0 eV after .*edge"):
         prepare(cut, rec)  # the Ti L edge lies within 35 eV of the start: no extrapolation
-    cut2 = Measurement(m.axis[m.axis >= 410], m.values[m.axis >= 410], "energy_loss", "eV", "counts", "eels",
+    cut2 = Measurement(m.axis[m.axis >= 410], m.values[m.axis >= 410], "energy_loss", "eV", "counts", "exelfs",
                        {"source": "cut2.dm3"})
     p2 = prepare(cut2, rec)
     assert 1.5 < p2.info["power_law_r"] < 4.0
@@ -129,22 +130,22 @@ def test_pdf_grid_and_refusal():
 
 def test_wrong_modality_refused():
     rec = load_recipe("pdf-bulk")
-    m = Measurement(np.linspace(8900, 9500, 100), np.ones(100), "energy", "eV", "", "xafs", {"source": "a.xdi"})
-    with pytest.raises(MeasurementError, match="a.xdi: a xafs measurement cannot feed a 'pdf' model"):
+    m = Measurement(np.linspace(8900, 9500, 100), np.ones(100), "energy", "eV", "", "exafs", {"source": "a.xdi"})
+    with pytest.raises(MeasurementError, match="a.xdi: a exafs measurement cannot feed a 'pdf' model"):
         prepare(m, rec)
 
 
 def test_image_resample_and_tiles():
     ax = Axis.image(32, 32, 1.0)
     img = np.random.default_rng(0).random((100, 150)) + 1.0
-    m = Measurement(np.arange(150) * 0.5, img, "image_x", "nm", "", "image", {"pixel_size_nm": 0.5, "source": "i.tif"})
-    p = prepare(m, ax, modality="image")
+    m = Measurement(np.arange(150) * 0.5, img, "image_x", "nm", "", "swelling", {"pixel_size_nm": 0.5, "source": "i.tif"})
+    p = prepare(m, ax, modality="swelling")
     assert p.x.shape == (1 * (50 // 32) * (75 // 32), 32, 32)
     np.testing.assert_allclose(p.x.mean(axis=(1, 2)), 1.0, rtol=1e-6)
-    small = Measurement(np.arange(40), np.ones((20, 40)), "image_x", "nm", "", "image",
+    small = Measurement(np.arange(40), np.ones((20, 40)), "image_x", "nm", "", "swelling",
                         {"pixel_size_nm": 1.0, "source": "s.tif"})
     with pytest.raises(MeasurementError, match=r"s\.tif: image 20x40 px .*smaller than one 32x32 tile"):
-        prepare(small, ax, modality="image")
-    nopx = Measurement(np.arange(40), np.ones((40, 40)), "image_x", "pixel", "", "image", {"source": "n.png"})
+        prepare(small, ax, modality="swelling")
+    nopx = Measurement(np.arange(40), np.ones((40, 40)), "image_x", "pixel", "", "swelling", {"source": "n.png"})
     with pytest.raises(MeasurementError, match="n.png: pixel size unknown"):
-        prepare(nopx, ax, modality="image")
+        prepare(nopx, ax, modality="swelling")

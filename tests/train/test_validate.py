@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
+from train.modalities.epr import MUB_MHZ_PER_MT
 from train.validate import check_reference, check_series, check_value, derived_quantities, format_table, \
-    register_cli, validate, MUB_MHZ_PER_MT
+    register_cli, validate
 
 
 @pytest.fixture(scope="module")

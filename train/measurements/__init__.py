@@ -1,23 +1,25 @@
-"""Readers of measured files -> :class:`Measurement` (axis, values, units, metadata).
+"""Measured files -> :class:`Measurement` (axis, values, units, metadata).
 
-``read(path)`` picks the reader from the extension (and, for ambiguous ones, the content):
+``read(path)`` picks the reader from the file's extension among the formats the modality adapters declare
+(:mod:`train.modalities`: one reader per format, in the adapter of its modality).  The built-in formats:
 
 =====================  =========  ==========================================================================
 extension              modality   reader
 =====================  =========  ==========================================================================
 .DSC / .DTA            epr        Bruker BES3T (Xepr): descriptor + binary data, either file may be given
 .par / .spc            epr        Bruker ESP / WinEPR (DOS format: little-endian float32; else big-endian int32)
-.json                  epr        Adani benchtop JSON (as in EasySpin's tests/eprfiles/adani)
-.xdi                   xafs       XDI 1.0 (columns named in ``# Column.N:`` lines)
-.xmu / .dat / .chi     xafs       '#'-commented columns: energy (eV), mu(E)
-.msa / .ems            eels       EMSA/MAS through rosettasciio
-.dm3 / .dm4            eels|image Gatan DigitalMicrograph through rosettasciio (1-D -> eels, 2-D -> image)
-.hspy / .hdf5          eels|image HyperSpy HDF5 through rosettasciio (needs h5py)
-.gr / .fgr             pdf        G(r) columns after a PDFgetX/xPDFsuite/diffpy header (Qmax etc. into meta)
-.tif .tiff .png .jpg   image      tifffile / pillow; pixel size from TIFF resolution tags when present
-.txt / .csv            columns    plain numeric columns (axis, values)
+.json                  epr        Adani benchtop JSON
+.xdi                   exafs      XDI 1.0 (columns named in ``# Column.N:`` lines)
+.xmu / .dat / .chi     exafs      '#'-commented columns: energy (eV), mu(E)
+.msa / .ems            exelfs     EMSA/MAS through rosettasciio
+.dm3 / .dm4            exelfs or  Gatan DigitalMicrograph through rosettasciio (1-D -> exelfs, 2-D -> swelling)
+.hspy / .hdf5          swelling   HyperSpy HDF5 through rosettasciio (needs h5py)
+.gr / .fgr             pdf        G(r) columns after a PDFgetX/xPDFsuite/PDFgui header (Qmax etc. into meta)
+.tif .tiff .png .jpg   swelling   tifffile / pillow; pixel size from TIFF resolution tags when present
+.txt / .csv            (none)     plain numeric columns (axis, values): any 1-D model with matching units
 =====================  =========  ==========================================================================
 
+``Measurement.modality`` is the adapter's (= simulator's) name, or ``None`` for plain columns of unknown kind.
 Every failure on purpose raises :class:`MeasurementError` whose message starts with the file's path and says what
 is wrong (truncated binary, ragged or non-numeric row, missing header key, ...).
 """
@@ -31,9 +33,7 @@ import numpy as np
 
 from simgen.errors import SimgenError
 
-__all__ = ["Measurement", "MeasurementError", "read", "MODALITIES"]
-
-MODALITIES = ("epr", "xafs", "eels", "pdf", "image", "columns")
+__all__ = ["Measurement", "MeasurementError", "read", "readable_extensions"]
 
 
 class MeasurementError(SimgenError, ValueError):
@@ -59,14 +59,14 @@ class Measurement:
     axis_name: str
     units: str
     value_units: str = ""
-    modality: str = "columns"
+    modality: str | None = None
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.axis = np.asarray(self.axis, dtype=np.float64)
         self.values = np.asarray(self.values, dtype=np.float64)
-        if self.modality not in MODALITIES:
-            raise ValueError(f"Measurement.modality {self.modality!r}: expected one of {MODALITIES}")
+        if self.modality is not None and not isinstance(self.modality, str):
+            raise TypeError(f"Measurement.modality {self.modality!r}: expected a modality name or None")
 
     @property
     def source(self) -> str:
@@ -86,41 +86,69 @@ def _ext(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _reader_for(path: Path) -> Callable[..., Measurement]:
-    from . import columns, epr, rsc
+def readable_extensions() -> list[str]:
+    """Every extension some registered adapter (or the plain-column reader) reads."""
+    from .. import modalities
+    exts = {".txt", ".csv"}
+    for n in modalities.names():
+        try:
+            exts.update(modalities.get(n).formats)
+        except modalities.AdapterError:
+            continue
+    return sorted(exts)
+
+
+def _reader_for(path: Path, modality: str | None) -> Callable[..., Measurement]:
+    from .. import modalities
+    from .columns import read_columns
     ext = _ext(path)
-    table = {
-        ".dsc": epr.read_bes3t, ".dta": epr.read_bes3t,
-        ".par": epr.read_esp, ".spc": epr.read_esp,
-        ".json": epr.read_adani_json,
-        ".xdi": columns.read_xdi, ".xmu": columns.read_xafs_columns, ".chi": columns.read_xafs_columns,
-        ".dat": columns.read_dat,
-        ".gr": columns.read_pdf, ".fgr": columns.read_pdf,
-        ".txt": columns.read_columns, ".csv": columns.read_columns,
-        ".msa": rsc.read_msa, ".ems": rsc.read_msa,
-        ".dm3": rsc.read_dm, ".dm4": rsc.read_dm,
-        ".hspy": rsc.read_hspy, ".hdf5": rsc.read_hspy,
-        ".tif": rsc.read_image, ".tiff": rsc.read_image, ".png": rsc.read_image, ".jpg": rsc.read_image,
-        ".jpeg": rsc.read_image,
-    }
-    if ext not in table:
-        raise MeasurementError(path, f"unknown extension '{path.suffix}'; readable: {', '.join(sorted(table))}")
-    return table[ext]
+    if modality is not None:
+        a = modalities.get(modality)
+        if ext in a.formats:
+            return a.formats[ext]
+        if ext in (".txt", ".csv"):
+            return read_columns
+        raise MeasurementError(path, f"extension '{path.suffix}' is not a {modality} format; {modality} reads "
+                               f"{', '.join(sorted(a.formats)) or 'no files'} (and plain .txt/.csv columns)")
+    found = modalities.readers_for(ext)
+    if found:
+        return found[0][1]
+    if ext in (".txt", ".csv"):
+        return read_columns
+    raise MeasurementError(path, f"unknown extension '{path.suffix}'; readable: {', '.join(readable_extensions())}")
 
 
 def read(path, modality: str | None = None) -> Measurement:
-    """Read one measured file (see the module docstring for the formats).
+    """Read one measured file.
 
-    ``modality`` overrides the guess (e.g. ``"xafs"`` for a plain two-column energy/mu file).
+    Parameters
+    ----------
+    path : str or Path
+        The file (for two-file formats such as BES3T .DSC/.DTA or ESP .par/.spc, either one).
+    modality : str, optional
+        A modality (simulator) name that overrides the guess from the extension, e.g. ``"exafs"`` for a
+        plain two-column energy/mu ``.txt`` file; the file is then read by that modality's reader.
+
+    Returns
+    -------
+    Measurement
+        ``axis`` (1-D, float64, in ``units``), ``values`` (same length, or ``(ny, nx)`` for images),
+        ``modality`` and ``meta`` (instrument settings the preparation needs, ``source`` = the path).
+
+    Raises
+    ------
+    MeasurementError
+        Naming the file and what is wrong (missing, unknown extension, truncated, non-numeric, non-finite...).
     """
+    from .. import modalities
     path = Path(path)
     if not path.exists():
         raise MeasurementError(path, "no such file")
     if path.is_dir():
         raise MeasurementError(path, "is a directory, expected a measured file")
-    if modality is not None and modality not in MODALITIES:
-        raise MeasurementError(path, f"modality {modality!r}: expected one of {', '.join(MODALITIES)}")
-    reader = _reader_for(path)
+    if modality is not None and modality not in modalities.names():
+        raise MeasurementError(path, f"modality {modality!r}: expected one of {', '.join(modalities.names())}")
+    reader = _reader_for(path, modality)
     try:
         m = reader(path)
     except MeasurementError:
@@ -148,5 +176,10 @@ def _check(m: Measurement, path: Path) -> None:
                                f"{tuple(int(i) for i in idx)})")
     if m.values.ndim == 1 and len(m.axis) < 8:
         raise MeasurementError(path, f"only {len(m.axis)} data points; expected a spectrum (>= 8 points)")
+    big = float(np.max(np.abs(m.values)))
+    if big > _F32_MAX:
+        raise MeasurementError(path, f"values reach {big:.3g}, beyond float32 ({_F32_MAX:.3g}): the network's input "
+                               "would overflow; rescale the data")
 
 
+_F32_MAX = float(np.finfo(np.float32).max) / 16

@@ -13,14 +13,28 @@ PACKAGE_FILES = (
     ("diffpy.cmi", "diffpy/cmi/docs/examples/pdf/ch03NiModelling/data/Pt-nanoparticles.gr", "pdf"),
     ("diffpy.cmi", "diffpy/cmi/docs/examples/pdf/ch05Fit2Phase/data/ni.gr", "pdf"),
     ("diffpy.cmi", "diffpy/cmi/docs/examples/pdf/ch05Fit2Phase/data/si.gr", "pdf"),
-    ("pyexafs", "pyexafs/example_data/SYNCHROTRON", "xafs"),
-    ("exspy", "exspy/tests/components/coreloss_spectrum.msa", "eels"),
-    ("exspy", "exspy/tests/components/lowloss_spectrum.msa", "eels"),
-    ("exspy", "exspy/tests/drawing/data/Cr_L_cl.hspy", "eels"),
+    ("pyexafs", "pyexafs/example_data/SYNCHROTRON", "exafs"),
+    ("exspy", "exspy/tests/components/coreloss_spectrum.msa", "exelfs"),
+    ("exspy", "exspy/tests/components/lowloss_spectrum.msa", "exelfs"),
+    ("exspy", "exspy/tests/drawing/data/Cr_L_cl.hspy", "exelfs"),
 )
 
-_EXTS = {"epr": (".dsc", ".par", ".json"), "xafs": (".xdi", ".xmu", ".dat"), "eels": (".dm3", ".dm4", ".msa", ".hspy"),
-         "pdf": (".gr", ".fgr"), "image": (".tif", ".tiff", ".png")}
+# data files only: the companion halves of two-file formats (.DTA, .spc) are found by their readers
+_COMPANIONS = (".dta", ".spc", ".hdf5")
+
+
+def _layout() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """modality -> (folder names, extensions) from the registered adapters."""
+    from .. import modalities
+    out = {}
+    for name in modalities.names():
+        try:
+            a = modalities.get(name)
+        except modalities.AdapterError:
+            continue
+        if a.data_dirs:
+            out[name] = (a.data_dirs, tuple(e for e in a.formats if e not in _COMPANIONS))
+    return out
 
 
 def shared_data_dir() -> Path | None:
@@ -34,9 +48,9 @@ def shared_data_dir() -> Path | None:
 
 def _from_dir(d: Path) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
-    for mod, exts in _EXTS.items():
-        sub = d / mod if (d / mod).is_dir() else d
-        files = sorted(p for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    for mod, (dirs, exts) in _layout().items():
+        subs = [d / sub for sub in dirs if (d / sub).is_dir()]
+        files = sorted(p for sub in subs for p in sub.rglob("*") if p.is_file() and p.suffix.lower() in exts)
         if files:
             out[mod] = files
     return out
@@ -45,13 +59,14 @@ def _from_dir(d: Path) -> dict[str, list[Path]]:
 def _from_packages() -> dict[str, list[Path]]:
     import importlib.metadata as md
     out: dict[str, list[Path]] = {}
+    layout = _layout()
     for dist, rel, mod in PACKAGE_FILES:
         try:
             p = Path(md.distribution(dist).locate_file(rel))
         except md.PackageNotFoundError:
             continue
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in _EXTS[mod] + (".txt",))
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in layout[mod][1] + (".txt",))
         elif p.is_file():
             files = [p]
         else:

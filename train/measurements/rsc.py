@@ -1,4 +1,6 @@
-"""EELS spectra and micrographs: .msa, .dm3/.dm4, .hspy through rosettasciio; .tif/.png through tifffile/pillow."""
+"""The rosettasciio and image readers (.msa, .dm3/.dm4, .hspy; .tif/.png through tifffile/pillow), shared by the
+exelfs adapter (1-D spectra) and the swelling adapter (2-D micrographs): one reader per format, whichever
+modality the content turns out to be."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,8 +61,8 @@ def from_rsciio(path: Path, signals: list) -> Measurement:
             if units.lower() == "kev":
                 x = x * 1000.0
             meta["channel_eV"] = float(x[1] - x[0]) if n > 1 else None
-            return Measurement(x, spec, "energy_loss", "eV", "counts", "eels", meta)
-        return Measurement(x, spec, name or "x", units, "", "columns", meta)
+            return Measurement(x, spec, "energy_loss", "eV", "counts", "exelfs", meta)
+        return Measurement(x, spec, name or "x", units, "", None, meta)
     if len(sig_axes) == 2 or (not sig_axes and data.ndim == 2):
         img = data.astype(np.float64)
         if img.ndim > 2:
@@ -82,7 +84,7 @@ def _image(img: np.ndarray, px: float | None, meta: dict) -> Measurement:
         meta["pixel_size_nm"] = px
     step = px if px is not None else 1.0
     x = np.arange(img.shape[1]) * step
-    return Measurement(x, img, "image_x", "nm" if px is not None else "pixel", "intensity", "image", meta)
+    return Measurement(x, img, "image_x", "nm" if px is not None else "pixel", "intensity", "swelling", meta)
 
 
 def _rsciio(path: Path, module: str):

@@ -1,4 +1,5 @@
-"""CW EPR files: Bruker BES3T (.DSC/.DTA), Bruker ESP/WinEPR (.par/.spc), Adani benchtop JSON.
+"""EPR adapter: CW EPR files (Bruker BES3T .DSC/.DTA, Bruker ESP/WinEPR .par/.spc, Adani benchtop JSON), their
+preparation onto a model's field axis, and the derived g_iso / A_iso / a_iso.
 
 Field axes are returned in mT, the microwave frequency in GHz (``meta['mw_frequency_GHz']``) and the peak-to-peak
 modulation amplitude in mT (``meta['modulation_mT']``).  Format facts (key names, byte orders, axis construction)
@@ -12,9 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Measurement, MeasurementError
+from scipy.constants import physical_constants
 
-__all__ = ["read_bes3t", "read_esp", "read_adani_json"]
+from ..measurements import Measurement, MeasurementError
+from ..prepare import Prepared, TargetSpec, check_units, prior_support, rebin, refuse, span
+from . import Adapter
+
+__all__ = ["read_bes3t", "read_esp", "read_adani_json", "EPRAdapter", "MUB_MHZ_PER_MT"]
+
+#: mu_B / h in MHz/mT (CODATA, through scipy.constants)
+MUB_MHZ_PER_MT = physical_constants["Bohr magneton in Hz/T"][0] * 1e-9
 
 _FIELD_UNITS = {"G": 0.1, "mT": 1.0, "T": 1000.0, "kG": 100.0}
 
@@ -200,3 +208,106 @@ def read_adani_json(path) -> Measurement:
     if pts.shape[1] > 1:
         meta["quadrature"] = pts[:, 1].copy()
     return Measurement(x, pts[:, 0], "field", "mT", "arb. units", "epr", meta)
+
+
+# ------------------------------------------------------------------------------------------------ EPR
+def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bool = True) -> Prepared:
+    axis = spec.axis
+    check_units(m, axis, "mT")
+    B = spec_axis = axis.coords[0]
+    nu = m.meta.get("mw_frequency_GHz")
+    info: dict = {"steps": []}
+    if mw_frequency_GHz is not None:
+        nu_t = float(mw_frequency_GHz)
+    else:
+        sup = prior_support(spec, "mw_freq")
+        if nu is None:
+            nu_t = None
+        elif sup is not None:
+            nu_t = float(np.clip(nu, sup[0], sup[1]))
+        else:
+            nu_t = nu
+    scale = 1.0
+    if nu is not None and nu_t is not None and nu > 0:
+        scale = nu_t / nu
+    elif mw_frequency_GHz is not None:
+        refuse(m, "no microwave frequency in the file: cannot rescale the field to "
+                f"{mw_frequency_GHz} GHz")
+    info.update(mw_frequency_measured_GHz=nu, mw_frequency_GHz=nu_t if nu_t is not None else nu, field_scale=scale)
+    x = m.axis * scale
+    y = m.values.astype(float).copy()
+    if scale != 1.0:
+        info["steps"].append(f"field x {scale:.6f} (nu {nu:.6f} -> {nu_t:.6f} GHz)")
+    n = len(y)
+    w = max(3, n // 20)
+    # linear baseline through the medians of both end windows
+    xa, xb = np.median(x[:w]), np.median(x[-w:])
+    ya, yb = np.median(y[:w]), np.median(y[-w:])
+    y -= ya + (yb - ya) * (x - xa) / (xb - xa)
+    peak = np.max(np.abs(y))
+    if not peak > 0:
+        refuse(m, "flat spectrum (no signal above the baseline)")
+    y /= peak
+    info["steps"].append("linear baseline through the end 5 % removed; max |y| = 1")
+    inside = (x >= B[0]) & (x <= B[-1])
+    if not inside.any():
+        refuse(m, f"field {span(x)} mT (after rescaling x{scale:.5f}) does not overlap the model's axis "
+                f"{span(B)} mT")
+    ipk = int(np.argmax(np.abs(y)))
+    if not (B[0] <= x[ipk] <= B[-1]):
+        refuse(m, f"the strongest feature at {x[ipk]:.3f} mT lies outside the model's axis {span(B)} mT")
+    covers = x[0] <= B[0] + 1e-9 and x[-1] >= B[-1] - 1e-9
+    if not covers:
+        if not pad:
+            refuse(m, f"field {span(x)} mT does not cover the model's axis {span(B)} mT (pad=False)")
+        edge = max(np.mean(np.abs(y[:max(2, n // 50)])), np.mean(np.abs(y[-max(2, n // 50):])))
+        if edge > 0.15:
+            refuse(m, f"field {span(x)} mT is narrower than the model's axis {span(B)} mT and the signal does "
+                    f"not return to the baseline at the window's edge (mean |y| {edge:.2f} of the maximum): "
+                    "cannot pad")
+        info["steps"].append(f"padded with the zero baseline outside {span(x)} mT")
+    out = rebin(x, y, B)
+    out[(B < x[0]) | (B > x[-1])] = 0.0
+    info["coverage"] = float(np.mean((B >= x[0]) & (B <= x[-1])))
+    return Prepared(out[None].astype(np.float32), axis, m, info)
+
+
+# ------------------------------------------------------------------------------------------------ adapter
+class EPRAdapter(Adapter):
+    """CW EPR (simulator ``epr``): derivative spectra on a field axis in mT.
+
+    Preparation: the field is rescaled by nu_model / nu_measured (B' = B nu'/nu keeps every g; a hyperfine
+    splitting in mT scales by the same factor, so A predicted from the rescaled spectrum is divided by
+    ``info['field_scale']``); nu_model is the measured frequency clipped into the recipe's ``mw_freq`` prior (no
+    rescale when it lies inside).  A linear baseline through both ends is removed, the spectrum is max-|y|
+    normalised like the simulator, rebinned onto the axis and padded with the zero baseline where the model's
+    sweep is wider (refused when the signal has not returned to the baseline at the measured window's edge, or
+    the strongest feature lies outside the model's sweep).  Options: ``mw_frequency_GHz``, ``pad``.
+
+    Derived quantities: ``g_iso`` = mean of g_x, g_y, g_z; ``A_iso_MHz`` = mean of A_x, A_y, A_z divided by the
+    preparation's field scale; ``a_iso_mT`` = A_iso / (g_iso mu_B/h).
+    """
+
+    name = "epr"
+    axis_dims = ("field",)
+    formats = {".dsc": read_bes3t, ".dta": read_bes3t, ".par": read_esp, ".spc": read_esp, ".json": read_adani_json}
+    data_dirs = ("epr",)
+    acceptance = {"epr": ["eprpy__tempo.DSC", "easyspin__frem_gly.par", "easyspin__adani_Mn.json"]}
+
+    def prepare(self, m, spec, mw_frequency_GHz=None, pad: bool = True):
+        return prepare_epr(m, spec, mw_frequency_GHz, pad)
+
+    def derived(self, names, samples, info):
+        idx = {t: j for j, t in enumerate(names)}
+        out = {}
+        gs = [samples[..., idx[t]] for t in ("g_x", "g_y", "g_z") if t in idx]
+        if gs:
+            out["g_iso"] = np.mean(gs, axis=0)
+        As = [samples[..., idx[t]] for t in ("A_x", "A_y", "A_z") if t in idx]
+        if As:
+            scale = float(info.get("field_scale", 1.0) or 1.0)
+            A = np.mean(As, axis=0) / scale
+            out["A_iso_MHz"] = A
+            if "g_iso" in out:
+                out["a_iso_mT"] = A / (MUB_MHZ_PER_MT * out["g_iso"])
+        return out

@@ -1,0 +1,187 @@
+"""One adapter per simulator: what ``train`` needs to know about a modality's measured data.
+
+An adapter is registered under its simulator's registry name (``epr``, ``exafs``, ``exelfs``, ``pdf``,
+``swelling``, ``peaks``, ...) and owns, for that modality:
+
+* the **readers** of its file formats (``formats``: extension -> function(path) -> :class:`Measurement`);
+* **preparation** onto a model's axis with the simulator's conventions (:meth:`Adapter.prepare`);
+* **domain checks** that refuse a measurement a model was not trained for (:meth:`Adapter.check_domain`);
+* **derived quantities** computed from predicted targets (:meth:`Adapter.derived`);
+* what the validation overlay switches off (``overlay_zero``) and per-file extras (:meth:`Adapter.annotate`);
+* the **acceptance references**: which real files each acceptance check uses (``acceptance``) and the
+  folders real files of the modality live in (``data_dirs``).
+
+:func:`train.prepare.prepare`, :func:`train.validate.validate`, :func:`train.acceptance.acceptance` and
+:func:`train.measurements.read` are generic loops over adapters.  A new modality is one simulator (registered in
+``simgen.registry`` or the ``simgen.simulators`` entry point group) plus one adapter registered here, with
+:func:`register` or through the ``simtrain.modalities`` entry point group, e.g.::
+
+    [project.entry-points."simtrain.modalities"]
+    raman = "mypkg.raman_adapter:RamanAdapter"
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from importlib.metadata import entry_points
+from typing import Callable
+
+import numpy as np
+
+from simgen.errors import SimgenError
+
+__all__ = ["Adapter", "AdapterError", "OutOfDomain", "BUILTIN", "register", "get", "names", "available",
+           "readers_for", "for_axis"]
+
+BUILTIN: dict[str, str] = {
+    "peaks": "train.modalities.peaks:PeaksAdapter",
+    "epr": "train.modalities.epr:EPRAdapter",
+    "exafs": "train.modalities.exafs:EXAFSAdapter",
+    "exelfs": "train.modalities.exelfs:EXELFSAdapter",
+    "pdf": "train.modalities.pdf:PDFAdapter",
+    "swelling": "train.modalities.swelling:SwellingAdapter",
+}
+
+ENTRY_POINT_GROUP = "simtrain.modalities"
+
+
+class AdapterError(SimgenError, LookupError):
+    """No adapter for a simulator name, or an adapter that cannot be imported."""
+
+
+class OutOfDomain(SimgenError, ValueError):
+    """A measurement lies outside what a model was trained on; the message says why (never a silent number)."""
+
+    def __init__(self, path, why: str):
+        self.path, self.why = str(path), why
+        super().__init__(f"{path}: out of domain: {why}")
+
+
+class Adapter:
+    """Base class of modality adapters (see the module docstring).  Subclasses set the class attributes and
+    override the methods that apply; the defaults suit a 1-D spectrum rebinned onto the model's axis."""
+
+    #: the simulator's registry name
+    name: str = ""
+    #: dimension names of the simulator's axis this adapter prepares for (used to guess an adapter from an Axis)
+    axis_dims: tuple[str, ...] = ()
+    #: file extension (lower case, with the dot) -> reader(path) -> Measurement
+    formats: dict[str, Callable] = {}
+    #: folder names under a real-data directory (e.g. ../shared/data/xafs) holding this modality's files
+    data_dirs: tuple[str, ...] = ()
+    #: acceptance check name -> file names it validates on (see train.acceptance)
+    acceptance: dict[str, list[str]] = {}
+    #: parameters set to zero (when their range allows it) in the simulated overlay of a validation figure
+    overlay_zero: tuple[str, ...] = ("noise", "noise_white", "noise_pink", "baseline_c0", "baseline_c1", "baseline_c2",
+                                     "bg_amp", "counts")
+
+    # ------------------------------------------------------------------ preparation
+    def prepare(self, m, spec, **kw):
+        """Put measurement ``m`` onto ``spec.axis`` (a :class:`train.prepare.TargetSpec`); returns
+        :class:`train.prepare.Prepared`.  Default: rebin a 1-D measurement onto a 1-D axis."""
+        from ..prepare import generic_prepare
+        return generic_prepare(m, spec)
+
+    def check_domain(self, m, spec) -> None:
+        """Raise :class:`OutOfDomain` when ``m`` lies outside what a model of ``spec`` can read."""
+
+    # ------------------------------------------------------------------ validation
+    def derived(self, names: list[str], samples: np.ndarray, info: dict) -> dict[str, np.ndarray]:
+        """Derived quantities (arrays of shape ``(T, n)``) from target samples ``(T, n, len(names))``."""
+        return {}
+
+    def annotate(self, m, result: dict) -> None:
+        """Add per-file extras to a validation ``result`` (e.g. identified edges)."""
+
+    def check_without_run(self, m) -> dict | None:
+        """A validation result obtainable with no trained network (``None``: a run is needed)."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}: {', '.join(sorted(self.formats)) or 'no formats'}>"
+
+
+_extra: dict[str, object] = {}
+_cache: dict[str, Adapter] = {}
+_import_errors: dict[str, str] = {}
+
+
+def register(name: str, target) -> None:
+    """Register an :class:`Adapter` subclass (or ``"module:Class"``) under the simulator name ``name``."""
+    _extra[name] = target
+    _cache.pop(name, None)
+
+
+def _table() -> dict[str, object]:
+    table: dict[str, object] = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        table.setdefault(ep.name, ep.value)
+    table.update(_extra)
+    return table
+
+
+def get(name: str) -> Adapter:
+    """The adapter registered for simulator ``name`` (an instance, created once)."""
+    if name in _cache:
+        return _cache[name]
+    table = _table()
+    if name not in table:
+        raise AdapterError(f"modality '{name}': no train adapter registered (known: {', '.join(sorted(table))}); "
+                           "register one with train.modalities.register or the 'simtrain.modalities' entry point")
+    target = table[name]
+    if isinstance(target, str):
+        module, _, attr = target.partition(":")
+        try:
+            target = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise AdapterError(f"modality '{name}': adapter {table[name]} cannot be imported: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    inst = target() if inspect.isclass(target) else target
+    if not isinstance(inst, Adapter):
+        raise AdapterError(f"modality '{name}': {target!r} is not a train.modalities.Adapter")
+    inst.name = inst.name or name
+    _cache[name] = inst
+    return inst
+
+
+def names() -> list[str]:
+    """Every registered modality name (importable or not)."""
+    return sorted(_table())
+
+
+def available() -> dict[str, str]:
+    """name -> 'ok' or why its adapter cannot be imported (``simtrain --help`` lists these)."""
+    out = {}
+    for n in names():
+        try:
+            get(n)
+            out[n] = "ok"
+        except AdapterError as exc:
+            out[n] = str(exc)
+    return out
+
+
+def readers_for(ext: str) -> list[tuple[str, Callable]]:
+    """``[(modality, reader)]`` of every importable adapter that reads extension ``ext`` ('.dsc', ...)."""
+    out = []
+    for n in names():
+        try:
+            a = get(n)
+        except AdapterError:
+            continue
+        r = a.formats.get(ext.lower())
+        if r is not None:
+            out.append((n, r))
+    return out
+
+
+def for_axis(dims: tuple[str, ...]) -> str | None:
+    """The modality whose adapter declares ``dims[0]`` among its axis dimensions (None when none does)."""
+    for n in names():
+        try:
+            a = get(n)
+        except AdapterError:
+            continue
+        if dims and dims[0] in a.axis_dims:
+            return n
+    return None
