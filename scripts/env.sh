@@ -30,7 +30,7 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
       --index-url https://download.pytorch.org/whl/cpu
   fi
   echo "[simgen] installing simgen and its dependencies" >&2
-  "$PY" -m pip install -q -e "$ROOT[dev]"
+  "$PY" -m pip install -q -e "$ROOT[train,dev]"
   echo "$want" > "$stamp"
 fi
 export SIMGEN_PY="$PY"

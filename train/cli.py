@@ -184,14 +184,26 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", default="auto")
     pr.add_argument("--show", type=int, default=10, help="rows to print")
     pr.set_defaults(func=cmd_predict)
+    broken = []
     for mod in PLUGINS:
         try:
             m = importlib.import_module(mod)
-        except ImportError:
+        except ImportError as exc:  # listed in --help with the reason, never hidden
+            broken.append(f"{mod.rsplit('.', 1)[-1]} ({mod}: {type(exc).__name__}: {exc})")
             continue
         reg = getattr(m, "register_cli", None)
         if callable(reg):
             reg(sub)
+    from . import modalities
+    bad = {k: v for k, v in modalities.available().items() if v != "ok"}
+    lines = []
+    if broken:
+        lines.append("unavailable subcommands: " + "; ".join(broken))
+    if bad:
+        lines.append("modality adapters that cannot be imported: " + "; ".join(bad.values()))
+    if lines:
+        p.epilog = "\n".join(lines)
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
     return p
 
 

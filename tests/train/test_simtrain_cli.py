@@ -87,3 +87,17 @@ def test_plugin_subcommands_are_registered(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "train.demo", mod)
     assert cli.main(["hello-plugin"]) == 0
     assert "plugin ran" in capsys.readouterr().out
+
+
+def test_help_lists_broken_plugins_and_adapters(monkeypatch, capsys):
+    """A subcommand or modality adapter that fails to import is listed in --help with its error, not hidden."""
+    import train.cli as cli
+    from train import modalities
+    monkeypatch.setattr(cli, "PLUGINS", cli.PLUGINS + ("train.no_such_study",))
+    modalities.register("brokenmod", "train.no_such_adapter:Nope")
+    try:
+        text = cli.build_parser().format_help()
+    finally:
+        modalities._extra.pop("brokenmod", None)
+    assert "unavailable subcommands: no_such_study (train.no_such_study: ModuleNotFoundError" in text
+    assert "modality 'brokenmod': adapter train.no_such_adapter:Nope cannot be imported" in text
