@@ -301,6 +301,12 @@ def validate(run, files, reference=None, out=None, mc: int = 30, overlay: bool =
                 res["values"][q] = {"value": float(tile_mean.mean()), "unc": unc}
         if pr["probs"] is not None:
             probs = pr["probs"].mean(0)
+            allowed = adapter.allowed_classes(m, list(run.task.classes))
+            if allowed is not None and any(allowed) and not all(allowed):
+                mask = np.asarray(allowed, bool)
+                res["class_restricted_to"] = [c for c, a in zip(run.task.classes, allowed) if a]
+                probs = np.where(mask, probs, 0.0)
+                probs = probs / probs.sum() if probs.sum() > 0 else mask / mask.sum()
             k = int(np.argmax(probs))
             res["class"] = run.task.classes[k]
             res["class_prob"] = float(probs[k])

@@ -149,3 +149,40 @@ def test_image_resample_and_tiles():
     nopx = Measurement(np.arange(40), np.ones((40, 40)), "image_x", "pixel", "", "swelling", {"source": "n.png"})
     with pytest.raises(MeasurementError, match="n.png: pixel size unknown"):
         prepare(nopx, ax, modality="swelling")
+
+
+def _edge_file(e_edge, n=900, meta=None):
+    e = np.linspace(e_edge - 200, e_edge + 900, n)
+    mu = 0.1 + 1.0 / (1 + np.exp(-(e - e_edge) / 2.0)) + 0.02 * np.sin(0.05 * (e - e_edge)) * (e > e_edge)
+    return Measurement(e, mu, "energy", "eV", "mu(E)", "exafs", {"source": "edge.xdi", **(meta or {})})
+
+
+def test_exafs_domain_from_the_edge_energy():
+    """The absorber and edge come from the file: an Au L3 foil is refused by an exafs-foils model (3d K edges),
+    naming the edge it found, instead of being read as a 3d metal."""
+    from train.modalities import OutOfDomain
+    from train.modalities.exafs import EXAFSAdapter, model_edges
+    from train.prepare import target_spec
+    spec = target_spec(load_recipe("exafs-foils"))
+    edges = model_edges(spec)
+    assert ("Cu", "K") in edges and ("Zn", "K") in edges and len(edges) == 8
+    with pytest.raises(OutOfDomain, match=r"edge.xdi: out of domain: Au L3 edge \(E0 1191\d eV\); the model reads"):
+        prepare(_edge_file(11919.0), spec)
+    with pytest.raises(OutOfDomain, match="Ce L3 edge"):
+        prepare(_edge_file(5723.0, meta={"element": "Ce", "edge": "L3"}), spec)
+    m = _edge_file(8979.0)
+    EXAFSAdapter().check_domain(m, spec)
+    assert (m.meta["element"], m.meta["edge"]) == ("Cu", "K")
+    allowed = EXAFSAdapter().allowed_classes(m, ["Ni_K_fcc", "Cu_K_fcc", "Zn_K_hcp"])
+    assert allowed == [False, True, False]
+
+
+def test_exafs_nearest_neighbour_shell_sums_split_subshells():
+    from train.modalities.exafs import EXAFSAdapter
+    names = ["N1", "R1", "N2", "R2", "N3", "R3"]
+    hcp_zn = np.array([[[6, 2.665, 6, 2.913, 6, 3.9]]])   # split 6 + 6 within 10 %
+    bcc_fe = np.array([[[8, 2.482, 6, 2.866, 12, 4.05]]])  # second shell 15 % out: a shell of its own
+    d = EXAFSAdapter().derived(names, hcp_zn, {})
+    assert d["N_nn"][0, 0] == 12 and d["R_nn"][0, 0] == pytest.approx((2.665 + 2.913) / 2)
+    d = EXAFSAdapter().derived(names, bcc_fe, {})
+    assert d["N_nn"][0, 0] == 8 and d["R_nn"][0, 0] == pytest.approx(2.482)

@@ -90,6 +90,11 @@ class Adapter:
         """Derived quantities (arrays of shape ``(T, n)``) from target samples ``(T, n, len(names))``."""
         return {}
 
+    def allowed_classes(self, m, classes: list[str]) -> list[bool] | None:
+        """Which of a model's classes the measurement can be (known from the file, e.g. its absorber); None: all.
+        Validation picks the most probable allowed class instead of letting the network guess a known fact."""
+        return None
+
     def annotate(self, m, result: dict) -> None:
         """Add per-file extras to a validation ``result`` (e.g. identified edges)."""
 

@@ -19,7 +19,7 @@ from simgen.simulator import Axis
 from ..measurements import Measurement, MeasurementError
 from ..measurements.columns import COMMENT, floats, numeric_block, read_columns, sorted_axis, text_lines
 from ..prepare import Prepared, TargetSpec, check_units, covers, rebin, refuse, span
-from . import Adapter
+from . import Adapter, OutOfDomain
 
 __all__ = ["read_xdi", "read_xafs_columns", "read_dat", "find_e0", "extract_chi", "prepare_exafs", "EXAFSAdapter"]
 
@@ -282,6 +282,65 @@ def prepare_exafs(m: Measurement, spec: TargetSpec, e0=None) -> Prepared:
     refuse(m, f"XAFS data cannot be put on a '{dim}' axis")
 
 
+# ------------------------------------------------------------------------------------------------ domain
+def model_edges(spec) -> dict[tuple[str, str], float]:
+    """(element, edge) -> tabulated edge energy (eV) of every FEFF material the model's recipe can draw
+    (material names are ``<element>_<edge>_<structure>``); empty when the model has no recipe."""
+    if spec.recipe is None:
+        return {}
+    from simgen.exafs.edges import edge_energy
+    from simgen.priors import Choice, Fixed
+    sim = spec.recipe.build()
+    names: set[str] = set()
+
+    def add(prior):
+        if isinstance(prior, Choice):
+            names.update(str(v) for v in prior.values)
+        elif isinstance(prior, Fixed):
+            names.add(str(prior.value))
+    add(sim.priors.get("material"))
+    if sim.label is not None:
+        for over in sim.label.overrides.values():
+            add(over.get("material"))
+    out = {}
+    for n in sorted(names):
+        parts = n.split("_")
+        if len(parts) >= 2:
+            out[(parts[0], parts[1])] = edge_energy(parts[0], parts[1])
+    return out
+
+
+def nearest_edge(e0: float, window: float = 60.0):
+    """The tabulated K/L3/L2 edge (element, edge, energy) nearest to ``e0`` (eV), within ``window``; else None."""
+    import xraydb
+    best = None
+    for z in range(3, 95):
+        el = xraydb.atomic_symbol(z)
+        for edge, val in xraydb.xray_edges(el).items():
+            if edge not in ("K", "L3", "L2"):
+                continue
+            d = abs(val.energy - e0)
+            if d <= window and (best is None or d < best[0]):
+                best = (d, el, edge, float(val.energy))
+    return None if best is None else best[1:]
+
+
+def identify_edge(m: Measurement, model: dict | None = None) -> tuple[str | None, str | None, float | None]:
+    """(element, edge, E0 in eV) of a mu(E) file: from its metadata when it names them, else from the steepest
+    rise matched to the model's edges (within 60 eV) or, failing that, to the nearest tabulated edge."""
+    el, edge = m.meta.get("element"), m.meta.get("edge")
+    e0 = find_e0(m, m.axis, m.values, _edge_energy(m)) if len(m.axis) > 20 else None
+    if el and edge:
+        return el, edge, e0
+    if e0 is None:
+        return None, None, None
+    for (mel, medge), energy in (model or {}).items():
+        if abs(energy - e0) <= 60.0:
+            return mel, medge, e0
+    hit = nearest_edge(e0)
+    return (hit[0], hit[1], e0) if hit else (None, None, e0)
+
+
 # ------------------------------------------------------------------------------------------------ adapter
 class EXAFSAdapter(Adapter):
     """XAFS mu(E) files for the ``exafs`` simulator (see the module docstring)."""
@@ -295,3 +354,43 @@ class EXAFSAdapter(Adapter):
 
     def prepare(self, m, spec, e0=None):
         return prepare_exafs(m, spec, e0)
+
+    def check_domain(self, m, spec):
+        """The absorber and edge come from the file (metadata, else its edge energy), never from the network: a
+        file whose edge is not one the model was trained on is refused."""
+        model = model_edges(spec)
+        if not model:
+            return
+        el, edge, e0 = identify_edge(m, model)
+        known = ", ".join(f"{a} {b} ({e:.0f} eV)" for (a, b), e in sorted(model.items(), key=lambda t: t[1]))
+        if el is None:
+            raise OutOfDomain(m.source, f"no tabulated K or L edge within 60 eV of its edge at {e0:.0f} eV; the "
+                              f"model reads {known}")
+        if (el, edge) not in model:
+            raise OutOfDomain(m.source, f"{el} {edge} edge (E0 {e0:.0f} eV); the model reads only {known}")
+        m.meta.setdefault("element", el)
+        m.meta.setdefault("edge", edge)
+
+    def allowed_classes(self, m, classes):
+        """Only the classes (materials ``<element>_<edge>_...``) of the file's absorber and edge."""
+        el, edge = m.meta.get("element"), m.meta.get("edge")
+        if not el:
+            return None
+        return [c.split("_")[:2] == [el, edge] if edge else c.split("_")[0] == el for c in classes]
+
+    def derived(self, names, samples, info):
+        """The nearest-neighbour shell as users define it: sub-shells within 10 % of R1 (such as the 6 + 6 of
+        hcp metals) summed, ``N_nn`` and their N-weighted mean distance ``R_nn``."""
+        idx = {t: j for j, t in enumerate(names)}
+        if not {"N1", "R1"} <= set(idx):
+            return {}
+        N = samples[..., idx["N1"]].copy()
+        NR = N * samples[..., idx["R1"]]
+        R1 = samples[..., idx["R1"]]
+        for j in (2, 3):
+            if f"N{j}" in idx and f"R{j}" in idx:
+                Rj, Nj = samples[..., idx[f"R{j}"]], samples[..., idx[f"N{j}"]]
+                near = Rj < 1.10 * R1
+                N = N + np.where(near, Nj, 0.0)
+                NR = NR + np.where(near, Nj * Rj, 0.0)
+        return {"N_nn": N, "R_nn": NR / np.where(N > 0, N, np.nan)}
