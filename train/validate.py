@@ -270,8 +270,42 @@ def format_table(rows: list[dict]) -> str:
 # ------------------------------------------------------------------------------------------------ validate
 def validate(run, files, reference=None, out=None, mc: int = 30, overlay: bool = True, prepare_kw=None,
              device: str = "cpu", log=print) -> dict:
-    """Validate ``run`` (path or Run) on measured ``files``; returns ``{"results", "rows", "table"}`` and, when
-    ``out`` is given, writes ``validation.json``, ``table.txt`` and ``figures/<file>.png`` there."""
+    """Predict on measured files with a trained run and compare with reference values.
+
+    Parameters
+    ----------
+    run : path or Run
+        A run directory written by ``simtrain fit`` (or a loaded :class:`train.run.Run`).
+    files : list of path or Measurement
+        Measured files (any format an adapter reads) or Measurements already read.
+    reference : path, dict or False, optional
+        Reference-values YAML (default: the catalog's ``validation/reference-values.yaml``); False: none.
+    out : path, optional
+        Directory for ``validation.json``, ``table.txt`` and ``figures/<file>.png`` (measurement and simulated
+        overlay at the prediction).
+    mc : int
+        MC-dropout passes when the network has dropout (the spread is the reported uncertainty).
+    overlay : bool
+        Simulate at the predicted parameters for the figures.
+    prepare_kw : dict, optional
+        Options of the modality's preparation (see :func:`train.prepare.prepare`).
+    device : str
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+    log : callable
+        Where preparation warnings (e.g. a measured Qmax outside the recipe's range) are printed.
+
+    Returns
+    -------
+    dict
+        ``results`` (per file: values with uncertainties, derived quantities, class and probabilities, the
+        preparation's steps), ``rows`` (one per reference check: predicted, reference, difference, tolerance,
+        ok) and ``table`` (the rows as text).
+
+    Raises
+    ------
+    MeasurementError, OutOfDomain
+        A file that cannot be read or prepared, or that lies outside the model's domain, named.
+    """
     from .run import load_run
     run = load_run(run, device=device) if not hasattr(run, "predict_arrays") else run
     spec = target_spec(run)
