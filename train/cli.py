@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-PLUGINS = ("train.augment", "train.adapt", "train.nested", "train.validate", "train.demo")
+PLUGINS = ("train.studies.augment", "train.studies.adapt", "train.studies.nested", "train.validate", "train.studies.demo")
 
 
 def _model_kw(items) -> dict:

@@ -10,7 +10,7 @@ import torch
 # one thread: these tiny nets gain nothing from more, and shared CI cores are often oversubscribed
 torch.set_num_threads(1)
 
-from train import augment as A
+from train.studies import augment as A
 
 
 def _data(n=120, L=48, seed=0):

@@ -31,7 +31,7 @@ import torch
 from scipy import ndimage
 from scipy.stats import wasserstein_distance
 
-from .models.vae import NestedVAE
+from ..models.vae import NestedVAE
 
 FIXED = {"params.thickness": 100.0, "params.dose_rate": 1.0e-6, "params.helium": 1.0}
 
@@ -364,13 +364,3 @@ def register_cli(subparsers):
     p.set_defaults(func=_cli)
     return p
 
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m train.nested", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

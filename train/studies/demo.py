@@ -120,8 +120,8 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
             cluster.close()
 
     # ------------------------------------------------------------------ training
-    from .fit import FitConfig, fit
-    from .run import load_run
+    from ..fit import FitConfig, fit
+    from ..run import load_run
     for rk, r in plan["runs"].items():
         if only and rk not in only:
             continue
@@ -158,7 +158,7 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
 
     # ------------------------------------------------------------------ validation on real files
     try:
-        from .acceptance import acceptance
+        from ..acceptance import acceptance
         runs = {k: summary["runs"][v]["dir"] for k, v in (plan.get("acceptance") or {}).items()
                 if v in summary["runs"] and "dir" in summary["runs"][v]}
         log(f"[validate] real measurements with runs {runs}")
@@ -176,7 +176,7 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
 
     # ------------------------------------------------------------------ studies (VAEs, ...)
     if not skip_studies:
-        from .cli import main as simtrain
+        from ..cli import main as simtrain
         for st in plan.get("studies") or []:
             name = st["name"]
             if only and name not in only:
