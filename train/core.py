@@ -374,7 +374,8 @@ def aligned(gamma: float = 1.0, warmup: float = 0.2) -> Callable:
     return objective
 
 
-def nested(beta: float = 1.0, gamma: float = 1.0, warmup: float = 1 / 3, augment: Callable | None = None) -> Callable:
+def nested(beta: float = 1.0, gamma: float = 1.0, warmup: float = 1 / 3, augment: Callable | None = None,
+           mask_weight: float = 1.0) -> Callable:
     """Objective of :class:`train.models.vae.NestedVAE` on batches ``{"x", "cond"[, "mask"]}``: its
     :meth:`~train.models.vae.NestedVAE.loss` with ``beta`` ramped per epoch; ``augment(stack, rng)`` transforms
     image and mask together (stacked as channels)."""
@@ -384,6 +385,7 @@ def nested(beta: float = 1.0, gamma: float = 1.0, warmup: float = 1 / 3, augment
             s = augment(torch.stack([x, m], 1) if m is not None else x[:, None], ctx.rng)
             x, m = s[:, 0], (s[:, 1] if m is not None else None)
         out = model(x, b["cond"])
-        ls = model.loss(out, x, b["cond"], beta=beta * ramp(ctx, warmup, "epoch"), gamma=gamma, mask=m)
+        ls = model.loss(out, x, b["cond"], beta=beta * ramp(ctx, warmup, "epoch"), gamma=gamma, mask=m,
+                        mask_weight=mask_weight)
         return ls["loss"], {k: v for k, v in ls.items() if k != "loss"}
     return objective

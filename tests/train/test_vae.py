@@ -106,7 +106,7 @@ def test_nested_vae_parts():
 
 
 def test_measure_mask_against_drawn_discs():
-    from train.nested import measure_mask
+    from train.studies.nested import measure_mask
     n, px, t = 128, 1.5, 100.0
     yy, xx = np.mgrid[:n, :n]
     mask = np.zeros((1, n, n), bool)
@@ -125,7 +125,8 @@ def test_measure_mask_against_drawn_discs():
 
 
 def test_measure_mask_splits_touching_discs():
-    from train.nested import measure_mask, split_touching
+    from train.studies.nested import measure_mask
+    from simgen.swelling.estimate import split_touching
     n, px, t = 128, 1.5, 100.0
     yy, xx = np.mgrid[:n, :n]
     mask = np.zeros((1, n, n), bool)
