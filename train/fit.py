@@ -3,7 +3,7 @@
 ``fit(FitConfig(store=..., task="regress:center", model="mlp")) -> Run`` trains on the training split, stops
 when the validation loss has not improved for ``patience`` epochs, keeps the best epoch's weights, evaluates on
 the test split and writes the run directory (see :mod:`train.run`).  ``cross_validate(config, k)`` repeats that
-over k folds and reports mean +- std of every metric (documents 000 and 004 both saw strong split-to-split
+over k folds and reports mean +- std of every metric (small spectroscopic sets show strong split-to-split
 variance, so a spread is always reported).
 
 Loss: mean squared error on standardised targets, NaN targets masked (not applicable to that sample), plus

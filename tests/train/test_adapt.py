@@ -156,3 +156,14 @@ def test_draws_below_one_is_rejected(tmp_path):
     with pytest.raises(SystemExit, match=r"--draws is 0; expected an integer >= 1"):
         adapt.run(p.parse_args(["--benchmark", "default", "--draws", "0", "--out", str(tmp_path)]))
     assert not (tmp_path / "adapt_report.json").exists()
+
+
+def test_verdict_on_the_error_cut():
+    from train.studies.adapt import verdict
+    summ = {"raw_sim": {"nmae_mean": 0.8}, "adapted": {"nmae_mean": 0.45}, "error_cut": {"mean": 1 - 0.45 / 0.8}}
+    assert verdict(summ)["verdict"] == "PASS"
+    summ.update(adapted={"nmae_mean": 0.7}, error_cut={"mean": 1 - 0.7 / 0.8}, oracle_gap={"mean": 0.2})
+    v = verdict(summ)
+    assert v["verdict"] == "FAIL" and "oracle bound" in v["reason"]
+    summ.update(adapted={"nmae_mean": float("nan")}, error_cut={"mean": float("nan")})
+    assert "non-finite" in verdict(summ)["reason"]

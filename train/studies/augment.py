@@ -1,8 +1,12 @@
-"""Document 000's augmentation protocol for scarce measured sets: ``simtrain augment``.
+"""VAE/CVAE augmentation of a scarce measured set of spectra: ``simtrain augment``.
+
+The protocol was proposed for Raman spectra of multicomponent aqueous solutions (ion concentrations from spectra,
+a few thousand measured spectra); here it runs on any corpus or recipe.
 
 Protocol (per cross-validation fold of the "experimental" set):
 
-1. per-target regressors (one MLP per target, hidden 64-32-16, Adam lr 1e-3; document 000's reference solution)
+1. per-target regressors (one MLP per target, hidden 64-32-16, Adam lr 1e-3: the reference
+   solution of that protocol)
    trained on the experimental training part;
 2. a VAE (``in -> 256 -> 2 x latent``, decoder ``latent -> 256 -> out``, loss MSE + beta KL) trained on it;
 3. ``ratio x n_train`` spectra generated from the prior;
@@ -13,7 +17,7 @@ CVAE variant: the decoder also receives the (standardised) targets, and spectra 
 conditions, labelled by those conditions; strategies for choosing them: ``train`` (resample the training targets),
 ``kde`` (a Gaussian KDE of the training targets), ``grid`` (a regular grid over the training range, per target
 quantile-spaced for > 3 targets).  The report gives per-target MAE as mean +- std over k folds for exp-only, +VAE and
-+CVAE (each strategy), sweeps over latent size and generated/experimental ratio (document 000's open questions),
++CVAE (each strategy), sweeps over latent size and generated/experimental ratio (open questions of the protocol),
 and figures: examples, per-channel mean/std bands of real vs generated, nearest real neighbours of generated spectra.
 
 The "experimental" set is a corpus store (``--data STORE``) or a recipe simulated on the fly (``--data peaks-demo``),
@@ -236,6 +240,31 @@ def figures(x, xg, out: Path, axis=None, tag="vae"):
     plt.close(fig)
 
 
+def verdict(per_fold: list[dict]) -> dict:
+    """Does augmentation lower the error?  Per fold and method, the mean over targets of MAE(method) /
+    MAE(experimental only); PASS when some method's mean ratio over folds is below 1, FAIL (with the reason)
+    when none is, or when an error is not finite."""
+    ratios = {}
+    for k in per_fold[0]:
+        if k == "exp":
+            continue
+        r = np.array([np.mean(np.asarray(f[k]) / np.maximum(np.asarray(f["exp"]), 1e-30)) for f in per_fold])
+        ratios[k] = {"mean": float(r.mean()), "std": float(r.std(ddof=1)) if len(r) > 1 else 0.0}
+    bad = [k for k, f in ((k, f) for f in per_fold for k in f) if not np.all(np.isfinite(f[k]))]
+    if bad:
+        return {"verdict": "FAIL", "reason": f"non-finite errors for {', '.join(sorted(set(bad)))}",
+                "ratio_to_exp": ratios}
+    if not ratios:
+        return {"verdict": "FAIL", "reason": "no augmentation method was run (ratio 0?)", "ratio_to_exp": ratios}
+    best = min(ratios, key=lambda k: ratios[k]["mean"])
+    b = ratios[best]
+    txt = (f"{best}: MAE / experimental-only MAE {b['mean']:.3f} +- {b['std']:.3f} over {len(per_fold)} folds "
+           "(mean over targets)")
+    if b["mean"] < 1.0:
+        return {"verdict": "PASS", "reason": "augmentation lowers the error; best " + txt, "ratio_to_exp": ratios}
+    return {"verdict": "FAIL", "reason": "no augmentation lowers the error; best " + txt, "ratio_to_exp": ratios}
+
+
 def _fmt(s, names):
     return "  ".join(f"{n}={m:.4g}+-{d:.2g}" for n, m, d in zip(names, s["mean"], s["std"]))
 
@@ -264,7 +293,7 @@ def run(args) -> dict:
     main = summarise(per_fold)
     report = {"data": args.data, "n": len(x), "targets": names, "folds": args.folds, "latent": args.latent,
               "ratio": args.ratio, "main": main, "per_fold": [{k: v.tolist() for k, v in f.items()} for f in per_fold],
-              "sweeps": {}}
+              "sweeps": {}, **verdict(per_fold)}
     print("per-target MAE, mean +- std over folds:")
     for k, s in main.items():
         print(f"  {k:12s} {_fmt(s, names)}")
@@ -284,6 +313,7 @@ def run(args) -> dict:
             s = report["sweeps"][kind][str(v)]
             print(f"  sweep {kind}={v}: " + " | ".join(f"{k}: {_fmt(s[k], names)}" for k in s if k != "exp"),
                   flush=True)
+    print(f"verdict: {report['verdict']}: {report['reason']}")
     (out / "augment_report.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {out}/augment_report.json and figures ({time.time() - t0:.0f} s)")
     return report
@@ -318,7 +348,7 @@ def _cli(args) -> int:
 
 
 def register_cli(subparsers):
-    p = subparsers.add_parser("augment", help="VAE/CVAE augmentation of a scarce measured set (document 000)",
+    p = subparsers.add_parser("augment", help="VAE/CVAE augmentation of a scarce measured set",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=_cli)

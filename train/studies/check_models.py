@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Acceptance check of issue 7: on a corpus of each landed simulator the model beats predicting the mean.
+"""Acceptance check: on a corpus of each available simulator the inverse model beats predicting the mean.
 
 For every catalog recipe whose simulator imports, build a small corpus (``simgen.corpus.build``), train a small
 model with ``train.fit.fit`` and print, on the held-out test split:
@@ -34,7 +34,7 @@ from train.fit import FitConfig, fit, format_metrics
 # recipe -> main regressed parameter, corpus size, model, task, training options, recipe overrides
 PLAN: dict[str, dict] = {
     "peaks-demo": dict(main="center", n=4000, model="mlp", task="regress:center,width", epochs=40),
-    # EPR: an MLP on the raw spectra overfits (test accuracy 0.34 at n=6000); the ResNet route (document 004) is
+    # EPR: an MLP on the raw spectra overfits (test accuracy 0.34 at n=6000); the ResNet route (1-D CNN) is
     # used.  Accuracy on the 11 centre classes grows with data: 0.927 at n=8000, 0.964 at n=24000 (12 epochs).
     "epr-oxides": dict(main="g_z", n=24000, model="resnet1d", task="both:g_z,A_z", epochs=12, classes_min=7,
                        batch_size=64, lr_schedule="cosine", model_kw={"depth": 10, "width": 16}),

@@ -10,12 +10,12 @@ is variational, grey-level and at >= 128 pixels.  ``simtrain nested``:
    standardised and the void mask (``outputs["mask"] > 0``) is a second decoder channel;
 2. trains :class:`train.models.vae.NestedVAE` (image -> Z -> conditions; conditions -> p(Z|c) -> image);
 3. **conditions -> micrographs**: at a grid of held-out conditions, draws ``--per-cond`` micrographs from the
-   simulator and from the VAE, *measures* both the same way (:func:`simgen.swelling.estimate.measure_masks`:
-   void regions of the mask, touching projections split, equivalent-circle diameters, swelling = sum(pi d^3/6) / (foil volume - void volume), number density =
-   voids / foil volume) and reports per condition the relative error of mean swelling, number density and mean
-   diameter, and the Wasserstein-1 distance between the size distributions, next to the noise floor (the same
-   distance between two independent simulator draws at that condition) and a scale (the distance between the
-   simulator at that condition and at the farthest other grid condition of the material);
+   simulator and from the VAE, *measures* both the same way (:func:`simgen.swelling.estimate.measure_masks`: void
+   regions of the mask, touching projections split, equivalent-circle diameters, swelling = sum(pi d^3/6) / (foil
+   volume - void volume), number density = voids / foil volume) and reports per condition the relative error of mean
+   swelling, number density and mean diameter, and the Wasserstein-1 distance between the size distributions, next
+   to the noise floor (the same distance between two independent simulator draws at that condition) and a scale (the
+   distance between the simulator at that condition and at the farthest other grid condition of the material);
 4. **micrographs -> conditions**: encodes held-out simulator micrographs and reports temperature/dose MAE and
    material accuracy, next to the error of always predicting the training mean;
 5. judges the result (``verdict``: PASS or FAIL with the reason): the generated statistics must beat two
