@@ -17,7 +17,7 @@ import argparse
 import sys
 import tempfile
 
-from train import adapt
+from train.studies import adapt
 from train.distortions import DISTORTIONS, describe
 
 

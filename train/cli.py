@@ -5,8 +5,8 @@
     simtrain evaluate RUN STORE
     simtrain predict RUN INPUT [--out predictions.csv|.npz]     (INPUT: a corpus store or a .npy array)
 
-Other modules add subcommands through ``register_cli(subparsers)`` (train.augment, train.adapt, train.validate,
-train.demo), each when it can be imported.
+Other modules add subcommands through ``register_cli(subparsers)`` (the studies of train.studies, train.validate),
+each when it can be imported.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-PLUGINS = ("train.augment", "train.adapt", "train.nested", "train.validate", "train.demo")
+PLUGINS = ("train.studies.augment", "train.studies.adapt", "train.studies.nested", "train.validate", "train.studies.demo")
 
 
 def _model_kw(items) -> dict:

@@ -1,4 +1,4 @@
-"""Instrument distortions for the sim-to-real benchmark of :mod:`train.adapt`.
+"""Instrument distortions for the sim-to-real benchmark of :mod:`train.studies.adapt`.
 
 A "measured" set is made by simulating fresh spectra (another seed) and passing them through a distortion the
 adaptation method is *not* told about.  Each distortion is a chain of operations on ``(n, L)`` spectra; amounts

@@ -3,7 +3,7 @@
 ``fit(FitConfig(store=..., task="regress:center", model="mlp")) -> Run`` trains on the training split, stops
 when the validation loss has not improved for ``patience`` epochs, keeps the best epoch's weights, evaluates on
 the test split and writes the run directory (see :mod:`train.run`).  ``cross_validate(config, k)`` repeats that
-over k folds and reports mean +- std of every metric (documents 000 and 004 both saw strong split-to-split
+over k folds and reports mean +- std of every metric (small spectroscopic sets show strong split-to-split
 variance, so a spread is always reported).
 
 Loss: mean squared error on standardised targets, NaN targets masked (not applicable to that sample), plus
@@ -23,6 +23,7 @@ import torch
 
 from .data import (ChunkShuffleLoader, CorpusDataset, InMemoryLoader, Normalisers, SimulatedDataset, Task,
                    fit_normalisers, holdout_split, kfold_splits, open_store, parse_task)
+from .core import Trainer, TrainOptions, masked_loss, supervised
 from .models import available_models, get_model, is_baseline, is_inverse_model
 from .run import Run, RunError, evaluation_metrics, resolve_device, versions, write_json
 
@@ -73,21 +74,6 @@ class FitConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def masked_loss(out: dict, batch: dict, class_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
-    parts = {}
-    total = None
-    if "reg" in out and "y" in batch:
-        y = batch["y"]
-        m = torch.isfinite(y)
-        d = (out["reg"] - torch.nan_to_num(y)) ** 2 * m
-        parts["mse"] = d.sum() / m.sum().clamp_min(1)
-        total = parts["mse"]
-    if "logits" in out and "label" in batch:
-        parts["ce"] = torch.nn.functional.cross_entropy(out["logits"], batch["label"])
-        total = parts["ce"] * class_weight if total is None else total + class_weight * parts["ce"]
-    return total, parts
-
-
 AUGMENTS = ("none", "dihedral", "misfit")
 MISFIT_MAX = 0.1
 
@@ -118,6 +104,13 @@ def augment_batch(x: torch.Tensor, kind: str, rng: np.random.Generator) -> torch
             x = x.transpose(-1, -2)
         return torch.rot90(x, k, dims=(-2, -1)) if k else x
     raise ValueError(f"augment '{kind}': expected one of {', '.join(AUGMENTS)}")
+
+
+def _augmenter(kind: str):
+    """The batch transform of ``kind`` for :func:`train.core.supervised` (None for 'none')."""
+    if kind == "none":
+        return None
+    return lambda x, rng: augment_batch(x, kind, rng)
 
 
 def _default_x_norm(model: str, model_kw: dict) -> str:
@@ -228,15 +221,11 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
         return _fit_baseline(cfg, corpus, task, splits, norm, out, run_cfg, in_shape, eval_split, log)
 
     model = model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.lr_schedule == "plateau":
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(2, cfg.patience // 3))
-    elif cfg.lr_schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
-    elif cfg.lr_schedule == "none":
-        sched = None
-    else:
-        raise ValueError(f"lr_schedule '{cfg.lr_schedule}': expected plateau, cosine or none")
+    trainer = Trainer(model, supervised(cfg.class_weight, augment=_augmenter(cfg.augment)),
+                      TrainOptions(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                   schedule=cfg.lr_schedule, patience=cfg.patience, restore_best=True,
+                                   seed=cfg.seed, device=device))
+    opt, sched = trainer.opt, trainer.sched
 
     if cfg.simulate:
         train_loader = SimulatedDataset(corpus.recipe, task, norm, cfg.batch_size, start=corpus.n,
@@ -268,73 +257,46 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
         start_epoch = ck["epoch"] + 1
         log(f"resuming {out} at epoch {start_epoch} (best so far: epoch {best_epoch}, val loss {best_val:.4g})")
 
+    trainer.restore(history, best_val, best_epoch, bad, best_state, epoch=start_epoch)
+    trainer.steps_per_epoch = per_epoch
     bar = None
     if cfg.progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=cfg.epochs, initial=start_epoch, unit="epoch", desc=f"simtrain {cfg.model}",
                    dynamic_ncols=True)
-    t_train, n_seen = 0.0, 0
-    stopped = False
-    for epoch in range(start_epoch, cfg.epochs):
-        if bad >= cfg.patience:
-            stopped = True
-            break
-        model.train()
+
+    def train_batches(epoch, g):
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
-        t0 = time.perf_counter()
-        tot, n = 0.0, 0
-        arng = np.random.default_rng((cfg.seed, epoch, 7))
-        for i, batch in enumerate(train_loader):
-            if per_epoch is not None and i >= per_epoch:
-                break
-            b = _to(batch, device)
-            if cfg.augment != "none":
-                b["x"] = augment_batch(b["x"], cfg.augment, arng)
-            out_ = model(b["x"])
-            loss, _ = masked_loss(out_, b, cfg.class_weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += float(loss.detach()) * len(b["x"])
-            n += len(b["x"])
-        dt = time.perf_counter() - t0
-        t_train += dt
-        n_seen += n
-        rec = {"epoch": epoch, "train_loss": tot / max(n, 1), "lr": opt.param_groups[0]["lr"], "seconds": dt,
-               "samples_per_s": n / dt if dt > 0 else float("nan")}
+        return train_loader
+
+    def validate():
+        rec = {}
         if val_loader is not None:
             vl, yt, yp, lab, pr = _predict_loader(model, val_loader, norm, task, device)
             rec["val_loss"] = vl
             if lab is not None:
                 rec["val_accuracy"] = float((pr.argmax(1) == lab).mean())
-        monitor = rec.get("val_loss", rec["train_loss"])
-        history.append(rec)
-        if monitor < best_val - 1e-6 * abs(best_val if math.isfinite(best_val) else 0):
-            best_val, best_epoch, bad = monitor, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            torch.save(best_state, ckdir / "best.pt")
-        else:
-            bad += 1
-        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            sched.step(monitor)
-        elif sched is not None:
-            sched.step()
-        torch.save({"epoch": epoch, "model": model.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict() if sched is not None else None, "history": history,
-                    "best_val": best_val, "best_epoch": best_epoch, "bad": bad, "best_state": best_state,
-                    "config": run_cfg}, ckdir / "last.pt.tmp")
+        return rec
+
+    def on_epoch(tr, rec):
+        if tr.best_epoch == rec["epoch"]:
+            torch.save(tr.best_state, ckdir / "best.pt")
+        torch.save({"epoch": rec["epoch"], "model": model.state_dict(), "opt": opt.state_dict(),
+                    "sched": sched.state_dict() if sched is not None else None, "history": tr.history,
+                    "best_val": tr.best_val, "best_epoch": tr.best_epoch, "bad": tr.bad,
+                    "best_state": tr.best_state, "config": run_cfg}, ckdir / "last.pt.tmp")
         (ckdir / "last.pt.tmp").replace(ckdir / "last.pt")
         if bar is not None:
             bar.set_postfix(train=f"{rec['train_loss']:.4g}", val=f"{rec.get('val_loss', float('nan')):.4g}",
-                            best=best_epoch)
+                            best=tr.best_epoch)
             bar.update(1)
+
+    trainer.fit(train_batches, validate=validate if val_loader is not None else None, on_epoch=on_epoch)
     if bar is not None:
         bar.close()
-    if bad >= cfg.patience:
-        stopped = True
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    history, best_epoch, best_val, stopped = trainer.history, trainer.best_epoch, trainer.best_val, trainer.stopped
+    t_train, n_seen = trainer.seconds, trainer.n_seen
 
     ev_loader = _loader(corpus, splits[eval_split].rows, task, norm, cfg, False, cfg.seed, in_shape)
     _, yt, yp, lab, pr = _predict_loader(model, ev_loader, norm, task, device)

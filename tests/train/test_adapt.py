@@ -9,7 +9,7 @@ import torch
 torch.set_num_threads(1)
 
 from train import distortions as D
-from train.adapt import adapt_once, fit_domain_vae, translate
+from train.studies.adapt import adapt_once, fit_domain_vae, translate
 
 
 def _peaks(n, L=128, seed=0):
@@ -83,8 +83,8 @@ def test_domain_vae_translation_moves_towards_measured():
 def test_aligned_inverse_net_uses_unlabelled_measured_set():
     # a labelled source and an unlabelled target that differ by a large additive baseline: the plain MLP's
     # predictions on the target are biased, the feature-aligned one (same data, same seed) is closer
-    from train.adapt import AlignedRegressor
-    from train.augment import Regressor
+    from train.studies.adapt import AlignedRegressor
+    from train.studies.augment import Regressor
     xs, ys = _peaks(300, L=48, seed=5)
     xt, yt = _peaks(200, L=48, seed=6)
     xt = D.distort(xt, "baseline=0.6", np.random.default_rng(0))
@@ -118,7 +118,7 @@ def test_adapt_once_reports_all_pieces():
 
 
 def test_residual_noise_is_the_extra_measured_variance():
-    from train.adapt import residual_noise
+    from train.studies.adapt import residual_noise
 
     class Zero:  # a decoder that reproduces nothing: the residuals are the spectra themselves
         def encode(self, x, d):
@@ -141,7 +141,7 @@ def test_residual_noise_is_the_extra_measured_variance():
                                   "broaden=0.04,noise=0.05"])
 def test_benchmark_closes_30_percent(name, tmp_path):
     import argparse
-    from train import adapt
+    from train.studies import adapt
     p = argparse.ArgumentParser()
     adapt.add_arguments(p)
     rep = adapt.run(p.parse_args(["--benchmark", name, "--out", str(tmp_path)]))
@@ -150,9 +150,20 @@ def test_benchmark_closes_30_percent(name, tmp_path):
 
 def test_draws_below_one_is_rejected(tmp_path):
     import argparse
-    from train import adapt
+    from train.studies import adapt
     p = argparse.ArgumentParser()
     adapt.add_arguments(p)
     with pytest.raises(SystemExit, match=r"--draws is 0; expected an integer >= 1"):
         adapt.run(p.parse_args(["--benchmark", "default", "--draws", "0", "--out", str(tmp_path)]))
     assert not (tmp_path / "adapt_report.json").exists()
+
+
+def test_verdict_on_the_error_cut():
+    from train.studies.adapt import verdict
+    summ = {"raw_sim": {"nmae_mean": 0.8}, "adapted": {"nmae_mean": 0.45}, "error_cut": {"mean": 1 - 0.45 / 0.8}}
+    assert verdict(summ)["verdict"] == "PASS"
+    summ.update(adapted={"nmae_mean": 0.7}, error_cut={"mean": 1 - 0.7 / 0.8}, oracle_gap={"mean": 0.2})
+    v = verdict(summ)
+    assert v["verdict"] == "FAIL" and "oracle bound" in v["reason"]
+    summ.update(adapted={"nmae_mean": float("nan")}, error_cut={"mean": float("nan")})
+    assert "non-finite" in verdict(summ)["reason"]

@@ -10,7 +10,7 @@ import torch
 # one thread: these tiny nets gain nothing from more, and shared CI cores are often oversubscribed
 torch.set_num_threads(1)
 
-from train import augment as A
+from train.studies import augment as A
 
 
 def _data(n=120, L=48, seed=0):
@@ -76,3 +76,15 @@ def test_cli_end_to_end_on_recipe(tmp_path):
     assert len(rep["main"]["exp"]["mean"]) == 3 and len(rep["main"]["exp"]["std"]) == 3
     assert set(rep["sweeps"]) == {"latent", "ratio"}
     assert (tmp_path / "augment_report.json").exists() and (tmp_path / "augment_vae.png").exists()
+    assert rep["verdict"] in ("PASS", "FAIL") and rep["reason"]
+
+
+def test_verdict_by_augmented_vs_experimental_error():
+    exp = np.array([1.0, 2.0])
+    better = [{"exp": exp, "vae": 0.8 * exp}, {"exp": exp, "vae": 0.9 * exp}]
+    assert A.verdict(better)["verdict"] == "PASS"
+    worse = [{"exp": exp, "vae": 1.2 * exp}, {"exp": exp, "vae": 1.1 * exp}]
+    v = A.verdict(worse)
+    assert v["verdict"] == "FAIL" and "no augmentation lowers the error" in v["reason"]
+    v = A.verdict([{"exp": exp, "vae": np.array([np.nan, 1.0])}])
+    assert v["verdict"] == "FAIL" and "non-finite" in v["reason"]

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from train.demo import Heartbeat, run_demo
+from train.studies.demo import Heartbeat, run_demo
 
 
 def _plan(tmp_path, epochs=3):

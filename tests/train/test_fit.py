@@ -188,3 +188,25 @@ def test_misfit_augmentation_adds_bounded_differences_of_other_samples():
     assert d.abs().max() <= MISFIT_MAX * 15 + 1e-6 and d.abs().max() > 0
     z = augment_batch(torch.zeros(8, 4, 4), "misfit", np.random.default_rng(1))   # works for images too
     assert torch.equal(z, torch.zeros(8, 4, 4))
+
+
+def test_core_batches_and_loop():
+    import torch
+    from train import core
+    x = torch.arange(10.0)[:, None]
+    perm = core.array_batches({"x": x}, 4)
+    seen = torch.cat([b["x"] for b in perm(0, torch.Generator().manual_seed(0))])
+    assert perm.steps == 3 and sorted(seen[:, 0].tolist()) == list(range(10))  # one epoch = every row once
+    draw = core.array_batches({"src": {"x": x}, "tgt": {"x": x[:3]}}, 4, draw=True)
+    bs = list(draw(0, torch.Generator().manual_seed(0)))
+    assert draw.steps == 3 and all(b["src"]["x"].shape == (4, 1) and b["tgt"]["x"].max() < 3 for b in bs)
+    # the loop fits y = 2x with the supervised objective; early stopping restores the best epoch
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(1, 1))
+    wrap = lambda m: (lambda xb: {"reg": m(xb)})  # noqa: E731
+    obj = core.supervised()
+    tr = core.train(model, {"x": x / 10, "y": 2 * x / 10}, lambda m, b, c: obj(wrap(m), b, c), epochs=200, batch=5,
+                    lr=3e-2)
+    assert tr.history[-1]["train_loss"] < 1e-3 < tr.history[0]["train_loss"]
+    with pytest.raises(ValueError, match="lr_schedule 'bogus'"):
+        core.Trainer(model, obj, core.TrainOptions(schedule="bogus"))

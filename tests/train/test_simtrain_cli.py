@@ -77,14 +77,14 @@ def test_errors_name_the_problem(store, tmp_path, capsys):
 
 
 def test_plugin_subcommands_are_registered(monkeypatch, capsys):
-    mod = types.ModuleType("train.demo")
+    mod = types.ModuleType("train.studies.demo")
 
     def register_cli(sub):
         p = sub.add_parser("hello-plugin")
         p.set_defaults(func=lambda args: print("plugin ran") or 0)
 
     mod.register_cli = register_cli
-    monkeypatch.setitem(sys.modules, "train.demo", mod)
+    monkeypatch.setitem(sys.modules, "train.studies.demo", mod)
     assert cli.main(["hello-plugin"]) == 0
     assert "plugin ran" in capsys.readouterr().out
 

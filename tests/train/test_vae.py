@@ -106,7 +106,7 @@ def test_nested_vae_parts():
 
 
 def test_measure_mask_against_drawn_discs():
-    from train.nested import measure_mask
+    from train.studies.nested import measure_mask
     n, px, t = 128, 1.5, 100.0
     yy, xx = np.mgrid[:n, :n]
     mask = np.zeros((1, n, n), bool)
@@ -125,7 +125,8 @@ def test_measure_mask_against_drawn_discs():
 
 
 def test_measure_mask_splits_touching_discs():
-    from train.nested import measure_mask, split_touching
+    from train.studies.nested import measure_mask
+    from simgen.swelling.estimate import split_touching
     n, px, t = 128, 1.5, 100.0
     yy, xx = np.mgrid[:n, :n]
     mask = np.zeros((1, n, n), bool)
@@ -142,3 +143,24 @@ def test_measure_mask_splits_touching_discs():
     sq = np.zeros((n, n), bool)
     sq[20:60, 30:70] = True
     assert split_touching(sq)[1] == 1
+
+
+def test_nested_verdict_fails_a_degenerate_result():
+    from train.studies.nested import verdict
+    s = {"conditions_without_generated_voids": 8, "generated_max_void_probability": 0.48,
+         "generated_pixel_std": 0.03, "simulated_pixel_std": 1.0,
+         "inverse_temperature_mae_K": 43.0, "inverse_temperature_mae_K_mean_predictor": 45.0,
+         "inverse_material_accuracy": 0.52, "inverse_material_chance": 0.5, "inverse_material_n": 64}
+    for k, (g, r, m, b) in {"swelling": (1.0, 0.2, 1.0, 0.9), "number_density": (1.0, 0.1, 1.0, 0.8),
+                            "mean_diameter": (1.0, 0.1, 1.0, 0.2)}.items():
+        s.update({f"median_rel_err_{k}": g, f"median_rel_err_{k}_repeat": r, f"median_rel_err_{k}_mean_image": m,
+                  f"median_rel_err_{k}_condition_blind": b})
+    v = verdict(s, 8)
+    assert v["verdict"] == "FAIL"
+    for why in ("no voids", "near-constant", "mean-image baseline", "condition-blind baseline", "at chance"):
+        assert why in v["reason"]
+    # a result that beats both baselines and chance passes
+    s.update({"conditions_without_generated_voids": 0, "generated_pixel_std": 0.8, "inverse_material_accuracy": 0.9,
+              "median_rel_err_swelling": 0.3, "median_rel_err_number_density": 0.3, "median_rel_err_mean_diameter": 0.1})
+    v = verdict(s, 8)
+    assert v["verdict"] == "PASS", v["reason"]

@@ -1,6 +1,6 @@
 """Registry of inverse networks by name: ``get_model(name, in_shape=..., n_targets=..., n_classes=..., **kw)``.
 
-Built-in: ``mlp`` (document 000's per-target 64-32-16 regressor), ``resnet1d`` (ResNet-18/34 with Conv1d),
+Built-in: ``mlp`` (the per-target 64-32-16 reference regressor), ``resnet1d`` (ResNet-18/34 with Conv1d),
 ``cnn2d`` (2-D residual CNN for images).  Any model taking images also takes spectra with ``cwt=True`` (or a dict
 of :class:`~train.models.cwt.CWTModel` options): a Morlet CWT (scales 1-128) turns each spectrum into an image.
 ``cwt-cnn2d`` is that route by name.  Models from ``train.models.vae.MODELS`` (if that module exists) are added

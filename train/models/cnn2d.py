@@ -1,7 +1,7 @@
 """``cnn2d``: a 2-D residual CNN for images (micrographs, or spectra after the Morlet CWT).
 
 Default: a light ResNet-10 layout (one basic block per stage, width 16); ``depth=18``/``34`` give the ResNet-18/34
-layouts document 004 used on its wavelet images.
+layouts used on wavelet images of EPR spectra in published classification work.
 """
 from __future__ import annotations
 

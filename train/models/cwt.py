@@ -1,6 +1,6 @@
 """Morlet continuous wavelet transform in torch: spectra -> (scale x position) images.
 
-Document 004's 1-D CNNs only worked after a Morlet CWT (scales 1-128) into images.  We use the real Morlet
+Published 1-D CNNs on EPR spectra only worked after a Morlet CWT (scales 1-128) into images.  We use the real Morlet
 wavelet of PyWavelets' ``morl`` convention, psi(t) = exp(-t^2/2) cos(5 t), sampled at t = n / s for scale ``s``
 (in samples), truncated at |t| <= 8 and normalised by 1/sqrt(s):
 

@@ -1,7 +1,9 @@
-"""``mlp``: document 000's regressor: one small MLP per target (hidden 64-32-16, one output each).
+"""``mlp``: the reference regressor for spectra: one small MLP per target (hidden 64-32-16, one output each).
 
-``per_target=True`` (the default, as in the document: a separate network per ion) builds one subnetwork per
-regression target plus one for the class logits; ``per_target=False`` shares one trunk with both heads.
+This is the per-ion protocol used for Raman spectra of multicomponent solutions in the project's source material
+(one separate network per ion concentration, Adam, learning rate 1e-3).  ``per_target=True`` (the default) builds
+one subnetwork per regression target plus one for the class logits; ``per_target=False`` shares one trunk with both
+heads (:meth:`MLP.features` gives the trunk's output, e.g. for feature alignment).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class MLP(InverseModel):
         act = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}[activation]
         hidden = tuple(int(h) for h in hidden)
         self.per_target = per_target
+        self.act = act()
         if per_target:
             self.nets = nn.ModuleList([_stack(n_in, hidden, 1, dropout, act) for _ in range(self.n_targets)])
             self.cls_net = _stack(n_in, hidden, self.n_classes, dropout, act) if self.n_classes else None
@@ -53,4 +56,10 @@ class MLP(InverseModel):
             if self.cls_net is not None:
                 out["logits"] = self.cls_net(h)
             return out
-        return self.heads(torch.relu(self.trunk(h)))
+        return self.heads(self.features(x))
+
+    def features(self, x):
+        """Shared-trunk features ``(B, hidden[-1])`` (``per_target=False`` only)."""
+        if self.per_target:
+            raise ValueError("model 'mlp': features() needs per_target=False (one shared trunk)")
+        return self.act(self.trunk(x.reshape(len(x), -1)))

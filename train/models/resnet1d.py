@@ -1,4 +1,4 @@
-"""``resnet1d``: ResNet-18/34 style with Conv1d, for spectra (document 004's 1-D CNN route)."""
+"""``resnet1d``: ResNet-18/34 style with Conv1d, for spectra (the 1-D CNN route for EPR classification)."""
 from __future__ import annotations
 
 from .resnet import ResNet

@@ -1,18 +1,20 @@
 """Variational autoencoders: 1-D spectra (MLP and convolutional), images, and the nested conditions<->micrograph VAE.
 
-Document 000 (../shared/seeds, Moscow State University slides) sets the 1-D defaults: encoder ``in -> 256 -> 2x128``
-(mean, log-variance), decoder ``128 (+ conditions) -> 256 -> out``, loss ``MSE + beta * KL``.  A conditional VAE
-(CVAE) is the same network whose decoder (and, here, encoder) also receives the conditions (the regression targets),
-so spectra can be generated at chosen conditions.
+The 1-D defaults follow a published VAE-vs-CVAE augmentation study on Raman spectra of solutions: encoder ``in ->
+256 -> 2x128`` (mean, log-variance), decoder ``128 (+ conditions) -> 256 -> out``, loss ``MSE + beta * KL``.  A
+conditional VAE (CVAE) is the same network whose decoder (and, here, encoder) also receives the conditions (the
+regression targets), so spectra can be generated at chosen conditions.
 
-Document 003 (nested VAE for swelling micrographs) has four parts: a micrograph encoder (convolutions + pooling ->
-dense code ``Z``), a parameter encoder ``Z -> conditions``, a parameter decoder ``conditions -> Z`` and a micrograph
-decoder ``Z -> image``.  :class:`NestedVAE` implements it variationally: the parameter decoder gives a *conditional
-prior* ``p(Z | c) = N(mu(c), sigma(c))`` so one condition yields many different micrographs; the loss is
-``recon + beta * KL(q(Z|x) || p(Z|c)) + gamma * (condition loss of the parameter encoder)``.
+The nested VAE (after a published conditions <-> swelling-micrograph model) has four parts: a micrograph encoder
+(convolutions + pooling -> dense code ``Z``), a parameter encoder ``Z -> conditions``, a parameter decoder
+``conditions -> Z`` and a micrograph decoder ``Z -> image``.  :class:`NestedVAE` implements it variationally: the
+parameter decoder gives a *conditional prior* ``p(Z | c) = N(mu(c), sigma(c))`` so one condition yields many
+different micrographs; the loss is ``recon + beta * KL(q(Z|x) || p(Z|c)) + gamma * (condition loss of the parameter
+encoder)``.
 
-All models return ``dict(recon=..., mu=..., logvar=..., z=...)`` from ``forward`` and offer ``encode``, ``decode``,
-``sample(n, cond=None)``; :func:`vae_loss` gives the loss pieces.  ``MODELS`` maps a name to its constructor.
+All models return ``dict(recon=..., mu=..., logvar=..., z=...)`` from ``forward`` and offer ``encode``,
+``decode``, ``sample(n, cond=None)``; :func:`vae_loss` gives the loss pieces.  ``MODELS`` maps a name to its
+constructor.
 """
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ def kl_normal(mu, logvar, mu_p=None, logvar_p=None) -> torch.Tensor:
 
 
 def vae_loss(out: dict, x: torch.Tensor, beta: float = 1.0) -> dict:
-    """``MSE + beta * KL`` (MSE averaged over samples and channels, as in document 000's Keras code)."""
+    """``MSE + beta * KL`` (MSE averaged over samples and channels, as in the reference Keras implementation of
+    that augmentation study)."""
     mse = F.mse_loss(out["recon"], x)
     kl = kl_normal(out["mu"], out["logvar"], out.get("mu_p"), out.get("logvar_p"))
     # KL is per sample summed over latent units; divide by the number of input values so beta is comparable
@@ -95,7 +98,7 @@ class _VAEBase(nn.Module):
 
 
 class VAE(_VAEBase):
-    """Document 000's MLP VAE: ``n_in -> hidden -> 2 x latent``; decoder ``latent (+ n_cond) -> hidden -> n_in``.
+    """MLP VAE: ``n_in -> hidden -> 2 x latent``; decoder ``latent (+ n_cond) -> hidden -> n_in``.
     ``hidden`` may be an int or a list of widths."""
 
     def __init__(self, n_in: int, latent: int = 128, hidden=256, n_cond: int = 0):
@@ -121,7 +124,7 @@ class VAE(_VAEBase):
 
 
 def CVAE(n_in: int, n_cond: int, latent: int = 128, hidden=256) -> VAE:
-    """Document 000's conditional VAE (decoder input ``latent + n_cond``)."""
+    """Conditional MLP VAE (decoder input ``latent + n_cond``)."""
     if n_cond <= 0:
         raise ValueError(f"CVAE: n_cond must be positive, got {n_cond}")
     return VAE(n_in, latent=latent, hidden=hidden, n_cond=n_cond)
@@ -246,7 +249,7 @@ def ImageCVAE(size: int = 128, n_cond: int = 1, **kw) -> ImageVAE:
 
 
 class NestedVAE(nn.Module):
-    """Document 003's nested VAE, variational and at ``size`` >= 128 pixels, grey levels.
+    """Nested conditions <-> micrograph VAE, variational and at ``size`` >= 128 pixels, grey levels.
 
     * micrograph encoder ``x -> q(Z|x)`` (conv blocks with stride-2 pooling, dense ``code`` units);
     * parameter encoder ``Z -> conditions`` (``n_cont`` continuous values + ``n_classes`` logits, e.g. material);
@@ -255,7 +258,7 @@ class NestedVAE(nn.Module):
       channel used to measure the generated voids).
 
     ``cond`` given to :meth:`forward` is ``(B, n_cont + n_classes)``: standardised continuous conditions then a
-    one-hot class.  Document 003 used 32 x 32 binarised images, conv 16-8-8 and a 32-unit code; pass
+    one-hot class.  The published model used 32 x 32 binarised images, conv 16-8-8 and a 32-unit code; pass
     ``channels=(16, 8, 8)`` for that encoder.
     """
 
@@ -334,7 +337,7 @@ class NestedVAE(nn.Module):
 
 class DomainVAE(nn.Module):
     """Shared-latent VAE with a domain-conditioned encoder and decoder (trVAE-style: Lotfollahi et al.,
-    Bioinformatics 2020), used by :mod:`train.adapt` to translate simulated spectra into the measured domain.
+    Bioinformatics 2020), used by :mod:`train.studies.adapt` to translate simulated spectra into the measured domain.
 
     ``arch='mlp'``: ``n_in (+domain) -> hidden -> 2 x latent``, decoder ``latent + domain -> hidden -> n_in``;
     ``arch='conv'``: the :class:`ConvVAE1D` layout with the domain one-hot as its condition.

@@ -1,8 +1,12 @@
-"""Document 000's augmentation protocol for scarce measured sets: ``simtrain augment``.
+"""VAE/CVAE augmentation of a scarce measured set of spectra: ``simtrain augment``.
+
+The protocol was proposed for Raman spectra of multicomponent aqueous solutions (ion concentrations from spectra,
+a few thousand measured spectra); here it runs on any corpus or recipe.
 
 Protocol (per cross-validation fold of the "experimental" set):
 
-1. per-target regressors (one MLP per target, hidden 64-32-16, Adam lr 1e-3; document 000's reference solution)
+1. per-target regressors (one MLP per target, hidden 64-32-16, Adam lr 1e-3: the reference
+   solution of that protocol)
    trained on the experimental training part;
 2. a VAE (``in -> 256 -> 2 x latent``, decoder ``latent -> 256 -> out``, loss MSE + beta KL) trained on it;
 3. ``ratio x n_train`` spectra generated from the prior;
@@ -13,7 +17,7 @@ CVAE variant: the decoder also receives the (standardised) targets, and spectra 
 conditions, labelled by those conditions; strategies for choosing them: ``train`` (resample the training targets),
 ``kde`` (a Gaussian KDE of the training targets), ``grid`` (a regular grid over the training range, per target
 quantile-spaced for > 3 targets).  The report gives per-target MAE as mean +- std over k folds for exp-only, +VAE and
-+CVAE (each strategy), sweeps over latent size and generated/experimental ratio (document 000's open questions),
++CVAE (each strategy), sweeps over latent size and generated/experimental ratio (open questions of the protocol),
 and figures: examples, per-channel mean/std bands of real vs generated, nearest real neighbours of generated spectra.
 
 The "experimental" set is a corpus store (``--data STORE``) or a recipe simulated on the fly (``--data peaks-demo``),
@@ -28,9 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from .models.vae import VAE, vae_loss
+from ..core import supervised, train
+from ..core import vae as vae_objective
+from ..data import kfold_splits
+from ..models import MLP
+from ..models.vae import VAE
 
 # --------------------------------------------------------------------------------------------- data
 
@@ -60,73 +67,47 @@ def load_spectra(source: str, n: int, offset: int = 0, seed: int | None = None) 
 # --------------------------------------------------------------------------------------------- regressors
 
 
-class PerTargetMLP(nn.Module):
-    """One independent MLP per target (document 000: hidden 64-32-16, one output), or a shared MLP when
-    ``per_target`` is False."""
-
-    def __init__(self, n_in: int, n_targets: int, hidden=(64, 32, 16), per_target: bool = True):
-        super().__init__()
-
-        def mlp(n_out):
-            layers, prev = [], n_in
-            for h in hidden:
-                layers += [nn.Linear(prev, h), nn.ReLU()]
-                prev = h
-            return nn.Sequential(*layers, nn.Linear(prev, n_out))
-
-        self.nets = nn.ModuleList([mlp(1) for _ in range(n_targets)] if per_target else [mlp(n_targets)])
-
-    def forward(self, x):
-        return torch.cat([m(x) for m in self.nets], dim=1)
-
-
 class Regressor:
-    """Standardises inputs (per channel) and targets, trains with Adam on a masked (NaN-aware) MSE."""
+    """The reference inverse network on in-memory arrays: :class:`train.models.MLP` (one 64-32-16 network per
+    target by default, or one shared network), inputs standardised per channel (or by one global scalar) and
+    targets per target, trained by :func:`train.core.train` on the masked (NaN-aware, optionally sample-weighted)
+    MSE with a cosine learning-rate schedule."""
 
     def __init__(self, hidden=(64, 32, 16), per_target=True, epochs=150, lr=1e-3, batch=64, weight_decay=0.0,
-                 seed=0, noise=0.0, x_norm="channel"):
-        self.x_norm = x_norm
+                 seed=0, noise=0.0, x_norm="channel", activation="relu", device="cpu"):
+        self.x_norm, self.activation, self.device = x_norm, activation, device
         self.hidden, self.per_target, self.epochs, self.lr, self.batch = hidden, per_target, epochs, lr, batch
         self.weight_decay, self.seed, self.noise = weight_decay, seed, noise
 
-    def fit(self, x, y, sample_weight=None):
-        x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    def standardise(self, x, y):
+        x = np.asarray(x, np.float32)
         if self.x_norm == "global":  # one scalar: low-variance channels do not amplify small input changes
             self.xm, self.xs = np.float32(x.mean()), np.float32(x.std() + 1e-12)
         else:
             self.xm, self.xs = x.mean(0), x.std(0) + 1e-6 * (x.std() + 1e-12)
         self.ym, self.ys = np.nanmean(y, 0), np.nanstd(y, 0) + 1e-12
+
+    def build(self, n_in: int, n_targets: int):
         torch.manual_seed(self.seed)
-        X = torch.as_tensor((x - self.xm) / self.xs)
-        Y = torch.as_tensor((y - self.ym) / self.ys)
-        W = torch.ones(len(X)) if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float32)
-        self.model = PerTargetMLP(X.shape[1], Y.shape[1], self.hidden, self.per_target)
-        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs)
-        g = torch.Generator().manual_seed(self.seed)
-        n = len(X)
-        for _ in range(self.epochs):
-            perm = torch.randperm(n, generator=g)
-            for s in range(0, n, self.batch):
-                idx = perm[s:s + self.batch]
-                xb, yb, wb = X[idx], Y[idx], W[idx]
-                if self.noise:
-                    xb = xb + self.noise * torch.randn(xb.shape, generator=g)
-                pred = self.model(xb)
-                ok = torch.isfinite(yb)
-                err = torch.where(ok, pred - torch.nan_to_num(yb), torch.zeros_like(pred)) ** 2
-                loss = (err.sum(1) * wb).sum() / (ok.sum() * wb.mean()).clamp_min(1)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            sched.step()
-        self.model.eval()
+        self.model = MLP((n_in,), n_targets, 0, hidden=self.hidden, per_target=self.per_target,
+                         activation=self.activation)
+        return self.model
+
+    def fit(self, x, y, sample_weight=None):
+        x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        self.standardise(x, y)
+        data = {"x": torch.as_tensor((x - self.xm) / self.xs), "y": torch.as_tensor((y - self.ym) / self.ys)}
+        if sample_weight is not None:
+            data["w"] = torch.as_tensor(sample_weight, dtype=torch.float32)
+        self.build(x.shape[1], y.shape[1])
+        train(self.model, data, supervised(noise=self.noise), epochs=self.epochs, batch=self.batch, lr=self.lr,
+              weight_decay=self.weight_decay, schedule="cosine", seed=self.seed, device=self.device)
         return self
 
     @torch.no_grad()
     def predict(self, x):
-        X = torch.as_tensor((np.asarray(x, np.float32) - self.xm) / self.xs)
-        return self.model(X).numpy() * self.ys + self.ym
+        X = torch.as_tensor((np.asarray(x, np.float32) - self.xm) / self.xs).to(self.device)
+        return self.model(X)["reg"].cpu().numpy() * self.ys + self.ym
 
 
 def mae(y_true, y_pred) -> np.ndarray:
@@ -137,28 +118,20 @@ def mae(y_true, y_pred) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- VAEs
 
 
-def fit_vae(x, cond=None, latent=128, hidden=256, epochs=300, lr=1e-3, beta=1.0, batch=64, seed=0):
-    """Train document 000's (C)VAE on standardised spectra; returns (model, mean, std)."""
+def fit_vae(x, cond=None, latent=128, hidden=256, epochs=300, lr=1e-3, beta=1.0, batch=64, seed=0, device="cpu"):
+    """Train the MLP (C)VAE (``in -> hidden -> 2 x latent``; the decoder also gets ``cond`` when given) on
+    per-channel standardised spectra ``x`` (n, L) with ``MSE + beta KL``, beta ramped over the first quarter of
+    the epochs.  Returns ``(model, mean, std)`` of the standardisation."""
     torch.manual_seed(seed)
     x = np.asarray(x, np.float32)
     m, s = x.mean(0), x.std(0) + 1e-6 * (x.std() + 1e-12)
-    X = torch.as_tensor((x - m) / s)
-    C = None if cond is None else torch.as_tensor(np.asarray(cond, np.float32))
-    vae = VAE(X.shape[1], latent=latent, hidden=hidden, n_cond=0 if C is None else C.shape[1])
-    opt = torch.optim.Adam(vae.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    for ep in range(epochs):
-        vae.train()
-        perm = torch.randperm(len(X), generator=g)
-        for st in range(0, len(X), batch):
-            idx = perm[st:st + batch]
-            out = vae(X[idx], None if C is None else C[idx])
-            loss = vae_loss(out, X[idx], beta=beta * min(1.0, (ep + 1) / (epochs / 4)))["loss"]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    vae.eval()
-    return vae, m, s
+    data = {"x": torch.as_tensor((x - m) / s)}
+    if cond is not None:
+        data["cond"] = torch.as_tensor(np.asarray(cond, np.float32))
+    model = VAE(x.shape[1], latent=latent, hidden=hidden, n_cond=0 if cond is None else data["cond"].shape[1])
+    train(model, data, vae_objective(beta, warmup=0.25, per="epoch"), epochs=epochs, batch=batch, lr=lr, seed=seed,
+          device=device)
+    return model.cpu(), m, s
 
 
 def choose_conditions(y_train: np.ndarray, n: int, strategy: str, rng: np.random.Generator) -> np.ndarray:
@@ -193,9 +166,11 @@ def generate_vae(vae, m, s, n, cond=None, seed=0):
 # --------------------------------------------------------------------------------------------- protocol
 
 
-def kfold(n, k, seed):
-    idx = np.random.default_rng(seed).permutation(n)
-    return [(np.setdiff1d(idx, f), f) for f in np.array_split(idx, k)]
+def kfold(n: int, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train rows, test rows)`` of ``k`` folds over ``n`` rows (:func:`train.data.kfold_splits`, single-row
+    blocks, no inner validation set)."""
+    return [(sp["train"].rows, sp["test"].rows)
+            for sp in kfold_splits(n, 1, k, seed=seed, inner_val=0.0, block_rows=1)]
 
 
 def run_fold(x, y, tr, te, *, latent, ratio, strategies, cfg, seed, want=("exp", "vae", "cvae"), keep=None):
@@ -265,6 +240,31 @@ def figures(x, xg, out: Path, axis=None, tag="vae"):
     plt.close(fig)
 
 
+def verdict(per_fold: list[dict]) -> dict:
+    """Does augmentation lower the error?  Per fold and method, the mean over targets of MAE(method) /
+    MAE(experimental only); PASS when some method's mean ratio over folds is below 1, FAIL (with the reason)
+    when none is, or when an error is not finite."""
+    ratios = {}
+    for k in per_fold[0]:
+        if k == "exp":
+            continue
+        r = np.array([np.mean(np.asarray(f[k]) / np.maximum(np.asarray(f["exp"]), 1e-30)) for f in per_fold])
+        ratios[k] = {"mean": float(r.mean()), "std": float(r.std(ddof=1)) if len(r) > 1 else 0.0}
+    bad = [k for k, f in ((k, f) for f in per_fold for k in f) if not np.all(np.isfinite(f[k]))]
+    if bad:
+        return {"verdict": "FAIL", "reason": f"non-finite errors for {', '.join(sorted(set(bad)))}",
+                "ratio_to_exp": ratios}
+    if not ratios:
+        return {"verdict": "FAIL", "reason": "no augmentation method was run (ratio 0?)", "ratio_to_exp": ratios}
+    best = min(ratios, key=lambda k: ratios[k]["mean"])
+    b = ratios[best]
+    txt = (f"{best}: MAE / experimental-only MAE {b['mean']:.3f} +- {b['std']:.3f} over {len(per_fold)} folds "
+           "(mean over targets)")
+    if b["mean"] < 1.0:
+        return {"verdict": "PASS", "reason": "augmentation lowers the error; best " + txt, "ratio_to_exp": ratios}
+    return {"verdict": "FAIL", "reason": "no augmentation lowers the error; best " + txt, "ratio_to_exp": ratios}
+
+
 def _fmt(s, names):
     return "  ".join(f"{n}={m:.4g}+-{d:.2g}" for n, m, d in zip(names, s["mean"], s["std"]))
 
@@ -293,7 +293,7 @@ def run(args) -> dict:
     main = summarise(per_fold)
     report = {"data": args.data, "n": len(x), "targets": names, "folds": args.folds, "latent": args.latent,
               "ratio": args.ratio, "main": main, "per_fold": [{k: v.tolist() for k, v in f.items()} for f in per_fold],
-              "sweeps": {}}
+              "sweeps": {}, **verdict(per_fold)}
     print("per-target MAE, mean +- std over folds:")
     for k, s in main.items():
         print(f"  {k:12s} {_fmt(s, names)}")
@@ -313,6 +313,7 @@ def run(args) -> dict:
             s = report["sweeps"][kind][str(v)]
             print(f"  sweep {kind}={v}: " + " | ".join(f"{k}: {_fmt(s[k], names)}" for k in s if k != "exp"),
                   flush=True)
+    print(f"verdict: {report['verdict']}: {report['reason']}")
     (out / "augment_report.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {out}/augment_report.json and figures ({time.time() - t0:.0f} s)")
     return report
@@ -347,19 +348,9 @@ def _cli(args) -> int:
 
 
 def register_cli(subparsers):
-    p = subparsers.add_parser("augment", help="VAE/CVAE augmentation of a scarce measured set (document 000)",
+    p = subparsers.add_parser("augment", help="VAE/CVAE augmentation of a scarce measured set",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=_cli)
     return p
 
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m train.augment", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    main()

@@ -178,8 +178,8 @@ def _build_corpora(plan, out, only, fresh, workers, scheduler, scale, summary, l
 
 def _train_runs(plan, out, only, fresh, device, threads, summary, log) -> list[str]:
     """Train (or reuse) every run of the plan; returns the keys trained anew."""
-    from .fit import FitConfig, fit
-    from .run import load_run
+    from ..fit import FitConfig, fit
+    from ..run import load_run
     trained = []
     for rk, r in plan["runs"].items():
         if only and rk not in only:
@@ -222,7 +222,7 @@ def _train_runs(plan, out, only, fresh, device, threads, summary, log) -> list[s
 
 
 def _validate(plan, out, device, summary, previous, trained, log):
-    from .acceptance import acceptance
+    from ..acceptance import acceptance
     runs = {k: summary["runs"][v]["dir"] for k, v in (plan.get("acceptance") or {}).items()
             if v in summary["runs"] and "dir" in summary["runs"][v]}
     key = _digest(runs)
@@ -243,7 +243,7 @@ def _validate(plan, out, device, summary, previous, trained, log):
 
 
 def _run_studies(plan, out, only, fresh, device, threads, summary, previous, log):
-    from .cli import main as simtrain
+    from ..cli import main as simtrain
     for st in plan.get("studies") or []:
         name = st["name"]
         if only and name not in only:
@@ -305,8 +305,8 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
     """
     import platform
 
-    from .report import load_summary, write_report
-    from .run import versions
+    from ..report import load_summary, write_report
+    from ..run import versions
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
