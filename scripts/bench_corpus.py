@@ -124,6 +124,13 @@ def io_bound(args, base):
     shutil.rmtree(store, ignore_errors=True)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of the calling (worker) process so far."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def compute_bound(args, base):
     from simgen import corpus
     from simgen.recipe import load_recipe
@@ -149,10 +156,13 @@ def compute_bound(args, base):
             shutil.rmtree(store, ignore_errors=True)
             corpus.build(heavy, 32, base / "warm.zarr", chunk_rows=16, client=client, progress=False,
                          overwrite=True)
+            cpu0 = sum(client.run(_cpu_seconds).values())
             s = corpus.build(heavy, n_c, store, chunk_rows=rows, client=client, progress=False)
+            cpu = sum(client.run(_cpu_seconds).values()) - cpu0
             rates[w] = s.samples_per_s
             print(f"[4] compute-bound ({name}), {w} worker(s): {s.samples_per_s:,.1f} samples/s "
-                  f"({n_c} samples)")
+                  f"({n_c} samples); {n_c / max(cpu, 1e-9):,.1f} samples per worker CPU-second "
+                  f"({cpu:.1f} CPU-s in the workers: unaffected by other jobs taking the cores)")
         finally:
             client.close()
             lc.close()

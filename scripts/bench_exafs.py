@@ -14,18 +14,23 @@ under the same load.  Otherwise the larch medians stored in timings.json are use
 Also printed: the min over repeats (less sensitive to other processes on a shared machine), the time with
 dE0 != 0, and the time of a whole ``simulate()`` sample of the exafs-3d-metals recipe.
 
+The process runs on one core with one thread in every pool (scripts/bench_common.py).  The goal line compares
+the best (min) times of both codes.
+
 Usage: python scripts/bench_exafs.py [--repeat 7] [--larch-path /tmp/larch_peer] [--feff-dir /tmp/simgen_feff8]
 """
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import sys
-import time
-from pathlib import Path
+import bench_common  # noqa: F401  (first: one thread everywhere)
 
-import numpy as np
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 REFS = Path(__file__).resolve().parents[2] / "shared" / "refs" / "exafs"
 KMAX, KSTEP = 20.0, 0.05
@@ -81,6 +86,7 @@ def main():
     ap.add_argument("--feff-dir", default="/tmp/simgen_bench_feff8", help="where FEFF8L runs are kept")
     ap.add_argument("--no-larch", action="store_true", help="use timings.json even if larch imports")
     a = ap.parse_args()
+    print(bench_common.pin())
     if a.larch_path:
         sys.path.insert(0, a.larch_path)
 
@@ -172,8 +178,10 @@ def main():
                 src = "n/a"
         te = f"{timed(ours_e0, a.repeat, inner * 20)[0] * 1e6:11.1f}" if ours_e0 else f"{'':>11s}"
         if tl:
+            goal = (bench_common.verdict(tl_min / to_min, bench_common.GOALS["exafs_23"]) + " (min/min); "
+                    if label.startswith("23 ") else "")
             print(f"{label:26s} {to * 1e6:8.1f} ({to_min * 1e6:6.1f}) {te} {tl * 1e6:10.0f} ({tl_min * 1e6:7.0f}) "
-                  f"{tl / to:6.0f}x {tl_min / to_min:9.0f}x  {src}")
+                  f"{tl / to:6.0f}x {tl_min / to_min:9.0f}x  {goal}{src}")
         else:
             print(f"{label:26s} {to * 1e6:8.1f} ({to_min * 1e6:6.1f}) {te} {'-':>20s}  {src}")
 

@@ -873,19 +873,77 @@ def bin_box(stick, c, x0, dx, lo, hi, w):
         stick[c, i] += inv * (_hat_cdf(thi - i) - _hat_cdf(tlo - i))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ramp_diff(T, c, t, s):
+    """Add a ramp of slope s starting at t (bin units) to the cumulative weight, as first differences of the
+    box-binned stick: bin floor(t) gets s * (its part above t), every later bin s (T[c] is d(stick)/d(bin))."""
+    nb1 = T.shape[1]
+    if t < 0.0:
+        T[c, 0] += s
+        return
+    j = int(t)
+    if j >= nb1 - 1:
+        return
+    f = j + 1.0 - t
+    T[c, j] += s * f
+    T[c, j + 1] += s * (1.0 - f)
+
+
 @numba.njit(cache=True, nogil=True)
-def _add_line(stick, x0, dx, lo, hi, w, wid, lwg, cw, logr):
+def box_diff(T, c, x0, d, lo, hi, w):
+    """``bin_box`` with box bins of width d > 0 from x0, written as first differences: after
+    ``integrate_diff``, stick[c, i] gets w * |[lo, hi] & bin i| / (hi - lo) (a point when hi - lo < 1e-6 bins).
+    Four additions per line whatever its width (the box-addition floor), instead of one per bin covered."""
+    inv = 1.0 / d
+    tlo = (lo - x0) * inv
+    thi = (hi - x0) * inv
+    nb = T.shape[1] - 1
+    if thi - tlo < 1e-6:
+        t = 0.5 * (tlo + thi) if thi - tlo > 1e-9 else tlo
+        if t >= 0.0:
+            i0 = int(t)
+            if i0 < nb:
+                T[c, i0] += w
+                T[c, i0 + 1] -= w
+        return
+    if thi <= 0.0 or tlo >= nb:
+        return
+    s = w / (thi - tlo)
+    _ramp_diff(T, c, tlo, s)
+    _ramp_diff(T, c, thi, -s)
+
+
+@numba.njit(cache=True, nogil=True)
+def integrate_diff(T, stick):
+    """stick[c, i] += sum_{j <= i} T[c, j] (T (nc, nb + 1) from ``box_diff``; its last column is overflow)."""
+    for c in range(stick.shape[0]):
+        acc = 0.0
+        for i in range(stick.shape[1]):
+            acc += T[c, i]
+            stick[c, i] += acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _bin(stick, T, c, x0, dx, lo, hi, w):
+    if dx < 0:
+        box_diff(T, c, x0, -dx, lo, hi, w)
+    else:
+        bin_box(stick, c, x0, dx, lo, hi, w)
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_line(stick, T, x0, dx, lo, hi, w, wid, lwg, cw, logr):
     """Add a line to the width class(es) of its total Gaussian FWHM sqrt(lwg^2 + wid^2) (variance split)."""
     nc = stick.shape[0]
     if nc == 1:
-        bin_box(stick, 0, x0, dx, lo, hi, w)
+        _bin(stick, T, 0, x0, dx, lo, hi, w)
         return
     tot = math.sqrt(lwg * lwg + wid * wid)
     if tot <= cw[0]:
-        bin_box(stick, 0, x0, dx, lo, hi, w)
+        _bin(stick, T, 0, x0, dx, lo, hi, w)
         return
     if tot >= cw[nc - 1]:
-        bin_box(stick, nc - 1, x0, dx, lo, hi, w)
+        _bin(stick, T, nc - 1, x0, dx, lo, hi, w)
         return
     c = int(math.log(tot / cw[0]) / logr)
     if c >= nc - 1:
@@ -897,12 +955,12 @@ def _add_line(stick, x0, dx, lo, hi, w, wid, lwg, cw, logr):
         f = 0.0
     if f > 1.0:
         f = 1.0
-    bin_box(stick, c, x0, dx, lo, hi, w * (1.0 - f))
-    bin_box(stick, c + 1, x0, dx, lo, hi, w * f)
+    _bin(stick, T, c, x0, dx, lo, hi, w * (1.0 - f))
+    _bin(stick, T, c + 1, x0, dx, lo, hi, w * f)
 
 
 @numba.njit(cache=True, nogil=True)
-def _corner(stick, x0, dx, B, I, W, partner, k, l, wgt, lwg, cw, logr):
+def _corner(stick, T, x0, dx, B, I, W, partner, k, l, wgt, lwg, cw, logr):
     b = B[k, l]
     p = partner[l]
     lo = b
@@ -913,7 +971,7 @@ def _corner(stick, x0, dx, B, I, W, partner, k, l, wgt, lwg, cw, logr):
             mid = 0.5 * (b + bp)
             lo = min(b, mid)
             hi = max(b, mid)
-    _add_line(stick, x0, dx, lo, hi, wgt * I[k, l], W[k, l], lwg, cw, logr)
+    _add_line(stick, T, x0, dx, lo, hi, wgt * I[k, l], W[k, l], lwg, cw, logr)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -935,73 +993,115 @@ def _catmull_w(t, out, row):
 
 
 @numba.njit(cache=True, nogil=True)
-def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick):
-    """Interpolate knot values to a refined grid and bin each refined cell's field range.
-
-    B, I, W: (ntheta * nphi, L) at knots theta[i] (x) phi[j], knot index i * nphi + j (NaN B = no line).
-    nphi == 1: axial (1-D in theta); ntheta == nphi == 1: single orientation (isotropic/solution).
-    cw: Gaussian FWHM of the width classes (geometric, ratio exp(logr)); stick (nclass, nbins) += ...
-    Cells with a missing corner fall back to the valid corners with a quarter (half) of the cell weight each:
-    spread from the corner's field to the coalescence point (midway to its partner root, ``partner[l]`` = the
-    other resonance of the same level pair, -1 if none) when the partner is there too (a looping transition
-    closing inside the cell), else as a point.
-    """
+def _bin_axial(B, I, W, partner, ntheta, theta, r, x0, dx, lwg, cw, logr, scale, stick, T):
+    """1-D (axial) grid: Catmull-Rom in theta (mirror symmetric at 0 and pi/2) with r sub-cells per interval."""
     L = B.shape[1]
-    nc = stick.shape[0]
-    logr = math.log(cw[1] / cw[0]) if nc > 1 else 1.0
-    if ntheta == 1 and nphi == 1:
+    be = np.empty(r + 1)
+    for i in range(ntheta - 1):
+        t0, t1 = theta[i], theta[i + 1]
+        im1 = i - 1 if i > 0 else 1                      # mirror: B(-theta) = B(theta)
+        ip2 = i + 2 if i + 2 < ntheta else ntheta - 2    # mirror: B(pi - theta) = B(theta)
         for l in range(L):
-            b = B[0, l]
-            if b == b:
-                _add_line(stick, x0, dx, b, b, scale * I[0, l], W[0, l], lwg, cw, logr)
-        return
-    r = refine
-    if nphi == 1:
-        be = np.empty(r + 1)
-        for i in range(ntheta - 1):
-            t0, t1 = theta[i], theta[i + 1]
-            im1 = i - 1 if i > 0 else 1                      # mirror: B(-theta) = B(theta)
-            ip2 = i + 2 if i + 2 < ntheta else ntheta - 2    # mirror: B(pi - theta) = B(theta)
-            for l in range(L):
-                ba, bb = B[i, l], B[i + 1, l]
-                oka = ba == ba
-                okb = bb == bb
-                if not (oka or okb):
-                    continue
-                if oka and okb:
-                    p0, p3 = B[im1, l], B[ip2, l]
-                    cubic = p0 == p0 and p3 == p3
-                    for s in range(r + 1):
-                        t = s / r
-                        if cubic:
-                            be[s] = _catmull(p0, ba, bb, p3, t)
-                        else:
-                            be[s] = ba + (bb - ba) * t
-                    ia, ib = I[i, l], I[i + 1, l]
-                    i0, i3 = I[im1, l], I[ip2, l]
-                    wa, wb = W[i, l], W[i + 1, l]
-                    for s in range(r):
-                        fm = (s + 0.5) / r
-                        lo = be[s]
-                        hi = be[s + 1]
-                        if lo > hi:
-                            lo, hi = hi, lo
-                        tt = t0 + (t1 - t0) * fm
-                        wgt = math.sin(tt) * (t1 - t0) / r
-                        if cubic:
-                            inten = max(_catmull(i0, ia, ib, i3, fm), 0.0)
-                        else:
-                            inten = ia + (ib - ia) * fm
-                        wid = wa + (wb - wa) * fm
-                        _add_line(stick, x0, dx, lo, hi, scale * inten * wgt, wid, lwg, cw, logr)
-                else:
-                    wgt = 0.5 * (math.cos(t0) - math.cos(t1))
-                    k = i if oka else i + 1
-                    _corner(stick, x0, dx, B, I, W, partner, k, l, scale * wgt, lwg, cw, logr)
-        return
-    # 2-D octant grid: bicubic Catmull-Rom (mirror symmetry at theta = 0, pi/2 and phi = 0, pi/2) where the
-    # 4 x 4 neighbourhood is complete, bilinear otherwise.  The cubic is separable: the Catmull-Rom weights of the
-    # sub-cell edges (t = s / r) and centres (t = (s + 1/2) / r) are tabulated once.
+            ba, bb = B[i, l], B[i + 1, l]
+            oka = ba == ba
+            okb = bb == bb
+            if not (oka or okb):
+                continue
+            if oka and okb:
+                p0, p3 = B[im1, l], B[ip2, l]
+                cubic = p0 == p0 and p3 == p3
+                for s in range(r + 1):
+                    t = s / r
+                    if cubic:
+                        be[s] = _catmull(p0, ba, bb, p3, t)
+                    else:
+                        be[s] = ba + (bb - ba) * t
+                ia, ib = I[i, l], I[i + 1, l]
+                i0, i3 = I[im1, l], I[ip2, l]
+                wa, wb = W[i, l], W[i + 1, l]
+                for s in range(r):
+                    fm = (s + 0.5) / r
+                    lo = be[s]
+                    hi = be[s + 1]
+                    if lo > hi:
+                        lo, hi = hi, lo
+                    tt = t0 + (t1 - t0) * fm
+                    wgt = math.sin(tt) * (t1 - t0) / r
+                    if cubic:
+                        inten = max(_catmull(i0, ia, ib, i3, fm), 0.0)
+                    else:
+                        inten = ia + (ib - ia) * fm
+                    wid = wa + (wb - wa) * fm
+                    _add_line(stick, T, x0, dx, lo, hi, scale * inten * wgt, wid, lwg, cw, logr)
+            else:
+                wgt = 0.5 * (math.cos(t0) - math.cos(t1))
+                k = i if oka else i + 1
+                _corner(stick, T, x0, dx, B, I, W, partner, k, l, scale * wgt, lwg, cw, logr)
+
+
+@numba.njit(cache=True, nogil=True)
+def _mirror_idx(i, n, out):
+    """Indices i-1 .. i+2 reflected at 0 and n-1 (mirror symmetry of the octant's edges)."""
+    for a in range(4):
+        q = i - 1 + a
+        if q < 0:
+            q = -q
+        if q > n - 1:
+            q = 2 * (n - 1) - q
+        out[a] = q
+
+
+@numba.njit(cache=True, nogil=True)
+def _bicubic_cell(B, I, ia_idx, jc_idx, nphi, l, we, wm, pb, pi_, tb, ti, bc, qi):
+    """Catmull-Rom values on the (r+1)^2 sub-cell corners (bc) and r^2 centres (qi, clipped at 0) of one cell;
+    False when a neighbour needed by the cubic has no line (the caller then interpolates bilinearly)."""
+    r = qi.shape[0]
+    for a in range(4):
+        for c in range(4):
+            kk = ia_idx[a] * nphi + jc_idx[c]
+            v = B[kk, l]
+            if v != v:
+                return False
+            pb[a, c] = v
+            pi_[a, c] = I[kk, l]
+    for a in range(r + 1):
+        for m in range(4):
+            tb[a, m] = we[a, 0] * pb[0, m] + we[a, 1] * pb[1, m] + we[a, 2] * pb[2, m] + we[a, 3] * pb[3, m]
+    for a in range(r + 1):
+        for c in range(r + 1):
+            bc[a, c] = tb[a, 0] * we[c, 0] + tb[a, 1] * we[c, 1] + tb[a, 2] * we[c, 2] + tb[a, 3] * we[c, 3]
+    for a in range(r):
+        for m in range(4):
+            ti[a, m] = wm[a, 0] * pi_[0, m] + wm[a, 1] * pi_[1, m] + wm[a, 2] * pi_[2, m] + wm[a, 3] * pi_[3, m]
+    for a in range(r):
+        for c in range(r):
+            v = ti[a, 0] * wm[c, 0] + ti[a, 1] * wm[c, 1] + ti[a, 2] * wm[c, 2] + ti[a, 3] * wm[c, 3]
+            qi[a, c] = v if v > 0.0 else 0.0
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _bilinear_cell(b00, b01, b10, b11, i00, i01, i10, i11, bc, qi):
+    r = qi.shape[0]
+    for a in range(r + 1):
+        fa = a / r
+        for c in range(r + 1):
+            fc = c / r
+            bc[a, c] = (1 - fa) * ((1 - fc) * b00 + fc * b01) + fa * ((1 - fc) * b10 + fc * b11)
+    for a in range(r):
+        fa = (a + 0.5) / r
+        for c in range(r):
+            fc = (c + 0.5) / r
+            qi[a, c] = (1 - fa) * ((1 - fc) * i00 + fc * i01) + fa * ((1 - fc) * i10 + fc * i11)
+
+
+@numba.njit(cache=True, nogil=True)
+def _bin_octant(B, I, W, partner, ntheta, nphi, theta, phi, r, x0, dx, lwg, cw, logr, scale, stick, T):
+    """2-D octant grid: bicubic Catmull-Rom (mirror symmetry at theta = 0, pi/2 and phi = 0, pi/2) where the
+    4 x 4 neighbourhood is complete, bilinear otherwise; each sub-cell's field range is binned as a box.  The
+    cubic is separable: the weights of the sub-cell edges (t = s / r) and centres (t = (s + 1/2) / r) are
+    tabulated once, and so are the sub-cell solid angles of each theta row."""
+    L = B.shape[1]
     we = np.empty((r + 1, 4))
     wm = np.empty((r, 4))
     for s in range(r + 1):
@@ -1014,26 +1114,19 @@ def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, 
     pi_ = np.empty((4, 4))
     tb = np.empty((r + 1, 4))
     ti = np.empty((r, 4))
+    ia_idx = np.empty(4, np.int64)
+    jc_idx = np.empty(4, np.int64)
+    swgt = np.empty(r)
+    single = stick.shape[0] == 1 and dx < 0
+    d = -dx
     for i in range(ntheta - 1):
         t0, t1 = theta[i], theta[i + 1]
-        ia_idx = np.empty(4, np.int64)
-        for a in range(4):
-            q = i - 1 + a
-            if q < 0:
-                q = -q
-            if q > ntheta - 1:
-                q = 2 * (ntheta - 1) - q
-            ia_idx[a] = q
+        _mirror_idx(i, ntheta, ia_idx)
         for j in range(nphi - 1):
             p0, p1 = phi[j], phi[j + 1]
-            jc_idx = np.empty(4, np.int64)
-            for c in range(4):
-                q = j - 1 + c
-                if q < 0:
-                    q = -q
-                if q > nphi - 1:
-                    q = 2 * (nphi - 1) - q
-                jc_idx[c] = q
+            for a in range(r):
+                swgt[a] = math.sin(t0 + (t1 - t0) * (a + 0.5) / r) * (t1 - t0) * (p1 - p0) / (r * r)
+            _mirror_idx(j, nphi, jc_idx)
             k00 = i * nphi + j
             k01 = i * nphi + j + 1
             k10 = (i + 1) * nphi + j
@@ -1044,69 +1137,74 @@ def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, 
                 if not (ok00 or ok01 or ok10 or ok11):
                     continue
                 if ok00 and ok01 and ok10 and ok11:
-                    cubic = True
-                    for a in range(4):
-                        for c in range(4):
-                            kk = ia_idx[a] * nphi + jc_idx[c]
-                            v = B[kk, l]
-                            if v != v:
-                                cubic = False
-                            pb[a, c] = v
-                            pi_[a, c] = I[kk, l]
-                    i00, i01, i10, i11 = I[k00, l], I[k01, l], I[k10, l], I[k11, l]
-                    if cubic:
-                        for a in range(r + 1):
-                            for m in range(4):
-                                tb[a, m] = (we[a, 0] * pb[0, m] + we[a, 1] * pb[1, m] + we[a, 2] * pb[2, m]
-                                            + we[a, 3] * pb[3, m])
-                        for a in range(r + 1):
-                            for c in range(r + 1):
-                                bc[a, c] = (tb[a, 0] * we[c, 0] + tb[a, 1] * we[c, 1] + tb[a, 2] * we[c, 2]
-                                            + tb[a, 3] * we[c, 3])
+                    if not _bicubic_cell(B, I, ia_idx, jc_idx, nphi, l, we, wm, pb, pi_, tb, ti, bc, qi):
+                        _bilinear_cell(b00, b01, b10, b11, I[k00, l], I[k01, l], I[k10, l], I[k11, l], bc, qi)
+                    if single:
+                        # one width class, box bins: the line's box straight into the difference array
                         for a in range(r):
-                            for m in range(4):
-                                ti[a, m] = (wm[a, 0] * pi_[0, m] + wm[a, 1] * pi_[1, m] + wm[a, 2] * pi_[2, m]
-                                            + wm[a, 3] * pi_[3, m])
-                        for a in range(r):
+                            ws = scale * swgt[a]
                             for c in range(r):
-                                v = (ti[a, 0] * wm[c, 0] + ti[a, 1] * wm[c, 1] + ti[a, 2] * wm[c, 2]
-                                     + ti[a, 3] * wm[c, 3])
-                                qi[a, c] = v if v > 0.0 else 0.0
-                    else:
-                        for a in range(r + 1):
-                            fa = a / r
-                            for c in range(r + 1):
-                                fc = c / r
-                                bc[a, c] = ((1 - fa) * ((1 - fc) * b00 + fc * b01)
-                                            + fa * ((1 - fc) * b10 + fc * b11))
-                        for a in range(r):
-                            fa = (a + 0.5) / r
-                            for c in range(r):
-                                fc = (c + 0.5) / r
-                                qi[a, c] = ((1 - fa) * ((1 - fc) * i00 + fc * i01)
-                                            + fa * ((1 - fc) * i10 + fc * i11))
+                                q0, q1, q2, q3 = bc[a, c], bc[a, c + 1], bc[a + 1, c], bc[a + 1, c + 1]
+                                lo = min(min(q0, q1), min(q2, q3))
+                                hi = max(max(q0, q1), max(q2, q3))
+                                box_diff(T, 0, x0, d, lo, hi, ws * qi[a, c])
+                        continue
                     w00, w01, w10, w11 = W[k00, l], W[k01, l], W[k10, l], W[k11, l]
                     for a in range(r):
                         fa = (a + 0.5) / r
-                        tt = t0 + (t1 - t0) * fa
-                        wgt = math.sin(tt) * (t1 - t0) * (p1 - p0) / (r * r)
+                        ws = scale * swgt[a]
                         for c in range(r):
                             fc = (c + 0.5) / r
                             q0, q1, q2, q3 = bc[a, c], bc[a, c + 1], bc[a + 1, c], bc[a + 1, c + 1]
                             lo = min(min(q0, q1), min(q2, q3))
                             hi = max(max(q0, q1), max(q2, q3))
                             wid = ((1 - fa) * ((1 - fc) * w00 + fc * w01) + fa * ((1 - fc) * w10 + fc * w11))
-                            _add_line(stick, x0, dx, lo, hi, scale * qi[a, c] * wgt, wid, lwg, cw, logr)
+                            _add_line(stick, T, x0, dx, lo, hi, ws * qi[a, c], wid, lwg, cw, logr)
                 else:
                     wgt = 0.25 * (math.cos(t0) - math.cos(t1)) * (p1 - p0)
                     if ok00:
-                        _corner(stick, x0, dx, B, I, W, partner, k00, l, scale * wgt, lwg, cw, logr)
+                        _corner(stick, T, x0, dx, B, I, W, partner, k00, l, scale * wgt, lwg, cw, logr)
                     if ok01:
-                        _corner(stick, x0, dx, B, I, W, partner, k01, l, scale * wgt, lwg, cw, logr)
+                        _corner(stick, T, x0, dx, B, I, W, partner, k01, l, scale * wgt, lwg, cw, logr)
                     if ok10:
-                        _corner(stick, x0, dx, B, I, W, partner, k10, l, scale * wgt, lwg, cw, logr)
+                        _corner(stick, T, x0, dx, B, I, W, partner, k10, l, scale * wgt, lwg, cw, logr)
                     if ok11:
-                        _corner(stick, x0, dx, B, I, W, partner, k11, l, scale * wgt, lwg, cw, logr)
+                        _corner(stick, T, x0, dx, B, I, W, partner, k11, l, scale * wgt, lwg, cw, logr)
+
+
+@numba.njit(cache=True, nogil=True)
+def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick, T=None):
+    """Interpolate knot values to a refined grid and bin each refined cell's field range.
+
+    B, I, W: (ntheta * nphi, L) at knots theta[i] (x) phi[j], knot index i * nphi + j (NaN B = no line).
+    nphi == 1: axial (1-D in theta); ntheta == nphi == 1: single orientation (isotropic/solution).
+    cw: Gaussian FWHM of the width classes (geometric, ratio exp(logr)); stick (nclass, nbins) += ...
+    dx < 0: box bins of width |dx| (EasySpin's projection), accumulated as first differences in T (nclass,
+    nbins + 1; zeroed and used as scratch, allocated when None) and integrated into stick at the end;
+    dx > 0: linear (hat) bins added directly.
+    Cells with a missing corner fall back to the valid corners with a quarter (half) of the cell weight each:
+    spread from the corner's field to the coalescence point (midway to its partner root, ``partner[l]`` = the
+    other resonance of the same level pair, -1 if none) when the partner is there too (a looping transition
+    closing inside the cell), else as a point.
+    """
+    L = B.shape[1]
+    nc = stick.shape[0]
+    logr = math.log(cw[1] / cw[0]) if nc > 1 else 1.0
+    if T is None:
+        T = np.zeros((nc, stick.shape[1] + 1))
+    else:
+        T[:, :] = 0.0
+    if ntheta == 1 and nphi == 1:
+        for l in range(L):
+            b = B[0, l]
+            if b == b:
+                _add_line(stick, T, x0, dx, b, b, scale * I[0, l], W[0, l], lwg, cw, logr)
+    elif nphi == 1:
+        _bin_axial(B, I, W, partner, ntheta, theta, refine, x0, dx, lwg, cw, logr, scale, stick, T)
+    else:
+        _bin_octant(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, logr, scale, stick, T)
+    if dx < 0:
+        integrate_diff(T, stick)
 
 
 # --------------------------------------------------------------------------------------------- sparse DFT

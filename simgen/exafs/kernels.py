@@ -15,6 +15,10 @@ Speed (scripts/bench_exafs.py): q(k, dE0) and its spline piece are found once pe
 the same knots; per path one scalar pass evaluates the four cubics, a second pass does the complex algebra, exp
 and sin with polynomial ``fast_exp`` / ``fast_sin`` (relative 1e-13 / absolute 1e-13, tested against numpy) so
 LLVM vectorises it (AVX2, no SVML needed).  No approximation of the interpolant is made.
+When the same (table, k grid, E0) comes back (fits, benchmarks), ``path_tables`` stores the spline values once
+as columns in which the exponent and phase are linear in the path parameters, and ``chi_tabulated`` only adds
+a few products before the exp and sin (the caller caches the columns).  The phase is not linear in k (p(q)
+is a tabulated complex function), so no sin/exp recurrence along the grid would be exact: none is used.
 """
 from __future__ import annotations
 
@@ -202,6 +206,90 @@ def chi_paths(k, knots, nknots, coefs, table, degen, reff, dr, sigma2, c3, c4, s
         R = reff[j]
         d = dr[j]
         _add_path(q, A, P, RP, G, R, d, sigma2[j], c3[j], c4[j], degen[j] * s02 / ((R + d) * (R + d)), out)
+
+
+# ---- tabulated route: the splines are evaluated once per (table, k grid, E0) into parameter-free columns, and
+# a call only combines them linearly with the path parameters before one exp and one sin per point.
+# Columns of ``tab[j, c, m]`` (q, p = rep + i g and p^2 = a + i b at point m of path j):
+T_AMP, T_PHA, T_Q2, T_G2, T_XA, T_XB, T_RP2, T_C4R, T_C4I, T_C3R, T_C3I = range(11)
+NTAB = 11
+
+
+@nb.njit(cache=True, nogil=True)
+def path_tables(k, knots, nknots, coefs, table, e0, etok, work, iwork, tab):
+    """Fill ``tab (npath, NTAB, nk)`` with the spline values of paths ``table`` at q(k, e0), arranged so that
+    the EXAFS exponent is linear in the path parameters (see ``chi_tabulated``): |f|/q, phase, 2q, -2g, -2a,
+    -2b, 2 rep, 2(a^2 - b^2), 4ab, 2(rep b + g a), 2(g b - rep a).  work (2, nk) float64 and iwork (nk) int64
+    are scratch; q and its spline piece are found once for all paths on the same knots."""
+    nkk = k.shape[0]
+    qv = work[0]
+    xw = work[1]
+    for m in range(nkk):
+        en = k[m] * k[m] - e0 * etok
+        if abs(en) < 1e-10:
+            en = 1e-10
+        qv[m] = math.sqrt(en) if en > 0 else -math.sqrt(-en)
+    last = -1
+    for j in range(table.shape[0]):
+        t = table[j]
+        tj = tab[j]
+        if last < 0 or (t != last and not _same_knots(knots, nknots, t, last)):
+            _locate(qv, knots[t], nknots[t], iwork, xw)
+        last = t
+        cf = coefs[t]
+        for m in range(nkk):
+            i = iwork[m]
+            x = xw[m]
+            q = qv[m]
+            tj[T_Q2, m] = 2.0 * q
+            amp = (((cf[0, i, 0] * x + cf[0, i, 1]) * x + cf[0, i, 2]) * x + cf[0, i, 3]) / q
+            pha = ((cf[1, i, 0] * x + cf[1, i, 1]) * x + cf[1, i, 2]) * x + cf[1, i, 3]
+            rep = ((cf[2, i, 0] * x + cf[2, i, 1]) * x + cf[2, i, 2]) * x + cf[2, i, 3]
+            g = 1.0 / (((cf[3, i, 0] * x + cf[3, i, 1]) * x + cf[3, i, 2]) * x + cf[3, i, 3])
+            a = rep * rep - g * g
+            b = 2.0 * rep * g
+            tj[T_AMP, m] = amp
+            tj[T_PHA, m] = pha
+            tj[T_G2, m] = -2.0 * g
+            tj[T_XA, m] = -2.0 * a
+            tj[T_XB, m] = -2.0 * b
+            tj[T_RP2, m] = 2.0 * rep
+            tj[T_C4R, m] = 2.0 * (a * a - b * b)
+            tj[T_C4I, m] = 4.0 * a * b
+            tj[T_C3R, m] = 2.0 * (rep * b + g * a)
+            tj[T_C3I, m] = 2.0 * (g * b - rep * a)
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True)
+def _add_tabulated(tj, R, d, s2, c3, c4, pref, out):
+    """out += pref |f|/q exp(re) sin(ph) for one path from its columns (re, ph linear in the parameters)."""
+    w0 = d - 2.0 * s2 / R
+    c4t = c4 / 3.0
+    c3t = 2.0 * c3 / 3.0
+    wr = w0 + R
+    amp, pha, q2, g2 = tj[T_AMP], tj[T_PHA], tj[T_Q2], tj[T_G2]
+    xa, xb, rp2 = tj[T_XA], tj[T_XB], tj[T_RP2]
+    if c3 == 0.0 and c4 == 0.0:
+        for m in range(out.shape[0]):
+            re = s2 * xa[m] + wr * g2[m]
+            ph = R * q2[m] + pha[m] + s2 * xb[m] + w0 * rp2[m]
+            out[m] += pref * amp[m] * fast_exp(re) * fast_sin(ph)
+    else:
+        c4r, c4i, c3r, c3i = tj[T_C4R], tj[T_C4I], tj[T_C3R], tj[T_C3I]
+        for m in range(out.shape[0]):
+            re = s2 * xa[m] + wr * g2[m] + c4t * c4r[m] + c3t * c3r[m]
+            ph = R * q2[m] + pha[m] + s2 * xb[m] + w0 * rp2[m] + c4t * c4i[m] + c3t * c3i[m]
+            out[m] += pref * amp[m] * fast_exp(re) * fast_sin(ph)
+
+
+@nb.njit(cache=True, nogil=True)
+def chi_tabulated(tab, degen, reff, dr, sigma2, c3, c4, s02, out):
+    """Add the EXAFS of every path to ``out`` from the columns ``tab`` of ``path_tables`` (same equation and
+    arguments as ``chi_paths``; path j uses tab[j])."""
+    for j in range(tab.shape[0]):
+        R = reff[j]
+        d = dr[j]
+        _add_tabulated(tab[j], R, d, sigma2[j], c3[j], c4[j], degen[j] * s02 / ((R + d) * (R + d)), out)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -8,8 +8,10 @@ labels: NaN (the default) means "from the structure"; a finite value overrides t
 """
 from __future__ import annotations
 
+import collections
 import functools
 import math
+import threading
 
 import numpy as np
 from scipy.signal import fftconvolve
@@ -81,19 +83,81 @@ def _selection(key: str, rmax: float):
     return ps, idx, ss, reff, degen, nleg - 1.0
 
 
-def chi_of_paths(k, ps, table_idx, degen, reff, dr, sigma2, c3=None, c4=None, s02=1.0, e0=0.0):
-    """chi(k) of the given paths of path set ``ps`` (numpy in, numpy out; the kernel does the work)."""
+_TAB_CACHE: "collections.OrderedDict" = collections.OrderedDict()
+_TAB_CACHE_SIZE = 32
+_TAB_LOCK = threading.Lock()
+
+
+def path_columns(k, ps, table_idx, e0=0.0) -> np.ndarray:
+    """Spline values of paths ``table_idx`` of ``ps`` at q(k, e0) as the columns of ``kernels.path_tables``
+    (shape (npath, kernels.NTAB, len(k))), cached per (table, paths, k grid, e0): repeated calls on the same
+    grid and E0 (fits, benchmarks, a corpus with a fixed E0) only combine them with the path parameters."""
+    k = np.ascontiguousarray(k, dtype=np.float64)
+    idx = np.ascontiguousarray(table_idx, dtype=np.int64)
+    key = (id(ps), idx.tobytes(), k.tobytes(), float(e0))
+    with _TAB_LOCK:
+        hit = _TAB_CACHE.get(key)
+        if hit is not None and hit[0] is ps:
+            _TAB_CACHE.move_to_end(key)
+            return hit[1]
+    tab = np.empty((len(idx), kernels.NTAB, len(k)))
+    kernels.path_tables(k, ps.knots, ps.nknots, ps.coefs, idx, float(e0), ETOK, np.empty((2, len(k))),
+                        np.empty(len(k), dtype=np.int64), tab)
+    tab.flags.writeable = False
+    with _TAB_LOCK:
+        _TAB_CACHE[key] = (ps, tab)
+        if len(_TAB_CACHE) > _TAB_CACHE_SIZE:
+            _TAB_CACHE.popitem(last=False)
+    return tab
+
+
+def chi_of_paths(k, ps, table_idx, degen, reff, dr, sigma2, c3=None, c4=None, s02=1.0, e0=0.0, cache=True):
+    """chi(k) of the given paths of path set ``ps``.
+
+    Parameters
+    ----------
+    k : (nk,) array, 1/A — wavenumbers from the edge at E0 + ``e0``.
+    ps : PathSet; table_idx : (npath,) int — paths of ``ps`` used.
+    degen, reff (A), dr (A), sigma2 (A^2), c3 (A^3), c4 (A^4) : (npath,) arrays (c3, c4 default 0).
+    s02 : float; e0 : float, eV — shift of the energy origin.
+    cache : bool — evaluate the splines once per (table, paths, k, e0) and keep them (``path_columns``);
+        False evaluates them in the same pass, which is faster when every call has its own e0 or k grid.
+
+    Returns
+    -------
+    (nk,) float64 chi(k).
+    """
     n = len(table_idx)
-    z = np.zeros(n)
-    nk = len(k)
-    out = np.zeros(nk)
-    kernels.chi_paths(np.ascontiguousarray(k, dtype=np.float64), ps.knots, ps.nknots, ps.coefs,
-                      np.asarray(table_idx, dtype=np.int64), np.asarray(degen, dtype=np.float64),
-                      np.asarray(reff, dtype=np.float64), np.asarray(dr, dtype=np.float64) + z,
-                      np.asarray(sigma2, dtype=np.float64) + z, z if c3 is None else np.asarray(c3, float) + z,
-                      z if c4 is None else np.asarray(c4, float) + z, float(s02), float(e0), ETOK,
-                      np.empty((7, nk)), np.empty(nk, dtype=np.int64), out)
+    out = np.zeros(len(k))
+    if not cache:
+        nk = len(k)
+        kernels.chi_paths(np.ascontiguousarray(k, dtype=np.float64), ps.knots, ps.nknots, ps.coefs,
+                          np.ascontiguousarray(table_idx, dtype=np.int64), _vec(degen, n), _vec(reff, n),
+                          _vec(dr, n), _vec(sigma2, n), _vec(c3, n), _vec(c4, n), float(s02), float(e0), ETOK,
+                          np.empty((7, nk)), np.empty(nk, dtype=np.int64), out)
+        return out
+    tab = path_columns(k, ps, table_idx, e0)
+    kernels.chi_tabulated(tab, _vec(degen, n), _vec(reff, n), _vec(dr, n), _vec(sigma2, n), _vec(c3, n),
+                          _vec(c4, n), float(s02), out)
     return out
+
+
+def _vec(v, n):
+    """``v`` as a float64 array of length n (a scalar is repeated; None means zeros)."""
+    if v is None:
+        return _zeros(n)
+    if type(v) is not np.ndarray or v.dtype != np.float64:
+        v = np.asarray(v, dtype=np.float64)
+    if v.shape != (n,):
+        v = np.full(n, v) if v.ndim == 0 else np.broadcast_to(v, (n,)).copy()
+    return v
+
+
+@functools.lru_cache(maxsize=64)
+def _zeros(n):
+    z = np.zeros(n)
+    z.flags.writeable = False
+    return z
 
 
 class _ShellMixin:
@@ -254,7 +318,8 @@ class EXAFSSimulator(_ShellMixin, Simulator):
             for s, name in enumerate(SHELL_KEYS):
                 real[name][i] = shells[s]
             if self.config["output"] == "chi":
-                chi = chi_of_paths(x, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], p["dE0"][i])
+                chi = chi_of_paths(x, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], p["dE0"][i],
+                                   cache=False)
                 y = chi * xk
             else:
                 e = x
@@ -262,7 +327,8 @@ class EXAFSSimulator(_ShellMixin, Simulator):
                 chi_e = np.zeros(len(e))
                 if above.any():
                     kk = np.sqrt(ETOK * (e[above] - p["dE0"][i]))     # photoelectron k from the shifted edge
-                    chi_e[above] = chi_of_paths(kk, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], 0.0)
+                    chi_e[above] = chi_of_paths(kk, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], 0.0,
+                                                cache=False)
                 y = np.empty(len(e))
                 kernels.mu_from_chi(e, p["dE0"][i], chi_e, 0.0, p["pre_slope"][i], 1.0, p["edge_width"][i],
                                     p["post1"][i], p["post2"][i], p["wl_height"][i], p["wl_width"][i], y)
@@ -397,7 +463,8 @@ class EXELFSSimulator(_ShellMixin, Simulator):
                 above = e > onset + 1e-6
                 if above.any():
                     kk = np.sqrt(ETOK * (e[above] - onset))
-                    chi_e[above] = chi_of_paths(kk, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], 0.0)
+                    chi_e[above] = chi_of_paths(kk, ps, idx, N, reff, dr, s2, c3, None, p["s02"][i], 0.0,
+                                                cache=False)
                     chi_e *= p["fs_scale"][i]
                 weight = float(ed.get("weight", 1.0))
                 wl = 0.0

@@ -98,6 +98,69 @@ def hist_periodic(dfrac, pi, pj, typ, sf, norm, ntype, cell, rlo, rhi, h, divide
 
 
 @numba.njit(**_NJIT)
+def hist_periodic_fused(frac, cell, nrep, typ, sf, norm, ntype, rlo, rhi, h, divide_by_d, hist):
+    """One pass that enumerates the unordered periodic pairs within rhi and bins them (nothing stored).
+
+    Pairs (i, j, n) with i < j, or i == j and the lattice vector n = (a, b, c) > 0 lexicographically, stand for
+    themselves and their mirror (j, i, -n) at the same distance: each adds 2 sf[i] sf[j] norm (/ d) to row
+    typ_i * ntype + typ_j (rows are only ever summed with symmetric widths).  For each (i, j, a, b) the range of
+    c with |d| <= rhi is solved from the quadratic in c, so no translation outside the sphere is visited.
+    Same binning as :func:`hist_periodic` (a in -nrep[0]..nrep[0], b likewise).
+    """
+    nat = frac.shape[0]
+    nb = hist.shape[1]
+    r2hi = rhi * rhi
+    c2x, c2y, c2z = cell[2, 0], cell[2, 1], cell[2, 2]
+    A = c2x * c2x + c2y * c2y + c2z * c2z
+    invh = 1.0 / h
+    for i in range(nat):
+        for j in range(i, nat):
+            w2 = 2.0 * sf[i] * sf[j] * norm
+            row = typ[i] * ntype + typ[j]
+            g0 = frac[j, 0] - frac[i, 0]
+            g1 = frac[j, 1] - frac[i, 1]
+            g2 = frac[j, 2] - frac[i, 2]
+            for a in range(-nrep[0], nrep[0] + 1):
+                if i == j and a < 0:
+                    continue
+                for b in range(-nrep[1], nrep[1] + 1):
+                    if i == j and a == 0 and b < 0:
+                        continue
+                    f0 = g0 + a
+                    f1 = g1 + b
+                    bx = f0 * cell[0, 0] + f1 * cell[1, 0] + g2 * c2x
+                    by = f0 * cell[0, 1] + f1 * cell[1, 1] + g2 * c2y
+                    bz = f0 * cell[0, 2] + f1 * cell[1, 2] + g2 * c2z
+                    Bq = bx * c2x + by * c2y + bz * c2z
+                    C = bx * bx + by * by + bz * bz - r2hi
+                    disc = Bq * Bq - A * C
+                    if disc < 0.0:
+                        continue
+                    sq = math.sqrt(disc)
+                    cmin = int(math.ceil((-Bq - sq) / A - 1e-9))
+                    cmax = int(math.floor((-Bq + sq) / A + 1e-9))
+                    if i == j and a == 0 and b == 0 and cmin < 1:
+                        cmin = 1
+                    for c in range(cmin, cmax + 1):
+                        x = bx + c * c2x
+                        y = by + c * c2y
+                        z = bz + c * c2z
+                        d2 = x * x + y * y + z * z
+                        if d2 > r2hi or d2 <= 0.0:
+                            continue
+                        d = math.sqrt(d2)
+                        if d < rlo:
+                            continue
+                        ww = w2 / d if divide_by_d else w2
+                        u = d * invh
+                        k = int(u)
+                        t = u - k
+                        if k + 1 < nb:
+                            hist[row, k] += ww * (1.0 - t)
+                            hist[row, k + 1] += ww * t
+
+
+@numba.njit(**_NJIT)
 def min_distance(pos, cutoff):
     """Smallest interatomic distance below ``cutoff`` (cell list), or ``cutoff`` if none is closer."""
     n = pos.shape[0]
@@ -331,6 +394,90 @@ def hist_cluster_cells(xs, ys, zs, seg, ntype, pairs, p0, p1, rlo, rhi, h, hist)
                 row = min(ta, tb) * ntype + max(ta, tb)
                 _segment_pair_hist(xs, ys, zs, i0, i1, j0, j1, cc == c and ta == tb, ulo, uhi, invh, hist[row],
                                    buf)
+
+
+@numba.njit(**_NJIT)
+def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, h, hist):
+    """Linear-binned counts of unordered pairs (i < j) with rlo <= d <= rhi in one pass, nothing stored.
+
+    Atoms sorted by cell (cell index (c0 * n1 + c1) * n2 + c2, atoms of cell c at cstart[c]:cstart[c+1]), so
+    the cells (a, b, e0..e1) of one row along the last axis are one contiguous run of atoms: for each atom i
+    and each neighbouring row (only rows whose nearest point is within rhi, and only cells after i's own), the
+    distances to the whole run are computed in one straight loop (vectorised), then the in-range ones are
+    scattered into ``hist[min(ti, tj) * ntype + max(ti, tj)]`` (1 - t in bin k, t in bin k + 1, d = (k + t) h;
+    pairs past the last bin dropped).  Float32 coordinates as in :func:`hist_cluster_cells`.
+    """
+    n0 = dims[0]
+    n1 = dims[1]
+    n2 = dims[2]
+    nb = hist.shape[1]
+    invh = np.float32(1.0 / h)
+    ulo = np.float32(rlo / h)
+    uhi = np.float32(min(rhi / h, nb - 2.0))
+    r2hi = rhi * rhi
+    buf = np.empty(xs.shape[0], dtype=np.float32)
+    h0 = hist[0]
+    for c0 in range(n0):
+        for c1 in range(n1):
+            for c2 in range(n2):
+                c = (c0 * n1 + c1) * n2 + c2
+                i0 = cstart[c]
+                i1 = cstart[c + 1]
+                if i1 == i0:
+                    continue
+                for a in range(c0, min(c0 + reach + 1, n0)):
+                    g0 = max(a - c0 - 1, 0) * cs
+                    for b in range(max(c1 - reach, 0), min(c1 + reach + 1, n1)):
+                        if a == c0 and b < c1:
+                            continue
+                        g1 = max(abs(b - c1) - 1, 0) * cs
+                        rest = r2hi - g0 * g0 - g1 * g1
+                        if rest < 0.0:
+                            continue
+                        span = min(int(math.sqrt(rest) / cs) + 1, reach)
+                        e0 = max(c2 - span, 0)
+                        e1 = min(c2 + span, n2 - 1)
+                        own = a == c0 and b == c1
+                        if own:
+                            e0 = c2
+                        row0 = (a * n1 + b) * n2
+                        j0 = cstart[row0 + e0]
+                        j1 = cstart[row0 + e1 + 1]
+                        if j1 == j0:
+                            continue
+                        for i in range(i0, i1):
+                            js = i + 1 if own else j0
+                            nj = j1 - js
+                            if nj <= 0:
+                                continue
+                            xi = xs[i]
+                            yi = ys[i]
+                            zi = zs[i]
+                            for jj in range(nj):
+                                j = js + jj
+                                dx = xs[j] - xi
+                                dy = ys[j] - yi
+                                dz = zs[j] - zi
+                                buf[jj] = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
+                            if ntype == 1:
+                                for jj in range(nj):
+                                    u = buf[jj]
+                                    if u <= uhi and u >= ulo:
+                                        k = int(u)
+                                        t = np.float64(u - k)
+                                        h0[k] += 1.0 - t
+                                        h0[k + 1] += t
+                            else:
+                                ti = ts[i]
+                                for jj in range(nj):
+                                    u = buf[jj]
+                                    if u <= uhi and u >= ulo:
+                                        tj = ts[js + jj]
+                                        row = min(ti, tj) * ntype + max(ti, tj)
+                                        k = int(u)
+                                        t = np.float64(u - k)
+                                        hist[row, k] += 1.0 - t
+                                        hist[row, k + 1] += t
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

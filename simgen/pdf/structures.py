@@ -10,16 +10,99 @@ from __future__ import annotations
 import functools
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..catalogs import catalog_dirs, find
 from ..errors import ParameterError
-from .calculator import Model
 
-__all__ = ["as_model", "model_from_cif", "model_from_diffpy", "load_atoms", "list_phases", "phase_model", "strain_matrix", "strained_cell",
+__all__ = ["Model", "check_uani", "as_model", "model_from_cif", "model_from_diffpy", "load_atoms", "list_phases", "phase_model", "strain_matrix", "strained_cell",
            "sphere_cut", "fcc_cluster", "equivalent_diameter", "rattle", "apply_vacancies", "apply_substitution"]
+
+
+@dataclass
+class Model:
+    """An atomic model: periodic (cell rows in A, fractional coordinates) or a finite cluster (cartesian).
+
+    ``symbols`` are element names; ``occupancy`` per site (default 1); ``uiso`` per site (A^2, optional).
+    """
+
+    symbols: list
+    positions: np.ndarray               # cartesian (A), shape (n, 3)
+    cell: np.ndarray | None = None      # 3x3 rows (A) when periodic
+    occupancy: np.ndarray | None = None
+    uiso: np.ndarray | None = None
+    name: str = ""
+    uani: np.ndarray | None = None      # anisotropic U per site, Cartesian (n, 3, 3) in A^2 (optional)
+
+    def __post_init__(self):
+        self.positions = np.ascontiguousarray(np.asarray(self.positions, dtype=np.float64).reshape(-1, 3))
+        self.symbols = [str(s) for s in self.symbols]
+        n = len(self.symbols)
+        if n == 0:
+            raise ParameterError("structure", self.name or "(empty)", "a structure with at least one atom")
+        if self.positions.shape[0] != n:
+            raise ParameterError("structure.positions", self.positions.shape, f"{n} positions, one per symbol")
+        if not np.isfinite(self.positions).all():
+            raise ParameterError("structure.positions", "non-finite coordinates", "finite coordinates in A")
+        self.occupancy = np.ones(n) if self.occupancy is None else np.asarray(self.occupancy, float).reshape(n)
+        if self.uani is not None:
+            self.uani = check_uani(self.uani, n, "structure.uani")
+        if self.cell is not None:
+            self.cell = np.asarray(self.cell, dtype=np.float64).reshape(3, 3)
+            if abs(np.linalg.det(self.cell)) < 1e-6:
+                self.cell = None
+
+    @property
+    def periodic(self) -> bool:
+        return self.cell is not None
+
+    @property
+    def frac(self) -> np.ndarray:
+        return np.linalg.solve(self.cell.T, self.positions.T).T
+
+    @property
+    def volume(self) -> float:
+        return abs(float(np.linalg.det(self.cell))) if self.periodic else 0.0
+
+    @classmethod
+    def from_atoms(cls, atoms, periodic: bool | None = None, name: str = "") -> "Model":
+        if periodic is None:
+            periodic = bool(np.all(atoms.pbc)) and atoms.cell.rank == 3
+        occ = None
+        if "occupancy" in atoms.arrays:
+            occ = atoms.arrays["occupancy"]
+        # optional per-atom ADPs carried by the Atoms object: arrays["uiso"] (A^2) and arrays["uani"] (Cartesian
+        # U, (n, 3, 3) or (n, 9), A^2); used when pdf_from_model is called with uiso=None
+        uiso = np.asarray(atoms.arrays["uiso"], float) if "uiso" in atoms.arrays else None
+        uani = np.asarray(atoms.arrays["uani"], float).reshape(-1, 3, 3) if "uani" in atoms.arrays else None
+        if uani is not None and uiso is None:
+            uiso = np.trace(uani, axis1=1, axis2=2) / 3.0
+        return cls(atoms.get_chemical_symbols(), atoms.positions.copy(),
+                   np.array(atoms.cell) if periodic else None, occ, uiso, name, uani)
+
+
+def check_uani(uani, n: int, name: str = "uani") -> np.ndarray:
+    """Anisotropic U as (n, 3, 3) Cartesian A^2: symmetric, positive semi-definite, finite; a 3x3 is used for
+    every atom."""
+    try:
+        a = np.asarray(uani, dtype=np.float64)
+        a = np.ascontiguousarray(np.broadcast_to(a, (n, 3, 3)) if a.shape == (3, 3) else a.reshape(n, 3, 3))
+    except (ValueError, TypeError):
+        raise ParameterError(name, np.shape(uani), f"a 3x3 matrix or one 3x3 per atom ({n}, 3, 3), in A^2") \
+            from None
+    if not np.isfinite(a).all():
+        raise ParameterError(name, "non-finite values", "finite U in A^2")
+    if np.abs(a - a.transpose(0, 2, 1)).max() > 1e-9:
+        raise ParameterError(name, "a non-symmetric tensor", "symmetric U (U_ij = U_ji)")
+    ev = np.linalg.eigvalsh(a)
+    if ev.min() < -1e-12:
+        k = int(np.argmin(ev.min(1)))
+        raise ParameterError(name, f"atom {k} with eigenvalue {ev[k].min():.3g}", "positive semi-definite U (A^2)")
+    return a
+
 
 
 def list_phases() -> list[str]:

@@ -212,12 +212,12 @@ class SwellingSimulator(Simulator):
         field = n * px
         coords = (np.arange(n) + 0.5) * px
         # thickness variation (absorption) and bend contours (dark bands along the zero line of a smooth field)
-        smooth = _smooth_field(g, coords, field, 3)
-        bfield = _smooth_field(g, coords, field, 2)
+        smooth = plane_waves(g, coords, field, 3)
+        bfield = plane_waves(g, coords, field, 2)
         width = g.uniform(0.05, 0.2)
         inten = np.empty((n, n), dtype=np.float32)
-        kernels.modulate(wave, smooth, p["thickness_variation"][i] * p["thickness"][i] / m.absorption_length,
-                         bfield, 0.6 * p["bend_contours"][i], 1.0 / width ** 2, inten)
+        kernels.modulate_waves(wave, *smooth, p["thickness_variation"][i] * p["thickness"][i] / m.absorption_length,
+                               *bfield, 0.6 * p["bend_contours"][i], 1.0 / width ** 2, inten)
         # dislocation lines and loops
         segs0, segs1, w, s = _dislocations(g, p["clutter"][i], field, px)
         if len(segs0):
@@ -240,19 +240,28 @@ class SwellingSimulator(Simulator):
         return p
 
 
-def _smooth_field(g, coords, field, k):
-    """A smooth periodic random field of unit-ish amplitude: k plane waves of the lowest spatial frequencies."""
-    out = np.zeros((len(coords), len(coords)), dtype=np.float32)
-    for _ in range(k):
+def plane_waves(g, coords, field, k):
+    """A smooth periodic random field of unit-ish amplitude, k plane waves of the lowest spatial frequencies,
+    as separable factors: (amp (k,), cy, sy (k, ny), cx, sx (k, nx)) with field[r, j] = sum_w amp[w] (cy[w, r]
+    cx[w, j] - sy[w, r] sx[w, j]) (what ``kernels.modulate_waves`` sums row by row)."""
+    n = len(coords)
+    amp = np.empty(k)
+    ax = np.empty((k, n))
+    ay = np.empty((k, n))
+    for w in range(k):
         kx, ky = g.integers(-2, 3, 2)
         if kx == 0 and ky == 0:
             kx = 1
         ph = g.uniform(0, 2 * math.pi)
-        a = g.normal(0.0, 1.0) / math.sqrt(k)
-        ax = 2 * math.pi * kx / field * coords + ph
-        ay = 2 * math.pi * ky / field * coords
-        out += a * (np.cos(ay)[:, None] * np.cos(ax)[None, :] - np.sin(ay)[:, None] * np.sin(ax)[None, :])
-    return out
+        amp[w] = g.normal(0.0, 1.0) / math.sqrt(k)
+        ax[w] = 2 * math.pi * kx / field * coords + ph
+        ay[w] = 2 * math.pi * ky / field * coords
+    return amp, np.cos(ay), np.sin(ay), np.cos(ax), np.sin(ax)
+
+
+def smooth_field(amp, cy, sy, cx, sx) -> np.ndarray:
+    """The full image of a ``plane_waves`` field (for plots and tests; the simulator never forms it)."""
+    return np.einsum("w,wr,wj->rj", amp, cy, cx) - np.einsum("w,wr,wj->rj", amp, sy, sx)
 
 
 def _dislocations(g, clutter, field, px):

@@ -88,9 +88,32 @@ def test_chi_kernel_matches_numpy():
     c4 = rng.uniform(0, 1e-4, 6)
     k = np.arange(0.5, 18, 0.07)
     for e0 in (0.0, 7.5, -4.0):
-        fast = chi_of_paths(k, ps, idx, N, reff, dr, s2, c3, c4, 0.85, e0)
         slow = _chi_numpy(k, ps, idx, N, reff, dr, s2, c3, c4, 0.85, e0)
-        assert np.allclose(fast, slow, rtol=1e-9, atol=1e-12)
+        for cache in (True, False):          # tabulated columns (cached) and the one-pass kernel
+            fast = chi_of_paths(k, ps, idx, N, reff, dr, s2, c3, c4, 0.85, e0, cache=cache)
+            assert np.allclose(fast, slow, rtol=1e-9, atol=1e-12)
+        z = np.zeros(6)                      # the short loop taken when c3 = c4 = 0
+        assert np.allclose(chi_of_paths(k, ps, idx, N, reff, dr, s2, z, z, 0.85, e0),
+                           _chi_numpy(k, ps, idx, N, reff, dr, s2, z, z, 0.85, e0), rtol=1e-9, atol=1e-12)
+
+
+def test_path_columns_cached_per_grid_and_e0():
+    """The spline columns are reused for the same (table, paths, k, e0) and recomputed when any changes;
+    new parameters on cached columns give the same chi as a fresh evaluation."""
+    from simgen.exafs.simulator import path_columns
+    ps = load_pathset("Cu_K_fcc")
+    k = np.arange(0.0, 20.0, 0.05)
+    a = path_columns(k, ps, [0, 1, 2], 0.0)
+    assert path_columns(k.copy(), ps, np.array([0, 1, 2]), 0.0) is a
+    assert path_columns(k, ps, [0, 1, 2], 1.0) is not a
+    assert path_columns(k[:-1], ps, [0, 1, 2], 0.0) is not a
+    assert path_columns(k, ps, [0, 1, 3], 0.0) is not a
+    assert not a.flags.writeable
+    args = (ps, [0, 1, 2], ps.degen[:3], ps.reff[:3])
+    for s2 in (0.003, 0.011):
+        c = chi_of_paths(k, *args, [0.01, 0.0, -0.02], [s2] * 3, s02=0.9)
+        d = chi_of_paths(k, *args, [0.01, 0.0, -0.02], [s2] * 3, s02=0.9, cache=False)
+        assert np.allclose(c, d, rtol=1e-12, atol=1e-14)
 
 
 def test_mu_and_eels_kernels_match_numpy():

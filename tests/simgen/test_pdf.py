@@ -154,6 +154,39 @@ def test_periodic_pairs_match_bruteforce():
     assert len(d) == len(d_cache) and np.allclose(d, d_cache, atol=1e-9)
 
 
+@pytest.mark.parametrize("strain", [0.0, 0.03])
+def test_hist_periodic_fused_matches_numpy(strain):
+    """The one-pass unordered periodic enumerate-and-bin kernel against every ordered pair of a supercell in
+    NumPy (linear binning, weights sf_i sf_j / d); rows (a, b) and (b, a) together, as the Gaussian sum uses them."""
+    from simgen.pdf.calculator import _nrep, _types
+    m = phase_model("TiO2_anatase")
+    cell = strained_cell(m.cell, strain, (0.01, -0.02, 0.005))
+    u = np.full(len(m.symbols), 0.005)
+    typ, tel, _ = _types(m, u, "xray")
+    nt = len(tel)
+    sf = np.linspace(1.0, 2.0, len(m.symbols))
+    h, rlo, rhi = 0.01, 0.5, 8.0
+    nb = int(rhi / h) + 3
+    hist = np.zeros((nt * nt, nb))
+    kernels.hist_periodic_fused(np.ascontiguousarray(m.frac), np.ascontiguousarray(cell), _nrep(cell, rhi), typ, sf,
+                                0.7, nt, rlo, rhi, h, True, hist)
+    frac = m.frac
+    sh = np.stack(np.meshgrid(np.arange(-4, 5), np.arange(-4, 5), np.arange(-2, 3), indexing="ij"), -1).reshape(-1, 3)
+    for ta in range(nt):
+        for tb in range(ta, nt):
+            ds, ws = [], []
+            for i in np.flatnonzero(typ == ta):
+                for j in np.flatnonzero(typ == tb):
+                    d = np.linalg.norm((frac[j] + sh - frac[i]) @ cell, axis=1)
+                    d = d[(d > 0) & (d >= rlo) & (d <= rhi)]
+                    k = 1 if ta == tb else 2            # (a, b) and (b, a) both land in row min, max
+                    ds.append(d)
+                    ws.append(np.full(len(d), k * sf[i] * sf[j] * 0.7) / d)
+            ref = _np_hist(np.concatenate(ds), np.concatenate(ws), h, nb)
+            got = hist[ta * nt + tb] + (hist[tb * nt + ta] if ta != tb else 0)
+            assert np.allclose(got, ref, rtol=1e-12, atol=1e-12 * ref.max())
+
+
 def test_gauss_sum_matches_numpy():
     h, rstep = 0.001, 0.01
     hist = np.zeros((1, 5000))
@@ -520,3 +553,12 @@ def test_band_noise_is_band_limited_and_flat_in_r():
     assert 4 < hi / lo < 20                                  # ~ (Q ratio)^2 = 10
     h = np.array(halves).mean(0)
     assert abs(h[0] / h[1] - 1) < 0.1
+
+
+def test_structures_does_not_import_calculator():
+    """No import cycle: the structure module (Model, loaders) sits below the calculator."""
+    import ast
+    import simgen.pdf.structures as st
+    tree = ast.parse(Path(st.__file__).read_text())
+    mods = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert "calculator" not in mods and not any(m and m.endswith(".calculator") for m in mods)
