@@ -10,7 +10,7 @@ import math
 import numba as nb
 import numpy as np
 
-from ..exafs.kernels import fast_exp
+from ..fastmath import fast_exp
 
 
 @nb.njit(cache=True, nogil=True)
