@@ -374,7 +374,7 @@ class SolutionsSimulator(Simulator):
         low = kgw < MIN_WATER_KG_PER_L
         if low.any():
             i = int(np.flatnonzero(low)[0])
-            j = int(np.argmax(conc[i]))
+            j = int(np.argmax(conc[i] * self._volumes))  # the ion taking the most volume
             raise ParameterError(CONC_PARAMS[j], float(conc[i, j]), f"a composition leaving at least "
                                  f"{MIN_WATER_KG_PER_L} kg of water per litre (this one leaves {kgw[i]:.3f})",
                                  self.name)
