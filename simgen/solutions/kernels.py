@@ -114,6 +114,7 @@ def speciate(m0, nu, lnK, z2, A, b, i_max, tol, max_iter, out, ionic):
             d = np.empty(nl)
             dm = np.empty(S)
             mt = np.empty(S)
+            buf = np.empty(nl, dtype=np.int64)
             for it in range(max_iter):
                 I = 0.0
                 for s in range(S):
@@ -134,13 +135,18 @@ def speciate(m0, nu, lnK, z2, A, b, i_max, tol, max_iter, out, ionic):
                 if err <= tol:
                     break
                 for a in range(nl):
-                    for c in range(a, nl):
-                        h = 0.0
-                        for s in range(S):
-                            if nu[L[a], s] != 0.0 and nu[L[c], s] != 0.0:
-                                h += nu[L[a], s] * nu[L[c], s] / m[s]
-                        H[a, c] = h
-                        H[c, a] = h
+                    for c in range(nl):
+                        H[a, c] = 0.0
+                for s in range(S):  # H = N diag(1/m) N^T, species by species (each is in few reactions)
+                    k = 0
+                    for a in range(nl):
+                        if nu[L[a], s] != 0.0:
+                            buf[k] = a
+                            k += 1
+                    inv = 1.0 / m[s] if k > 0 else 0.0
+                    for u in range(k):
+                        for v in range(k):
+                            H[buf[u], buf[v]] += nu[L[buf[u]], s] * nu[L[buf[v]], s] * inv
                 _solve_spd(H, F, d)  # d = H^-1 F; the Newton step is -d
                 slope = 0.0
                 for a in range(nl):

@@ -390,7 +390,7 @@ class SolutionsSimulator(Simulator):
         p = self.prepare_params(params, rng)
         n = self.n_of(p)
         chem = self.composition(p)
-        rngs = [self.sample_rng(p, i) for i in range(n)]
+        rngs = _LazyRngs(self, p)
         bands = self._bands()
         G = _T.n_species + 1
         mult = np.ones((n, G))
@@ -450,13 +450,14 @@ class SolutionsSimulator(Simulator):
         counts = (spec + top[:, None] * (fl + p["offset"][:, None])) * (self._counts_per_unit
                                                                         * p["exposure"])[:, None]
         shot = self.config["shot_noise"]
-        for i, r in enumerate(rngs):
+        for i in range(n):
             clean_max = counts[i].max()
             if shot:
-                counts[i] += np.sqrt(np.maximum(counts[i], 0.0)) * r.standard_normal(M)
+                counts[i] += np.sqrt(np.maximum(counts[i], 0.0)) * rngs[i].standard_normal(M)
             if p["read_noise"][i] > 0:
-                counts[i] += p["read_noise"][i] * r.standard_normal(M)
+                counts[i] += p["read_noise"][i] * rngs[i].standard_normal(M)
             if p["cosmic_rate"][i] > 0:
+                r = rngs[i]
                 k = r.poisson(p["cosmic_rate"][i])
                 for _ in range(k):
                     j = int(r.integers(0, M))
@@ -490,14 +491,33 @@ class SolutionsSimulator(Simulator):
         kernels.band_sum(self._nu_rev, pos, fwhm, bands.eta, height, self.config["lorentz_cut"], a_rev)
         A = a_rev[:, ::-1] + p["absorbance_offset"][:, None] + p["scatter_amp"][:, None] * (400.0 / lam) ** 4
         noise = np.zeros((n, M))
-        for i, r in enumerate(rngs):
+        for i in range(n):
             if p["photometric_noise"][i] > 0:
-                noise[i] = p["photometric_noise"][i] * r.standard_normal(M)
+                noise[i] = p["photometric_noise"][i] * rngs[i].standard_normal(M)
         sigma = p["bandwidth_nm"] / FWHM_PER_SIGMA / (lam[1] - lam[0])
         out = np.empty((n, M))
         kernels.transmit_measure(np.ascontiguousarray(A), sigma, p["stray_light"], noise, self.config["a_max"],
                                  np.empty((n, M)), out)
         return out
+
+
+class _LazyRngs:
+    """Per-sample generators, made on first use (most neutral UV-vis samples need none)."""
+
+    def __init__(self, sim, p):
+        self._sim, self._p, self._r = sim, p, {}
+
+    def __len__(self):
+        return len(self._p["seed"])
+
+    def __getitem__(self, i):
+        r = self._r.get(i)
+        if r is None:
+            r = self._r[i] = self._sim.sample_rng(self._p, i)
+        return r
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
 
 def standard_area(x, y, i0, i1):
