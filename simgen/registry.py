@@ -24,6 +24,7 @@ BUILTIN: dict[str, str] = {
     "exafs": "simgen.exafs.simulator:EXAFSSimulator",
     "exelfs": "simgen.exafs.simulator:EXELFSSimulator",
     "swelling": "simgen.swelling.simulator:SwellingSimulator",
+    "solutions": "simgen.solutions.simulator:SolutionsSimulator",
 }
 
 _extra: dict[str, object] = {}
