@@ -39,7 +39,7 @@ def _floats(line: str):
 
 
 def numeric_block(path: Path, lines: list[str], start: int | None = None, run: int = 5):
-    """(data array, index of the first data line) of the numeric block of ``lines``.
+    """(data array, index of the first data row) of the numeric block of ``lines``.
 
     Without ``start``, data begin at the first line that starts a run of ``run`` numeric lines (so free-form
     header lines without a comment character are skipped).  After that every non-empty, non-comment line must
@@ -58,7 +58,7 @@ def numeric_block(path: Path, lines: list[str], start: int | None = None, run: i
                     break
         if start < 0:
             raise MeasurementError(path, "no block of numeric data lines found")
-    rows, ncol = [], None
+    rows, ncol, first = [], None, None
     for i in range(start, len(lines)):
         ln = lines[i]
         s = ln.strip()
@@ -74,9 +74,11 @@ def numeric_block(path: Path, lines: list[str], start: int | None = None, run: i
             raise MeasurementError(path, f"line {i + 1}: {len(vals)} values, expected {ncol} like the lines before "
                                    f"({what} row)")
         rows.append(vals)
+        if first is None:
+            first = i
     if not rows:
         raise MeasurementError(path, "no numeric data lines")
-    return np.asarray(rows, dtype=np.float64), start
+    return np.asarray(rows, dtype=np.float64), first
 
 
 def _lines(path: Path) -> list[str]:
