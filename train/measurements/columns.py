@@ -38,12 +38,14 @@ def _floats(line: str):
         return None
 
 
-def numeric_block(path: Path, lines: list[str], start: int | None = None, run: int = 5):
+def numeric_block(path: Path, lines: list[str], start: int | None = None, run: int = 5, keep: int | None = None):
     """(data array, index of the first data row) of the numeric block of ``lines``.
 
     Without ``start``, data begin at the first line that starts a run of ``run`` numeric lines (so free-form
     header lines without a comment character are skipped).  After that every non-empty, non-comment line must
-    be numeric with the same number of columns.
+    be numeric with the same number of columns.  With ``keep``, rows may differ in length as long as each has
+    at least ``keep`` values, and only the first ``keep`` are kept (files that write error columns on some rows
+    only); a row with fewer is still reported.
     """
     if start is None:
         start = -1
@@ -67,6 +69,12 @@ def numeric_block(path: Path, lines: list[str], start: int | None = None, run: i
         vals = _floats(s)
         if vals is None:
             raise MeasurementError(path, f"line {i + 1}: {s[:40]!r} is not numeric (corrupted data block)")
+        if keep is not None:
+            if len(vals) < keep:
+                what = "truncated" if i == len(lines) - 1 or not any(x.strip() for x in lines[i + 1:]) else "short"
+                raise MeasurementError(path, f"line {i + 1}: {len(vals)} value(s), expected at least {keep} "
+                                       f"({what} row)")
+            vals = vals[:keep]
         if ncol is None:
             ncol = len(vals)
         elif len(vals) != ncol:
@@ -180,11 +188,12 @@ def _tokens(s: str, ncol: int) -> list[str] | None:
     return parts if len(parts) == ncol else None
 
 
-def read_table(path, lines: list[str] | None = None, start: int | None = None) -> Table:
-    """The numeric block of a column file with its column names and units (see the module docstring)."""
+def read_table(path, lines: list[str] | None = None, start: int | None = None, keep: int | None = None) -> Table:
+    """The numeric block of a column file with its column names and units (see the module docstring);
+    ``keep`` as in :func:`numeric_block`."""
     path = Path(path)
     lines = _lines(path) if lines is None else lines
-    data, first = numeric_block(path, lines, start=start)
+    data, first = numeric_block(path, lines, start=start, keep=keep)
     ncol = data.shape[1]
     names: list[str] | None = None
     units = [""] * ncol

@@ -31,7 +31,7 @@ import numpy as np
 from simgen.errors import SimgenError
 
 __all__ = ["Adapter", "AdapterError", "OutOfDomain", "BUILTIN", "register", "get", "names", "available",
-           "readers_for", "for_axis", "refuse_stack"]
+           "readers_for", "for_axis", "refuse_stack", "add_warning"]
 
 BUILTIN: dict[str, str] = {
     "peaks": "train.modalities.peaks:PeaksAdapter",
@@ -125,6 +125,11 @@ class Adapter:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}: {', '.join(sorted(self.formats)) or 'no formats'}>"
+
+
+def add_warning(info: dict, msg: str) -> None:
+    """Append ``msg`` to ``info['warning']`` (what ``simtrain validate`` prints on the console)."""
+    info["warning"] = (info["warning"] + "; " + msg) if info.get("warning") else msg
 
 
 def refuse_stack(m) -> None:

@@ -17,7 +17,7 @@ from scipy.constants import physical_constants
 
 from ..measurements import Measurement, MeasurementError
 from ..prepare import Prepared, TargetSpec, check_units, prior_support, rebin, refuse, span
-from . import Adapter, refuse_stack
+from . import Adapter, add_warning, refuse_stack
 
 __all__ = ["read_bes3t", "read_esp", "read_adani_json", "read_magnettech_xml", "read_magnettech_spe", "EPRAdapter",
            "MUB_MHZ_PER_MT"]
@@ -554,7 +554,16 @@ class EPRAdapter(Adapter):
 
     def prepare(self, m, spec, mw_frequency_GHz=None, pad: bool = True):
         refuse_stack(m)
-        return prepare_epr(m, spec, mw_frequency_GHz, pad)
+        prep = prepare_epr(m, spec, mw_frequency_GHz, pad)
+        nu, nu_t = prep.info.get("mw_frequency_measured_GHz"), prep.info.get("mw_frequency_GHz")
+        if nu and nu_t and abs(nu_t / nu - 1.0) > 0.1:
+            add_warning(prep.info, f"measured at {nu:.4g} GHz, the model at {nu_t:.4g} GHz (another frequency band): "
+                                   f"the field is scaled x{nu_t / nu:.3f}, which keeps g but not field-independent "
+                                   "splittings or linewidths")
+        elif nu is None:
+            add_warning(prep.info, "no microwave frequency in the file: the field is not rescaled, so g is only "
+                                   "right if it was measured at the model's frequency (pass mw_frequency_GHz)")
+        return prep
 
     def derived(self, names, samples, info):
         idx = {t: j for j, t in enumerate(names)}

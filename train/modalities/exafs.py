@@ -20,7 +20,7 @@ from simgen.simulator import Axis
 from ..measurements import Measurement, MeasurementError
 from ..measurements.columns import read_columns, sorted_axis, text_lines
 from ..prepare import Prepared, TargetSpec, check_units, covers, rebin, refuse, span
-from . import Adapter, refuse_stack
+from . import Adapter, add_warning, refuse_stack
 
 __all__ = ["read_xdi", "read_xafs_columns", "read_dat", "read_fio", "read_athena", "identify_edge", "find_e0",
            "extract_chi", "prepare_exafs", "EXAFSAdapter"]
@@ -537,4 +537,21 @@ class EXAFSAdapter(Adapter):
 
     def prepare(self, m, spec, e0=None):
         refuse_stack(m)
-        return prepare_exafs(m, spec, e0)
+        prep = prepare_exafs(m, spec, e0)
+        self._edge_warning(m, spec, prep.info)
+        return prep
+
+    @staticmethod
+    def _edge_warning(m, spec, info: dict) -> None:
+        """Warn when the file's element/edge (header, name or measured edge energy) is none of the recipe's
+        materials (``material`` choice names such as 'Cu_K_fcc')."""
+        el, edge = m.meta.get("element"), m.meta.get("edge")
+        pri = (getattr(spec.recipe, "params", None) or {}).get("material") if spec.recipe is not None else None
+        values = getattr(pri, "values", None) or (pri.get("choice") if isinstance(pri, dict) else None)
+        if not el or not values:
+            return
+        known = {tuple(str(v).split("_")[:2]) for v in values if "_" in str(v)}
+        if known and (el, edge or "K") not in known:
+            have = ", ".join(sorted({f"{a} {b}" for a, b in known}))
+            add_warning(info, f"the file is {el} {edge or '?'} (from {m.meta.get('edge_from') or m.meta.get('element_from') or 'its header'}); "
+                              f"the model was trained on {have}")

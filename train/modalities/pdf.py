@@ -12,7 +12,7 @@ import numpy as np
 from ..measurements import Measurement, MeasurementError
 from ..measurements.columns import sorted_axis, text_lines
 from ..prepare import Prepared, TargetSpec, check_units, covers, prior_support, refuse, span
-from . import Adapter, refuse_stack
+from . import Adapter, add_warning, refuse_stack
 
 __all__ = ["read_pdf", "prepare_pdf", "PDFAdapter"]
 
@@ -70,7 +70,14 @@ def read_pdf(path, columns=None) -> Measurement:
     if "composition" in meta:
         meta["composition"] = " ".join(str(meta["composition"]).split())
     from ..measurements.columns import read_table, select_xy
-    t = read_table(path, lines, start=start)
+    try:
+        t = read_table(path, lines, start=start)
+    except MeasurementError as exc:
+        if "ragged row" not in str(exc):
+            raise
+        # some PDF writers add dr/dG on a few rows only: keep r and G of every row
+        t = read_table(path, lines, start=start, keep=2)
+        meta["ragged_rows"] = "extra columns on some rows ignored"
     if t.ncol < 2:
         raise MeasurementError(path, f"{t.ncol} column(s); expected r and G(r)")
     if columns is not None:
@@ -140,4 +147,9 @@ class PDFAdapter(Adapter):
 
     def prepare(self, m, spec):
         refuse_stack(m)
-        return prepare_pdf(m, spec)
+        prep = prepare_pdf(m, spec)
+        rad, want = m.meta.get("radiation"), (spec.config or {}).get("radiation")
+        if rad in ("xray", "neutron") and want in ("xray", "neutron") and rad != want:
+            add_warning(prep.info, f"{rad} PDF but the model simulates {want} scattering (other scattering lengths "
+                                   "weight the pairs differently)")
+        return prep
