@@ -476,6 +476,21 @@ def read_columns(path, columns=None, units: str | None = None, kind: str | None 
     t = read_table(path)
     if t.ncol < 2:
         raise MeasurementError(path, f"{t.ncol} column(s); expected at least 2 (axis, values)")
+    if kind is None and columns is None:
+        # a header that names a field (G/mT) or r (A) axis says which modality the file is
+        k0 = 1 if is_point_index(t.data[:, 0]) and t.ncol > 2 else 0
+        guess = _guess_kind(t.names[k0], t.units[k0])
+        if guess in ("field", "r"):
+            from .. import modalities
+            owners = []
+            for n in modalities.names():
+                try:
+                    if modalities.get(n).columns_kind == guess:
+                        owners.append(modalities.get(n))
+                except modalities.AdapterError:
+                    continue
+            if len(owners) == 1:
+                return owners[0].read_columns(path, None, units)
     x, y, name, unit, yname = select_xy(t, kind, columns, units)
     x, (y,) = _sorted_axis(path, x, [y], "first-column" if kind is None else name)
     meta = {"format": "columns", "columns": describe_columns(t), "axis_column": name, "value_column": yname,

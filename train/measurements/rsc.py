@@ -141,7 +141,16 @@ def read_msa(path) -> Measurement:
     head = path.read_bytes()[:200].decode("latin-1", errors="replace")
     if "#FORMAT" not in head.upper():
         raise MeasurementError(path, "not an EMSA/MAS file (no '#FORMAT' keyword at the start)")
-    return from_rsciio(path, _rsciio(path, "msa"))
+    text = path.read_bytes().decode("latin-1", errors="replace")
+    import re
+    npts = re.search(r"^#NPOINTS\s*:\s*([\d.eE+]+)", text, re.M | re.I)
+    if "#ENDOFDATA" not in text.upper():
+        raise MeasurementError(path, "no '#ENDOFDATA' line: truncated EMSA/MAS file")
+    m = from_rsciio(path, _rsciio(path, "msa"))
+    if npts is not None and int(float(npts.group(1))) != len(m.axis):
+        raise MeasurementError(path, f"holds {len(m.axis)} points but #NPOINTS says {int(float(npts.group(1)))}: "
+                               "truncated or corrupted")
+    return m
 
 
 def read_dm(path) -> Measurement:
