@@ -113,7 +113,7 @@ def _sorted_axis(path, x, cols, what):
 #: axis kinds: canonical unit, unit -> factor to the canonical unit, words that name such a column
 AXIS_KINDS: dict[str, dict] = {
     "field": {"units": "mT", "factors": {"mt": 1.0, "g": 0.1, "gauss": 0.1, "t": 1000.0, "kg": 100.0},
-              "names": ("field", "bfield", "b_field", "b0", "b", "magnetic_field", "h")},
+              "names": ("field", "bfield", "b_field", "b0", "magnetic_field")},
     "energy": {"units": "eV", "factors": {"ev": 1.0, "kev": 1000.0},
                "names": ("energy", "energy_ev", "e", "ener", "mono_energy", "photon_energy", "enc", "ev")},
     "energy_loss": {"units": "eV", "factors": {"ev": 1.0, "kev": 1000.0},
@@ -360,14 +360,20 @@ def _name_matches(name: str, kind: str) -> bool:
     return False
 
 
+def _monotonic(c: np.ndarray) -> bool:
+    d = np.diff(c)
+    return len(c) > 1 and (bool(np.all(d > 0)) or bool(np.all(d < 0)))
+
+
 def axis_column(t: Table, kind: str) -> int | None:
-    """Index of the column holding a ``kind`` axis, found by name (and unit when the name says nothing)."""
+    """Index of the column holding a ``kind`` axis, found by name (and unit when the name says nothing); the
+    column must run monotonically (a scanned axis) and not be a point index."""
     for i, (n, u) in enumerate(zip(t.names, t.units)):
-        if _name_matches(n, kind) and not is_point_index(t.data[:, i]):
+        if _name_matches(n, kind) and not is_point_index(t.data[:, i]) and _monotonic(t.data[:, i]):
             return i
     for i, u in enumerate(t.units):
         if u and u.lower().replace("µ", "u") in AXIS_KINDS[kind]["factors"] and kind != "x" \
-                and not is_point_index(t.data[:, i]):
+                and not is_point_index(t.data[:, i]) and _monotonic(t.data[:, i]):
             return i
     return None
 
