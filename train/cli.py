@@ -3,7 +3,8 @@
     simtrain fit STORE --task regress:center,width --model mlp [--epochs 50 --device auto --out RUN]
     simtrain cv STORE --task classify --model resnet1d --folds 5
     simtrain evaluate RUN STORE
-    simtrain predict RUN INPUT [--out predictions.csv|.npz]     (INPUT: a corpus store or a .npy array)
+    simtrain predict RUN INPUT [--out predictions.csv|.npz]     (INPUT: a corpus store, a .npy array or a measured
+                                                                 file; --slice K, --columns A,V, --units U)
 
 Other modules add subcommands through ``register_cli(subparsers)`` (the studies of train.studies, train.validate),
 each when it can be imported.
@@ -88,6 +89,14 @@ def cmd_predict(args) -> int:
     inp = Path(args.input)
     if inp.suffix == ".npy":
         pred = run.predict(np.load(inp))
+    elif inp.is_file():  # a measured file: read, prepare onto the run's axis, predict
+        from .prepare import prepare
+        from .validate import read_files
+        m = read_files(run, [inp], slice=args.slice, columns=args.columns, units=args.units)[0]
+        prep = prepare(m, run)
+        if prep.info.get("warning"):
+            print(f"{m.name}: warning: {prep.info['warning']}")
+        pred = run.predict(prep.x)
     else:  # chunk by chunk: the store need not fit in memory
         c = open_store(inp)
         run.check_store(c)
@@ -179,10 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
     pr = sub.add_parser("predict", help="predict with a trained run on a store or a .npy array")
     pr.add_argument("run")
-    pr.add_argument("input", help="corpus store or .npy array of shape (n, *axis)")
+    pr.add_argument("input", help="corpus store, .npy array of shape (n, *axis), or a measured file")
     pr.add_argument("--out", help="predictions file (.csv or .npz)")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--show", type=int, default=10, help="rows to print")
+    from .validate import add_read_options
+    add_read_options(pr)
     pr.set_defaults(func=cmd_predict)
     broken = []
     for mod in PLUGINS:

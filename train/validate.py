@@ -26,7 +26,7 @@ from .measurements import Measurement, MeasurementError, read
 from .prepare import Prepared, prepare, target_spec
 
 __all__ = ["validate", "predict_with_uncertainty", "derived_quantities", "load_reference", "check_reference",
-           "format_table", "overlay_params", "register_cli", "cmd_validate"]
+           "format_table", "overlay_params", "register_cli", "cmd_validate", "read_files", "add_read_options"]
 
 
 # ------------------------------------------------------------------------------------------------ prediction
@@ -373,6 +373,43 @@ def validate(run, files, reference=None, out=None, mc: int = 30, overlay: bool =
 
 
 # ------------------------------------------------------------------------------------------------ CLI
+_TEXT_EXTS = (".txt", ".csv", ".tsv", ".asc", ".xy", "")
+
+
+def read_files(run, files, slice=None, columns=None, units=None) -> list:
+    """Measurements of ``files`` for ``run`` with the command line's reading options (``--slice``,
+    ``--columns``, ``--units``); a plain text file is read as the run's modality (its axis kind and unit)."""
+    sim = None
+    out = []
+    for f in files:
+        if isinstance(f, Measurement):
+            out.append(f)
+            continue
+        p = Path(f)
+        modality = None
+        if p.suffix.lower() in _TEXT_EXTS:
+            if sim is None:
+                try:
+                    sim = target_spec(run).simulator
+                except Exception:  # the run itself is checked (with its own message) by validate/predict
+                    sim = ""
+            modality = sim if sim in modalities.names() and sim != "peaks" else None
+        out.append(read(p, modality, slice=slice, columns=columns, units=units))
+    return out
+
+
+def add_read_options(p) -> None:
+    """``--slice``, ``--columns`` and ``--units``: how measured files are read (shared by validate/predict)."""
+    p.add_argument("--slice", type=int, metavar="K",
+                   help="multi-dimensional files (2-D EPR, Athena projects with several groups): use spectrum K "
+                        "(0-based)")
+    p.add_argument("--columns", metavar="AXIS,VALUES",
+                   help="column files: the axis and value columns by header name, 1-based number or expression, "
+                        "e.g. energy,mu or 2,'ln(col4/col5)'")
+    p.add_argument("--units", metavar="UNIT",
+                   help="column files whose header does not give the axis unit: eV, keV, G, mT, A ...")
+
+
 def cmd_validate(args) -> int:
     kw = {}
     if getattr(args, "mw_frequency", None) is not None:
@@ -384,7 +421,9 @@ def cmd_validate(args) -> int:
     ref = args.reference if args.reference else None
     if args.no_reference:
         ref = False
-    rep = validate(args.run, args.files, reference=ref, out=args.out, mc=args.mc, prepare_kw=kw,
+    files = read_files(args.run, args.files, slice=getattr(args, "slice", None),
+                       columns=getattr(args, "columns", None), units=getattr(args, "units", None))
+    rep = validate(args.run, files, reference=ref, out=args.out, mc=args.mc, prepare_kw=kw,
                    device=args.device, overlay=not args.no_overlay)
     for r in rep["results"]:
         vals = ", ".join(f"{q} {_fmt(v['value'], v['unc'])}" for q, v in r["values"].items())
@@ -405,8 +444,8 @@ def register_cli(subparsers) -> None:
     p = subparsers.add_parser("validate", help="predict on measured files and compare with reference values",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("run", help="run directory written by `simtrain fit`")
-    p.add_argument("files", nargs="+", help="measured files (.DSC/.DTA, .par/.spc, .json, .xdi, .xmu, .dat, .msa, "
-                   ".dm3/.dm4, .hspy, .gr/.fgr, .tif/.png)")
+    p.add_argument("files", nargs="+", help="measured files (.DSC/.DTA, .par/.spc, .xml, .spe, .json, .xdi, .xmu, "
+                   ".dat, .fio, .prj, .msa, .dm3/.dm4, .hspy, .gr/.fgr, .tif/.png, .txt/.csv columns)")
     p.add_argument("--reference", help="reference-values YAML (default: catalogs/validation/reference-values.yaml)")
     p.add_argument("--no-reference", action="store_true", help="do not compare with reference values")
     p.add_argument("--out", help="directory for validation.json, table.txt and figures/")
@@ -417,4 +456,5 @@ def register_cli(subparsers) -> None:
     p.add_argument("--no-pad", action="store_true", help="EPR: refuse windows narrower than the model's sweep")
     p.add_argument("--no-overlay", action="store_true", help="skip the simulated overlays")
     p.add_argument("--strict", action="store_true", help="exit status 1 when a reference check fails")
+    add_read_options(p)
     p.set_defaults(func=cmd_validate)

@@ -74,9 +74,43 @@ def from_rsciio(path: Path, signals: list) -> Measurement:
             unit = str(ax.get("units", "") or "")
             if unit in _LENGTH_NM:
                 px = float(ax.get("scale", 1.0)) * _LENGTH_NM[unit]
+        _defocus(s.get("original_metadata", {}) or {}, meta)
         return _image(img, px, meta)
     raise MeasurementError(path, f"signal of shape {data.shape} with {len(sig_axes)} signal axes: expected a "
                            "1-D spectrum or a 2-D image")
+
+
+def _find_key(tree, pattern: str, path: str = "", depth: int = 0):
+    """(key path, value) of the first numeric entry whose key matches ``pattern`` (case-insensitive) in a nested
+    metadata dict (DigitalMicrograph tags, FEI TIFF sections)."""
+    import re
+    if depth > 12 or not isinstance(tree, dict):
+        return None
+    for k, v in tree.items():
+        kp = f"{path}.{k}" if path else str(k)
+        if re.search(pattern, str(k), re.I) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            return kp, float(v)
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            hit = _find_key(v, pattern, f"{path}.{k}" if path else str(k), depth + 1)
+            if hit:
+                return hit
+    return None
+
+
+def _defocus(tree, meta: dict) -> None:
+    """``defocus_nm`` from a '... Defocus ...' entry: values with a unit in the key ('(nm)', '(um)', '(m)') are
+    converted; a bare value is kept as ``defocus_raw`` with its key (instruments disagree on the unit)."""
+    hit = _find_key(tree, r"defocus")
+    if hit is None:
+        return
+    key, v = hit
+    low = key.lower()
+    for unit, f in (("(nm)", 1.0), ("(um)", 1000.0), ("(µm)", 1000.0), ("(m)", 1e9)):
+        if low.endswith(unit):
+            meta["defocus_nm"] = v * f
+            return
+    meta.update(defocus_raw=v, defocus_key=key)
 
 
 def _image(img: np.ndarray, px: float | None, meta: dict) -> Measurement:
@@ -107,7 +141,16 @@ def read_msa(path) -> Measurement:
     head = path.read_bytes()[:200].decode("latin-1", errors="replace")
     if "#FORMAT" not in head.upper():
         raise MeasurementError(path, "not an EMSA/MAS file (no '#FORMAT' keyword at the start)")
-    return from_rsciio(path, _rsciio(path, "msa"))
+    text = path.read_bytes().decode("latin-1", errors="replace")
+    import re
+    npts = re.search(r"^#NPOINTS\s*:\s*([\d.eE+]+)", text, re.M | re.I)
+    if "#ENDOFDATA" not in text.upper():
+        raise MeasurementError(path, "no '#ENDOFDATA' line: truncated EMSA/MAS file")
+    m = from_rsciio(path, _rsciio(path, "msa"))
+    if npts is not None and int(float(npts.group(1))) != len(m.axis):
+        raise MeasurementError(path, f"holds {len(m.axis)} points but #NPOINTS says {int(float(npts.group(1)))}: "
+                               "truncated or corrupted")
+    return m
 
 
 def read_dm(path) -> Measurement:
@@ -137,10 +180,24 @@ def read_image(path) -> Measurement:
                 ij = tf.imagej_metadata or {}
                 unit = str(ij.get("unit", "")).replace("\\u00B5", "µ")
                 xres = page.tags.get("XResolution")
+                runit = page.tags.get("ResolutionUnit")
                 if unit in _LENGTH_NM and xres is not None:
                     num, den = xres.value
                     if num > 0:
                         px = den / num * _LENGTH_NM[unit]
+                fei = getattr(tf, "fei_metadata", None) or {}
+                if px is None and fei:
+                    hit = _find_key(fei, r"^pixelwidth$")
+                    if hit and hit[1] > 0:
+                        px = hit[1] * 1e9  # FEI/Thermo Fisher TIFF: metres
+                        meta["pixel_size_from"] = "FEI " + hit[0]
+                if px is None and xres is not None and runit is not None and int(runit.value) == 3:
+                    num, den = xres.value  # pixels per centimetre
+                    if num > 0 and den / num * 1e7 < 1e4:  # a plausible microscope scale (< 10 um/pixel)
+                        px = den / num * 1e7
+                        meta["pixel_size_from"] = "TIFF XResolution (pixels per cm)"
+                if fei:
+                    _defocus(fei, meta)
         except MeasurementError:
             raise
         except Exception as exc:

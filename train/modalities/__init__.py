@@ -31,7 +31,7 @@ import numpy as np
 from simgen.errors import SimgenError
 
 __all__ = ["Adapter", "AdapterError", "OutOfDomain", "BUILTIN", "register", "get", "names", "available",
-           "readers_for", "for_axis"]
+           "readers_for", "for_axis", "refuse_stack", "add_warning"]
 
 BUILTIN: dict[str, str] = {
     "peaks": "train.modalities.peaks:PeaksAdapter",
@@ -67,6 +67,10 @@ class Adapter:
     axis_dims: tuple[str, ...] = ()
     #: file extension (lower case, with the dot) -> reader(path) -> Measurement
     formats: dict[str, Callable] = {}
+    #: axis kind of the modality's column files (``field``, ``energy``, ``energy_loss``, ``r``, ``k``; see
+    #: :data:`train.measurements.columns.AXIS_KINDS`) and the names of value columns to prefer
+    columns_kind: str | None = None
+    value_columns: tuple[str, ...] = ()
     #: folder names under a real-data directory (e.g. ../shared/data/xafs) holding this modality's files
     data_dirs: tuple[str, ...] = ()
     #: acceptance check name -> file names it validates on (see train.acceptance)
@@ -74,6 +78,28 @@ class Adapter:
     #: parameters set to zero (when their range allows it) in the simulated overlay of a validation figure
     overlay_zero: tuple[str, ...] = ("noise", "noise_white", "noise_pink", "baseline_c0", "baseline_c1", "baseline_c2",
                                      "bg_amp", "counts")
+
+    # ------------------------------------------------------------------ readers
+    def read_columns(self, path, columns=None, units: str | None = None):
+        """A text file of columns read as this modality's axis and values (``read(path, modality=...)`` on a
+        .txt/.csv/.dat): the axis column found by name (``columns_kind``) or column 1, its unit from the header
+        or ``units`` (required when the header does not say it), converted to the modality's unit."""
+        from pathlib import Path
+
+        from ..measurements import Measurement, MeasurementError
+        from ..measurements.columns import describe_columns, read_table, select_xy, sorted_axis
+        path = Path(path)
+        if self.columns_kind is None:
+            raise MeasurementError(path, f"the {self.name} modality reads no column text files")
+        t = read_table(path)
+        if t.ncol < 2:
+            raise MeasurementError(path, f"{t.ncol} column(s); expected at least 2 (axis, values)")
+        x, y, name, unit, yname = select_xy(t, self.columns_kind, columns, units, self.value_columns)
+        x, (y,) = sorted_axis(path, x, [y], name)
+        meta = {"format": "columns", "columns": describe_columns(t), "value_column": yname}
+        if units:
+            meta["declared_units"] = units
+        return Measurement(x, y, name, unit, "", self.name, meta)
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, m, spec, **kw):
@@ -104,6 +130,20 @@ class Adapter:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}: {', '.join(sorted(self.formats)) or 'no formats'}>"
+
+
+def add_warning(info: dict, msg: str) -> None:
+    """Append ``msg`` to ``info['warning']`` (what ``simtrain validate`` prints on the console)."""
+    info["warning"] = (info["warning"] + "; " + msg) if info.get("warning") else msg
+
+
+def refuse_stack(m) -> None:
+    """Refuse a stack of spectra (a 2-D file) in a preparation that takes one spectrum, saying how to pick one."""
+    if getattr(m, "axis2", None) is not None:
+        from ..measurements import MeasurementError
+        n2 = len(m.axis2)
+        raise MeasurementError(m.source, f"holds {n2} spectra along {m.axis2_name} ({m.axis2[0]:g}..{m.axis2[-1]:g} "
+                               f"{m.axis2_units}); pick one with read(path, slice=K) or --slice K (K = 0..{n2 - 1})")
 
 
 _extra: dict[str, object] = {}

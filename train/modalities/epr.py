@@ -1,5 +1,5 @@
-"""EPR adapter: CW EPR files (Bruker BES3T .DSC/.DTA, Bruker ESP/WinEPR .par/.spc, Adani benchtop JSON), their
-preparation onto a model's field axis, and the derived g_iso / A_iso / a_iso.
+"""EPR adapter: CW EPR files (Bruker BES3T .DSC/.DTA and ESP/WinEPR .par/.spc, 1-D or 2-D; Magnettech MS5000 XML
+and older binary .spe; Adani benchtop JSON; columns of field and intensity), their preparation onto a model's field axis, and the derived g_iso / A_iso / a_iso.
 
 Field axes are returned in mT, the microwave frequency in GHz (``meta['mw_frequency_GHz']``) and the peak-to-peak
 modulation amplitude in mT (``meta['modulation_mT']``).  Format facts (key names, byte orders, axis construction)
@@ -17,9 +17,10 @@ from scipy.constants import physical_constants
 
 from ..measurements import Measurement, MeasurementError
 from ..prepare import Prepared, TargetSpec, check_units, prior_support, rebin, refuse, span
-from . import Adapter
+from . import Adapter, add_warning, refuse_stack
 
-__all__ = ["read_bes3t", "read_esp", "read_adani_json", "EPRAdapter", "MUB_MHZ_PER_MT"]
+__all__ = ["read_bes3t", "read_esp", "read_adani_json", "read_magnettech_xml", "read_magnettech_spe", "EPRAdapter",
+           "MUB_MHZ_PER_MT"]
 
 #: mu_B / h in MHz/mT (CODATA, through scipy.constants)
 MUB_MHZ_PER_MT = physical_constants["Bohr magneton in Hz/T"][0] * 1e-9
@@ -63,8 +64,57 @@ def _num(hdr: dict, key: str, path: Path, default=None, cast=float):
         raise MeasurementError(path, f"descriptor key '{key}': got {hdr[key]!r}; expected a number") from None
 
 
+def _value_unit(text: str | None):
+    """(value, unit) of a device-layer entry such as '300.00 K' or '0.400 G'; None when not a number."""
+    if not text:
+        return None
+    m = re.match(r"^\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(\S*)", text)
+    return (float(m.group(1)), m.group(2)) if m else None
+
+
+def _temperature_K(value: float, unit: str) -> float | None:
+    u = unit.strip().lower().replace("°", "")
+    if u in ("k", ""):
+        return value
+    if u in ("c", "degc", "celsius"):
+        return value + 273.15
+    return None
+
+
+_BES3T_TYPES = {"D": "f8", "F": "f4", "I": "i4", "S": "i2", "C": "i1"}
+
+
+def _bes3t_axis(hdr: dict, dsc: Path, dta: Path, ax: str, n: int, order: str) -> np.ndarray:
+    """Coordinates of axis ``ax`` ('X', 'Y'): linear (IDX: MIN + WID*i/(n-1)) or from the .XGF/.YGF file (IGD)."""
+    typ = hdr.get(f"{ax}TYP", "IDX")
+    if typ == "IDX":
+        lo = _num(hdr, f"{ax}MIN", dsc)
+        wid = _num(hdr, f"{ax}WID", dsc)
+        return lo + wid * np.arange(n) / max(n - 1, 1)
+    if typ == "IGD":
+        fmt = hdr.get(f"{ax}FMT", "D").strip()
+        if fmt not in _BES3T_TYPES:
+            raise MeasurementError(dsc, f"{ax}FMT {fmt!r}: expected one of {', '.join(_BES3T_TYPES)}")
+        gf = _partner(dta, (f".{ax.lower()}gf",))
+        dt = np.dtype(order + _BES3T_TYPES[fmt])
+        size = gf.stat().st_size
+        if size != n * dt.itemsize:
+            raise MeasurementError(gf, f"holds {size} bytes but the descriptor declares {ax}PTS = {n} values of "
+                                   f"{dt.itemsize} bytes: truncated or mismatched")
+        return np.fromfile(gf, dtype=dt).astype(np.float64)
+    raise MeasurementError(dsc, f"{ax}TYP {typ!r}: expected IDX (linear) or IGD (.{ax}GF file)")
+
+
 def read_bes3t(path) -> Measurement:
-    """Bruker BES3T: the .DSC descriptor (XPTS, XMIN, XWID, XUNI, IRFMT, BSEQ, IKKF, MWFQ, B0MA) and .DTA data."""
+    """Bruker BES3T (Xepr): the .DSC descriptor and .DTA data, 1-D or 2-D.
+
+    Keys used (BES3T 1.2): XPTS/YPTS, XTYP/YTYP (IDX linear from MIN/WID, IGD from the .XGF/.YGF companion
+    file), XUNI/YUNI, XNAM/YNAM, IRFMT, BSEQ, IKKF (REAL, or CPLX: the real part is returned and the imaginary
+    part kept as ``meta['quadrature']``), MWFQ (Hz), B0MA (T), RCHM, and the device layer's Temperature.  The
+    field axis is returned in mT.  A 2-D file (YPTS > 1) becomes a stack: ``axis`` the field, ``axis2`` the
+    second dimension (power, angle, delay, time...; when the field is on Y and X is time, the two are swapped
+    so the field stays the spectrum's axis).  3-D files (ZPTS > 1) are refused.
+    """
     path = Path(path)
     dsc = path if path.suffix.lower() == ".dsc" else _partner(path, (".dsc",))
     dta = path if path.suffix.lower() == ".dta" else _partner(path, (".dta",))
@@ -73,17 +123,11 @@ def read_bes3t(path) -> Measurement:
         raise MeasurementError(dsc, "not a BES3T descriptor (no #DESC header, no XPTS key)")
     n = _num(hdr, "XPTS", dsc, cast=int)
     ny = _num(hdr, "YPTS", dsc, default=1, cast=int) if hdr.get("YTYP", "NODATA") != "NODATA" else 1
-    if ny != 1:
-        raise MeasurementError(dsc, f"2-D dataset (YPTS = {ny}); only 1-D field sweeps are supported")
-    if hdr.get("XTYP", "IDX") != "IDX":
-        raise MeasurementError(dsc, f"XTYP {hdr.get('XTYP')!r}: only linear axes (IDX) are supported")
-    xmin = _num(hdr, "XMIN", dsc)
-    xwid = _num(hdr, "XWID", dsc)
-    unit = hdr.get("XUNI", "G").strip("'")
-    if unit not in _FIELD_UNITS:
-        raise MeasurementError(dsc, f"XUNI {unit!r}: expected a field unit ({', '.join(_FIELD_UNITS)})")
+    nz = _num(hdr, "ZPTS", dsc, default=1, cast=int) if hdr.get("ZTYP", "NODATA") != "NODATA" else 1
+    if nz != 1:
+        raise MeasurementError(dsc, f"3-D dataset (ZPTS = {nz}); only 1-D spectra and 2-D stacks are supported")
     fmt = hdr.get("IRFMT", "D").split(",")[0].strip()
-    dt = {"D": "f8", "F": "f4", "I": "i4", "S": "i2", "C": "i1"}.get(fmt)
+    dt = _BES3T_TYPES.get(fmt)
     if dt is None:
         raise MeasurementError(dsc, f"IRFMT {fmt!r}: expected one of D, F, I, S, C")
     order = {"BIG": ">", "LIT": "<"}.get(hdr.get("BSEQ", "BIG"))
@@ -91,25 +135,65 @@ def read_bes3t(path) -> Measurement:
         raise MeasurementError(dsc, f"BSEQ {hdr.get('BSEQ')!r}: expected BIG or LIT")
     cplx = hdr.get("IKKF", "REAL").split(",")[0].strip() == "CPLX"
     dtype = np.dtype(order + dt)
-    need = n * dtype.itemsize * (2 if cplx else 1)
+    need = n * ny * dtype.itemsize * (2 if cplx else 1)
     size = dta.stat().st_size
     if size != need:
-        raise MeasurementError(dta, f"holds {size} bytes but the descriptor declares XPTS = {n} {'complex ' if cplx else ''}"
-                               f"values of {dtype.itemsize} bytes ({need} bytes): truncated or mismatched")
+        dims = f"XPTS = {n}" + (f" x YPTS = {ny}" if ny > 1 else "")
+        raise MeasurementError(dta, f"holds {size} bytes but the descriptor declares {dims} "
+                               f"{'complex ' if cplx else ''}values of {dtype.itemsize} bytes ({need} bytes): "
+                               "truncated or mismatched")
     raw = np.fromfile(dta, dtype=dtype).astype(np.float64)
     y = raw[0::2] if cplx else raw
-    f = _FIELD_UNITS[unit]
-    x = (xmin + xwid * np.arange(n) / max(n - 1, 1)) * f
-    meta = {"format": "BES3T", "title": hdr.get("TITL", ""), "n_points": n}
+    quad = raw[1::2] if cplx else None
+    xu, yu = hdr.get("XUNI", "G").strip("'"), hdr.get("YUNI", "").strip("'")
+    xs = _bes3t_axis(hdr, dsc, dta, "X", n, order)
+    meta: dict = {"format": "BES3T", "title": hdr.get("TITL", ""), "n_points": n}
+    if ny > 1:
+        ys = _bes3t_axis(hdr, dsc, dta, "Y", ny, order)
+        y = y.reshape(ny, n)
+        quad = quad.reshape(ny, n) if quad is not None else None
+        xname, yname = hdr.get("XNAM", "X").strip("'"), hdr.get("YNAM", "Y").strip("'")
+        if xu not in _FIELD_UNITS and yu in _FIELD_UNITS:  # field on Y (e.g. a time trace per field): swap
+            xs, ys, xu, yu, xname, yname = ys, xs, yu, xu, yname, xname
+            y = y.T.copy()
+            quad = quad.T.copy() if quad is not None else None
+        if xu not in _FIELD_UNITS:
+            raise MeasurementError(dsc, f"2-D dataset of {xname} ({xu}) x {yname} ({yu}): neither axis is a "
+                                   f"magnetic field ({', '.join(_FIELD_UNITS)}); only field-swept spectra are read")
+        meta.update(n_points=len(xs), n_slices=len(ys), axis2_name=yname)
+    else:
+        ys = None
+        yname = ""
+        if xu not in _FIELD_UNITS:
+            raise MeasurementError(dsc, f"XUNI {xu!r} ({hdr.get('XNAM', 'X')}): expected a field unit "
+                                   f"({', '.join(_FIELD_UNITS)}); only field-swept spectra are read")
+    if hdr.get("XTYP", "IDX") not in ("IDX", "IGD"):
+        raise MeasurementError(dsc, f"XTYP {hdr.get('XTYP')!r}: expected IDX or IGD")
+    x = xs * _FIELD_UNITS[xu]
+    if np.any(np.diff(x) <= 0):  # a downward sweep or an IGD axis stored high to low
+        order_ = np.argsort(x, kind="stable")
+        x = x[order_]
+        y = y[..., order_]
+        quad = quad[..., order_] if quad is not None else None
     if "MWFQ" in hdr:
         meta["mw_frequency_GHz"] = _num(hdr, "MWFQ", dsc) / 1e9
     if "B0MA" in hdr:
         meta["modulation_mT"] = _num(hdr, "B0MA", dsc) * 1e3  # stored in T
     if "RCHM" in hdr:
         meta["harmonic"] = _num(hdr, "RCHM", dsc, cast=int)
-    if cplx:
-        meta["quadrature"] = raw[1::2]
-    return Measurement(x, y, "field", "mT", "arb. units", "epr", meta)
+    if "MWPW" in hdr:
+        meta["mw_power_mW"] = _num(hdr, "MWPW", dsc) * 1e3  # stored in W
+    for key in ("Temperature", "Temp", "STMP"):
+        vu = _value_unit(hdr.get(key))
+        if vu is not None and _temperature_K(*vu) is not None:
+            meta["temperature_K"] = _temperature_K(*vu)
+            break
+    if quad is not None:
+        meta["quadrature"] = quad
+    m = Measurement(x, y, "field", "mT", "arb. units", "epr", meta)
+    if ys is not None:
+        m.axis2, m.axis2_name, m.axis2_units = ys, yname, yu
+    return m
 
 
 # ------------------------------------------------------------------------------------------------ ESP / WinEPR
@@ -129,7 +213,10 @@ def _parse_par(path: Path) -> dict:
 def read_esp(path) -> Measurement:
     """Bruker ESP (.par/.spc).  'DOS Format' files (WinEPR) hold little-endian float32, others big-endian int32.
 
-    Field axis: GST + GSI * i/(n-1) when GST/GSI are present, else HCF +- HSW/2 (G -> mT); n = ANZ or RES.
+    1-D: field axis GST + GSI * i/(n-1) when GST/GSI are present, else HCF +- HSW/2 (JUN: G -> mT), n = ANZ or
+    RES.  2-D (SSY > 1, e.g. an angle rotation 'JEY angle-sweep'): SSX points per spectrum, SSY spectra; x axis
+    XXLB + XXWI * i/(SSX-1) in XXUN, second axis XYLB + XYWI * j/(SSY-1) in XYUN; returned as a stack.
+    Metadata: MF (GHz), RMA (modulation, in the field unit), TE (temperature, K).
     """
     path = Path(path)
     par = path if path.suffix.lower() == ".par" else _partner(path, (".par",))
@@ -140,34 +227,196 @@ def read_esp(path) -> Measurement:
     dos = "DOS" in hdr
     dtype = np.dtype("<f4") if dos else np.dtype(">i4")
     size = spc.stat().st_size
-    n = None
-    for key in ("ANZ", "RES", "SSX"):
-        if key in hdr:
-            n = _num(hdr, key, par, cast=int)
-            break
-    if n is None:
-        n = size // dtype.itemsize
-    if n * dtype.itemsize != size:
-        raise MeasurementError(spc, f"holds {size} bytes but the parameter file declares {n} points of "
-                               f"{dtype.itemsize} bytes ({n * dtype.itemsize} bytes): truncated or mismatched")
+    ny = _num(hdr, "SSY", par, cast=int) if "SSY" in hdr else 1
+    if ny > 1:
+        n = _num(hdr, "SSX", par, cast=int) if "SSX" in hdr else None
+        if n is None:
+            raise MeasurementError(par, f"2-D file (SSY = {ny}) without SSX (points per spectrum)")
+    else:
+        n = None
+        for key in ("ANZ", "RES", "SSX"):
+            if key in hdr:
+                n = _num(hdr, key, par, cast=int)
+                break
+        if n is None:
+            n = size // dtype.itemsize
+    need = n * ny * dtype.itemsize
+    if need != size:
+        dims = f"{n} points" if ny == 1 else f"SSX = {n} x SSY = {ny} points"
+        raise MeasurementError(spc, f"holds {size} bytes but the parameter file declares {dims} of "
+                               f"{dtype.itemsize} bytes ({need} bytes): truncated or mismatched")
     y = np.fromfile(spc, dtype=dtype).astype(np.float64)
-    unit = hdr.get("JUN", "G").strip() or "G"
+    if ny > 1:
+        unit = (hdr.get("XXUN") or hdr.get("JUN") or "G").strip()
+    else:
+        unit = hdr.get("JUN", "G").strip() or "G"
     if unit not in _FIELD_UNITS:
-        raise MeasurementError(par, f"JUN {unit!r}: expected a field unit ({', '.join(_FIELD_UNITS)})")
-    if "GST" in hdr and "GSI" in hdr:
+        raise MeasurementError(par, f"field unit {unit!r}: expected one of {', '.join(_FIELD_UNITS)}")
+    if ny > 1 and "XXLB" in hdr and "XXWI" in hdr:
+        x0, w = _num(hdr, "XXLB", par), _num(hdr, "XXWI", par)
+    elif "GST" in hdr and "GSI" in hdr:
         x0, w = _num(hdr, "GST", par), _num(hdr, "GSI", par)
     elif "HCF" in hdr and "HSW" in hdr:
         c, w = _num(hdr, "HCF", par), _num(hdr, "HSW", par)
         x0 = c - w / 2
     else:
-        raise MeasurementError(par, "no field axis: expected GST and GSI, or HCF and HSW")
+        raise MeasurementError(par, "no field axis: expected GST and GSI, HCF and HSW, or XXLB and XXWI")
     x = (x0 + w * np.arange(n) / max(n - 1, 1)) * _FIELD_UNITS[unit]
-    meta = {"format": "ESP" + (" (DOS)" if dos else ""), "title": hdr.get("JCO", ""), "n_points": n}
+    meta: dict = {"format": "ESP" + (" (DOS)" if dos else ""), "title": hdr.get("JCO", ""), "n_points": n}
     if "MF" in hdr:
         meta["mw_frequency_GHz"] = _num(hdr, "MF", par)
     if "RMA" in hdr:
         meta["modulation_mT"] = _num(hdr, "RMA", par) * _FIELD_UNITS[unit]
+    if "TE" in hdr:
+        meta["temperature_K"] = _num(hdr, "TE", par)
+    m = Measurement(x, y if ny == 1 else y.reshape(ny, n), "field", "mT", "arb. units", "epr", meta)
+    if ny > 1:
+        y0, yw = _num(hdr, "XYLB", par, default=0.0), _num(hdr, "XYWI", par, default=float(ny - 1))
+        m.axis2 = y0 + yw * np.arange(ny) / max(ny - 1, 1)
+        label = hdr.get("JEY", "").replace("-sweep", "").strip() or "y"
+        m.axis2_name, m.axis2_units = label, hdr.get("XYUN", "").strip()
+        meta.update(n_slices=ny, axis2_name=label)
+    return m
+
+
+# ------------------------------------------------------------------------------------------------ Magnettech
+def _b64_doubles(text: str, where: Path, curve: str) -> np.ndarray:
+    """A Magnettech XML curve: each value is one little-endian float64 base64-encoded on its own (12 characters
+    ending in '='), the encodings written one after the other."""
+    s = "".join((text or "").split())
+    if not s or len(s) % 12:
+        raise MeasurementError(where, f"curve {curve!r}: {len(s)} base64 characters, expected a multiple of 12 "
+                               "(one 8-byte value per 12 characters): truncated or corrupted")
+    import base64
+    import binascii
+    try:
+        raw = b"".join(base64.b64decode(s[i:i + 12], validate=True) for i in range(0, len(s), 12))
+    except (binascii.Error, ValueError) as exc:
+        raise MeasurementError(where, f"curve {curve!r}: not base64 ({exc})") from None
+    return np.frombuffer(raw, dtype="<f8").astype(np.float64)
+
+
+def read_magnettech_xml(path) -> Measurement:
+    """Magnettech MS5000 (ESRStudio) XML: ``Measurement`` attributes (MwFreq GHz, Temperature in deg C,
+    GonAngle), recipe ``Param`` entries (Bfrom/Bto, Modulation in mT, MicrowavePower) and base64 curves.
+
+    The field is recorded as its own curve against time (``YType="BField"``, time = XOffset + XSlope * i); the
+    signal (``YType="MW_Absorption"``) on another time grid; the field at each signal point is interpolated in
+    time.  Points outside the recorded field's time span are dropped.
+    """
+    import xml.etree.ElementTree as ET
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise MeasurementError(path, f"not well-formed XML ({exc}): truncated or not a Magnettech file") from None
+    meas = root.find(".//Measurement")
+    curves = root.findall(".//DataCurves/Curve")
+    if root.tag != "ESRXmlFile" or meas is None or not curves:
+        raise MeasurementError(path, f"XML root <{root.tag}> without Measurement/DataCurves: not a Magnettech "
+                               "ESRXmlFile")
+    by_type = {c.get("YType"): c for c in curves}
+    if "BField" not in by_type or "MW_Absorption" not in by_type:
+        raise MeasurementError(path, f"curves {', '.join(map(str, by_type))}: expected a BField and an "
+                               "MW_Absorption curve")
+    bc, sc = by_type["BField"], by_type["MW_Absorption"]
+    b = _b64_doubles(bc.text, path, "BField")
+    sig = _b64_doubles(sc.text, path, sc.get("Name", "MW_Absorption"))
+    if bc.get("YUnit", "mT") not in _FIELD_UNITS:
+        raise MeasurementError(path, f"BField curve in {bc.get('YUnit')!r}: expected a field unit")
+    try:
+        tb = float(bc.get("XOffset", 0)) + float(bc.get("XSlope")) * np.arange(len(b))
+        ts = float(sc.get("XOffset", 0)) + float(sc.get("XSlope")) * np.arange(len(sig))
+    except (TypeError, ValueError):
+        raise MeasurementError(path, "curve XOffset/XSlope missing or not numbers: cannot place the field "
+                               "against the signal") from None
+    keep = (ts >= tb[0]) & (ts <= tb[-1])
+    x = np.interp(ts[keep], tb, b) * _FIELD_UNITS[bc.get("YUnit", "mT")]
+    y = sig[keep]
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    if len(x) > 1 and np.any(np.diff(x) <= 0):  # repeated field readings: average points at one field
+        ux, inv = np.unique(x, return_inverse=True)
+        y = np.bincount(inv, weights=y) / np.bincount(inv)
+        x = ux
+    meta: dict = {"format": "Magnettech XML", "title": meas.get("Name", ""), "device": meas.get("Device", "")}
+    params = {p.get("Name"): (p.text or "", p.get("Unit", "")) for p in root.iter("Param")}
+    try:
+        if meas.get("MwFreq"):
+            meta["mw_frequency_GHz"] = float(meas.get("MwFreq"))
+        if meas.get("Temperature"):
+            meta["temperature_K"] = float(meas.get("Temperature")) + 273.15  # recorded in deg C
+        if meas.get("GonAngle"):
+            meta["angle_deg"] = float(meas.get("GonAngle"))
+        if "Modulation" in params:
+            v, u = params["Modulation"]
+            meta["modulation_mT"] = float(v) * _FIELD_UNITS.get(u or "mT", 1.0)
+        if "MicrowavePower" in params:
+            meta["mw_power_mW"] = float(params["MicrowavePower"][0])
+    except ValueError as exc:
+        raise MeasurementError(path, f"a Measurement attribute or Param is not a number ({exc})") from None
+    meta["harmonic"] = 1 if "1st" in sc.get("Name", "1st") else sc.get("Name")
     return Measurement(x, y, "field", "mT", "arb. units", "epr", meta)
+
+
+def read_magnettech_spe(path) -> Measurement:
+    """Magnettech binary .spe (MiniScope MS400 and earlier): n int16 little-endian points (n = 512, 1024, 2048
+    or 4096) followed by a 64-byte trailer of parameters, each a pair of int16 (integer part, fraction / 100,
+    or / 1000 when bit 1 of the flags byte is set): centre field (G), sweep (G), modulation (0.1 mG), MW
+    attenuation (dB), scan time, gain mantissa and exponent, scan number, reserve, time constant, two reserves,
+    number of samples; then int32 temperature (deg C, when flag bit 2), a reserve pair, the flags byte and the
+    microwave frequency as 3 bytes in kHz (most significant first, when flag bit 0).  Layout as read by
+    EasySpin's eprload.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    npts = [k for k in (512, 1024, 2048, 4096) if size == 2 * k + 64]
+    if not npts:
+        raise MeasurementError(path, f"{size} bytes: a Magnettech .spe file holds 2*n + 64 bytes with n = 512, 1024, "
+                               "2048 or 4096 points: truncated or not a Magnettech file")
+    n = npts[0]
+    raw = path.read_bytes()
+    y = np.frombuffer(raw[:2 * n], dtype="<i2").astype(np.float64)
+    trailer = raw[2 * n:]
+    flags = trailer[60]
+    div = 100.0 if not flags & 2 else 1000.0
+    pairs = np.frombuffer(trailer[:52], dtype="<i2").reshape(13, 2).astype(float)
+    vals = pairs[:, 0] + pairs[:, 1] / div
+    centre, sweep, mod = vals[0] / 10.0, vals[1] / 10.0, vals[2] / 10000.0  # G -> mT; modulation -> mT
+    if not sweep > 0:
+        raise MeasurementError(path, f"sweep width {sweep:g} mT in the trailer: not a Magnettech spectrum")
+    x = centre + np.linspace(-0.5, 0.5, n) * sweep
+    meta: dict = {"format": "Magnettech SPE", "modulation_mT": float(mod), "mw_attenuation_dB": float(vals[3]),
+                  "n_points": n}
+    if flags & 4:
+        meta["temperature_K"] = float(np.frombuffer(trailer[52:56], dtype="<i4")[0]) + 273.15
+    if flags & 1:
+        b = trailer[61:64]
+        meta["mw_frequency_GHz"] = (b[2] + 256 * b[1] + 65536 * b[0]) / 1e6
+    return Measurement(x, y, "field", "mT", "arb. units", "epr", meta)
+
+
+def epr_column_meta(header: dict) -> dict:
+    """EPR settings from the ``key: value`` lines of a column file's header (frequency, modulation,
+    temperature), when written with units or as plain numbers in GHz (a value above 1e6 is taken as Hz)."""
+    meta: dict = {}
+    for key, val in header.items():
+        k = key.lower().replace(" ", "_")
+        vu = _value_unit(val.lstrip(",;: "))
+        if vu is None:
+            continue
+        v, u = vu
+        if "frequency" in k and "mod" not in k and "mw_frequency_GHz" not in meta:
+            meta["mw_frequency_GHz"] = v / 1e9 if v > 1e6 else (v / 1e3 if u.lower() == "mhz" else v)
+        elif k.startswith("modulation") and "freq" not in k and "modulation_mT" not in meta:
+            f = _FIELD_UNITS.get(u, None)
+            if f is not None:
+                meta["modulation_mT"] = v * f
+        elif "temperature" in k and "temperature_K" not in meta:
+            t = _temperature_K(v, u)
+            if t is not None:
+                meta["temperature_K"] = t
+    return meta
 
 
 # ------------------------------------------------------------------------------------------------ Adani JSON
@@ -290,12 +539,31 @@ class EPRAdapter(Adapter):
 
     name = "epr"
     axis_dims = ("field",)
-    formats = {".dsc": read_bes3t, ".dta": read_bes3t, ".par": read_esp, ".spc": read_esp, ".json": read_adani_json}
+    formats = {".dsc": read_bes3t, ".dta": read_bes3t, ".par": read_esp, ".spc": read_esp, ".json": read_adani_json,
+               ".xml": read_magnettech_xml, ".spe": read_magnettech_spe}
+    columns_kind = "field"
+    value_columns = ("intensity", "signal", "absorption", "derivative", "y")
     data_dirs = ("epr",)
     acceptance = {"epr": ["eprpy__tempo.DSC", "easyspin__frem_gly.par", "easyspin__adani_Mn.json"]}
 
+    def read_columns(self, path, columns=None, units=None):
+        m = super().read_columns(path, columns, units)
+        from ..measurements.columns import read_table
+        m.meta.update(epr_column_meta(read_table(path).header))
+        return m
+
     def prepare(self, m, spec, mw_frequency_GHz=None, pad: bool = True):
-        return prepare_epr(m, spec, mw_frequency_GHz, pad)
+        refuse_stack(m)
+        prep = prepare_epr(m, spec, mw_frequency_GHz, pad)
+        nu, nu_t = prep.info.get("mw_frequency_measured_GHz"), prep.info.get("mw_frequency_GHz")
+        if nu and nu_t and abs(nu_t / nu - 1.0) > 0.1:
+            add_warning(prep.info, f"measured at {nu:.4g} GHz, the model at {nu_t:.4g} GHz (another frequency band): "
+                                   f"the field is scaled x{nu_t / nu:.3f}, which keeps g but not field-independent "
+                                   "splittings or linewidths")
+        elif nu is None:
+            add_warning(prep.info, "no microwave frequency in the file: the field is not rescaled, so g is only "
+                                   "right if it was measured at the model's frequency (pass mw_frequency_GHz)")
+        return prep
 
     def derived(self, names, samples, info):
         idx = {t: j for j, t in enumerate(names)}

@@ -1,4 +1,5 @@
-"""EXAFS adapter: XAFS column files (XDI 1.0, '#'-commented .xmu/.dat/.chi columns), the one E0 finder and the
+"""EXAFS adapter: XAFS files (XDI 1.0; '#'-commented .xmu/.dat/.chi columns found by name; beamline .fio; Athena
+.prj projects), element and edge from the measured edge energy, the one E0 finder and the
 AUTOBK-like chi(k) extraction, and preparation onto a model's k (or energy) axis.
 
 Preparation (simulator ``exafs``): with ``output: chi`` (k, 1/A), exactly the simulator's own
@@ -17,11 +18,12 @@ import numpy as np
 from simgen.simulator import Axis
 
 from ..measurements import Measurement, MeasurementError
-from ..measurements.columns import COMMENT, floats, numeric_block, read_columns, sorted_axis, text_lines
+from ..measurements.columns import read_columns, sorted_axis, text_lines
 from ..prepare import Prepared, TargetSpec, check_units, covers, rebin, refuse, span
-from . import Adapter, OutOfDomain
+from . import Adapter, OutOfDomain, refuse_stack
 
-__all__ = ["read_xdi", "read_xafs_columns", "read_dat", "find_e0", "extract_chi", "prepare_exafs", "EXAFSAdapter"]
+__all__ = ["read_xdi", "read_xafs_columns", "read_dat", "read_fio", "read_athena", "identify_edge", "find_e0",
+           "extract_chi", "prepare_exafs", "EXAFSAdapter"]
 
 
 # ------------------------------------------------------------------------------------------------ XAFS
@@ -47,6 +49,10 @@ def _xafs_meta(path: Path, header: dict) -> dict:
     el = low.get("element.symbol") or low.get("atom") or low.get("element")
     if el:
         meta["element"] = el.split()[0].capitalize()
+    else:  # a foil named in the file name: 'Cu-foil_EXAFS_23068.dat', 'Ni_foil_...'
+        m = re.match(r"^([A-Z][a-z]?)[-_ ]?foil", path.stem)
+        if m:
+            meta["element"], meta["element_from"] = m.group(1), "file name"
     edge = low.get("element.edge") or low.get("edge")
     if edge:
         edge = edge.split()[0].upper()
@@ -67,120 +73,350 @@ def _xafs_meta(path: Path, header: dict) -> dict:
             pass
     t = _temperature(low.get("sample.temperature") or low.get("temp") or low.get("temperature"))
     if t is None:
-        name = (low.get("sample.name", "") + " " + path.stem).lower()
-        m = re.search(r"(\d+(?:\.\d+)?)\s*k\b", name.replace("_", " "))
-        t = float(m.group(1)) if m else (295.0 if re.search(r"\brt\b|room", name.replace("_", " ")) else None)
+        name = (low.get("sample.name", "") + " " + path.stem).lower().replace("_", " ").replace("-", " ")
+        m = re.search(r"(\d+(?:\.\d+)?)\s*k\b", name)
+        if m:
+            t = float(m.group(1))
+        elif re.search(r"\brt\d*\b|room", name):
+            t = 295.0
+        elif re.search(r"\blnt\d*\b|\bln2\b", name):
+            t = 77.0  # liquid-nitrogen temperature
     if t is not None:
         meta["temperature_K"] = t
     return meta
 
 
+def identify_edge(e: np.ndarray, mu: np.ndarray, tolerance: float = 30.0) -> dict:
+    """Element and edge of a mu(E) scan from its edge energy: the steepest rise of the (lightly smoothed) data,
+    matched to the nearest tabulated K, L3, L2 or L1 edge (xraydb) within ``tolerance`` eV.  Returns
+    ``{'edge_found_eV', 'element', 'edge', 'edge_energy_eV'}`` (the last three only when matched)."""
+    e = np.asarray(e, float)
+    mu = np.asarray(mu, float)
+    if len(e) < 20 or not np.all(np.isfinite(mu)):
+        return {}
+    grid = np.arange(e[0], e[-1], max(0.5, float(np.median(np.diff(e)))))
+    y = np.interp(grid, e, mu)
+    k = max(1, int(round(3.0 / (grid[1] - grid[0]))))
+    ys = np.convolve(y, np.ones(2 * k + 1) / (2 * k + 1), mode="same")
+    d = np.gradient(ys, grid)
+    d[:2 * k] = d[-2 * k:] = 0.0
+    e_found = float(grid[int(np.argmax(d))])
+    out: dict = {"edge_found_eV": e_found}
+    try:
+        import xraydb
+    except ImportError:
+        return out
+    best = None
+    for z in range(11, 96):
+        sym = xraydb.atomic_symbol(z)
+        edges = xraydb.xray_edges(sym)
+        for ed in ("K", "L3", "L2", "L1"):
+            if ed in edges:
+                de = abs(edges[ed].energy - e_found)
+                if de <= tolerance and (best is None or de < best[0]):
+                    best = (de, sym, ed, float(edges[ed].energy))
+    if best is not None:
+        out.update(element=best[1], edge=best[2], edge_energy_eV=best[3])
+    return out
+
+
+def _complete_edge(meta: dict, e: np.ndarray, mu: np.ndarray) -> None:
+    """Fill element/edge/edge energy from the measured edge when the header does not give them (a foil's element
+    from its file name is checked against the measured edge)."""
+    if "edge" in meta and "element" in meta:
+        return
+    found = identify_edge(e, mu)
+    if "edge_found_eV" in found:
+        meta["edge_found_eV"] = found["edge_found_eV"]
+    if "element" not in found:
+        return
+    if "element" in meta and meta["element"] != found["element"]:
+        # the named element's own edge inside the scan wins when there is one
+        try:
+            import xraydb
+            for ed in ("K", "L3", "L2", "L1"):
+                en = xraydb.xray_edges(meta["element"]).get(ed)
+                if en is not None and abs(en.energy - found["edge_found_eV"]) < 60.0:
+                    meta.update(edge=ed, edge_energy_eV=float(en.energy), edge_energy_source="xraydb")
+                    return
+        except Exception:
+            pass
+        meta["element_mismatch"] = f"named {meta['element']}, edge at {found['edge_found_eV']:.0f} eV is " \
+                                   f"{found['element']} {found['edge']}"
+        return
+    meta.update(element=found["element"], edge=found["edge"], edge_energy_eV=found["edge_energy_eV"],
+                edge_energy_source="xraydb", edge_from="measured edge energy")
+
+
+#: value-column names that hold mu(E) (transmission first), lower case
+_MU_NAMES = ("mutrans", "mu_trans", "mud_tr", "mu_tr", "mud", "mu", "xmu", "mu(e)", "absorption", "mufluor",
+             "mu_fluo", "mud_fy", "fluo", "mutrans_norm", "normtrans", "norm", "flat")
+_I0_NAMES = ("i0", "io", "i_0", "mon", "monitor")
+_IT_NAMES = ("itrans", "it", "i1", "i_t", "itr")
+_IF_NAMES = ("ifluor", "if", "ifl", "fluor", "ify")
+
+
 def _mu_from_columns(path, labels: dict, data: np.ndarray):
     """mu(E) from named columns: a mu column, else ln(i0/itrans), else ifluor/i0."""
-    for name in ("mutrans", "mu", "xmu", "mufluor", "mutrans_norm", "normtrans", "norm"):
+    for name in _MU_NAMES:
         if name in labels:
             return data[:, labels[name]], name
-    if "i0" in labels and ("itrans" in labels or "i1" in labels or "it" in labels):
-        it = data[:, labels.get("itrans", labels.get("i1", labels.get("it")))]
-        i0 = data[:, labels["i0"]]
-        if np.any(i0 <= 0) or np.any(it <= 0):
+    i0 = next((labels[n] for n in _I0_NAMES if n in labels), None)
+    it = next((labels[n] for n in _IT_NAMES if n in labels), None)
+    fl = next((labels[n] for n in _IF_NAMES if n in labels), None)
+    if i0 is not None and it is not None:
+        a, b = data[:, i0], data[:, it]
+        if np.any(a <= 0) or np.any(b <= 0):
             raise MeasurementError(path, "i0/itrans hold non-positive values; cannot form ln(i0/itrans)")
-        return np.log(i0 / it), "ln(i0/itrans)"
-    if "i0" in labels and "ifluor" in labels:
-        return data[:, labels["ifluor"]] / data[:, labels["i0"]], "ifluor/i0"
+        return np.log(a / b), "ln(i0/itrans)"
+    if i0 is not None and fl is not None:
+        return data[:, fl] / data[:, i0], "ifluor/i0"
     return None, None
 
 
-def read_xdi(path) -> Measurement:
-    """XDI 1.0: '# XDI/1.0' first line, '# Key.sub: value' header, '# ///' then free comments, then columns."""
+_COLUMNS_HINT = ("name the energy and mu columns: columns=('ENERGY', 'MU') in read() or --columns ENERGY,MU; "
+                 "MU may be an expression such as 'ln(i0/it)' or 'ln((ch1+ch2)/(ch3+ch4))'")
+
+
+def _xafs_from_table(path: Path, t, columns=None, units=None, fmt: str = "xafs columns") -> Measurement:
+    """Energy and mu(E) of a column table: by ``columns``, else by header names, else columns 1 and 2."""
+    from ..measurements.columns import (column, convert_units, describe_columns, is_point_index, parse_columns,
+                                        axis_column)
+    cols = parse_columns(columns)
+    if cols is not None:
+        e, ename, eunit = column(t, cols[0])
+        mu, how, _ = column(t, cols[1])
+    else:
+        k = axis_column(t, "energy")
+        if k is None:
+            if is_point_index(t.data[:, 0]):
+                raise MeasurementError(path, f"column 1 looks like a point index {t.data[0, 0]:g}..{t.data[-1, 0]:g}; "
+                                       f"{describe_columns(t)}; {_COLUMNS_HINT}")
+            k = 0
+        e, ename, eunit = t.data[:, k], t.names[k], t.units[k]
+        labels = {n.lower(): i for i, n in enumerate(t.names)} if t.names_from else {}
+        mu, how = _mu_from_columns(path, labels, t.data) if labels else (None, None)
+        if mu is None:
+            if t.names_from and t.ncol > 2:
+                raise MeasurementError(path, f"no absorption column: expected mu/mutrans/mud or i0 with itrans/"
+                                       f"ifluor; {describe_columns(t)}; {_COLUMNS_HINT}")
+            others = [i for i in range(t.ncol) if i != k]
+            if not others:
+                raise MeasurementError(path, f"{t.ncol} column(s); expected energy and mu")
+            mu, how = t.data[:, others[0]], f"column {others[0] + 1}"
+    unit = eunit or units or ""
+    if units and eunit and units.lower() != eunit.lower():
+        raise MeasurementError(path, f"units={units!r} given but the header says energy is in {eunit!r}")
+    if unit:
+        f, _ = convert_units("energy", unit, path, f"energy column '{ename}'")
+        e = e * f
+    e, (mu,) = sorted_axis(path, np.asarray(e, float), [np.asarray(mu, float)], "energy")
+    if e[-1] < 100.0:
+        raise MeasurementError(path, f"energy column '{ename}' runs {e[0]:g}..{e[-1]:g}: expected X-ray energies in "
+                               "eV (declare units='keV' when they are in keV)")
+    meta = {"format": fmt, "mu_from": how, "energy_column": ename, "columns": describe_columns(t),
+            **_xafs_meta(path, t.header)}
+    _complete_edge(meta, e, mu)
+    return Measurement(e, mu, "energy", "eV", "mu(E)", "exafs", meta)
+
+
+def read_xdi(path, columns=None, units=None) -> Measurement:
+    """XDI 1.0: '# XDI/1.0' first line, '# Key.sub: value' header, '# ///' then free comments, then columns named by
+    ``# Column.N: name [unit]``.  mu from a mu column, else ln(i0/itrans), else ifluor/i0 (or ``columns``).
+    A file with the .xdi extension but no XDI version line (some beamlines write one) is read as XAFS columns."""
     path = Path(path)
     lines = text_lines(path)
     if not lines or not lines[0].lstrip("#% ").upper().startswith("XDI/"):
+        if lines and lines[0].startswith("#"):
+            return read_xafs_columns(path, columns, units)
         raise MeasurementError(path, f"first line {lines[0][:30]!r} is not an XDI version line ('# XDI/1.0 ...')")
-    header, labels = {}, {}
-    units = {}
-    for ln in lines:
-        if not ln.startswith("#"):
-            break
-        body = ln.lstrip("#").strip()
-        m = re.match(r"^([A-Za-z_][\w.]*)\s*:\s*(.*)$", body)
-        if m:
-            header.setdefault(m.group(1), m.group(2).strip())
-            if m.group(1).lower().startswith("column."):
-                try:
-                    k = int(m.group(1).split(".")[1]) - 1
-                except ValueError:
-                    raise MeasurementError(path, f"header {m.group(1)!r}: expected Column.<number>") from None
-                parts = m.group(2).split()
-                if parts:
-                    labels[parts[0].lower()] = k
-                    if len(parts) > 1:
-                        units[parts[0].lower()] = parts[1]
-    data, _ = numeric_block(path, lines)
-    if "energy" not in labels:
-        raise MeasurementError(path, "no 'Column.N: energy' header line")
-    for lab, k in labels.items():
-        if k >= data.shape[1]:
-            raise MeasurementError(path, f"header Column.{k + 1} ({lab}) but the data have {data.shape[1]} columns")
-    mu, how = _mu_from_columns(path, labels, data)
-    if mu is None:
-        raise MeasurementError(path, f"no absorption column: expected mutrans/mu/mufluor or i0 with itrans/ifluor "
-                               f"(columns: {', '.join(labels)})")
-    e = data[:, labels["energy"]]
-    if units.get("energy", "eV").lower() == "kev":
-        e = e * 1000.0
-    e, (mu,) = sorted_axis(path, e, [mu], "energy")
-    meta = {"format": "XDI", "mu_from": how, **_xafs_meta(path, header)}
-    return Measurement(e, mu, "energy", "eV", "mu(E)", "exafs", meta)
+    from ..measurements.columns import read_table
+    t = read_table(path, lines)
+    if t.names_from != "XDI Column.N lines":
+        if any(re.match(r"^#\s*Column\.\d+", ln) for ln in lines):
+            raise MeasurementError(path, f"header Column.N lines name more columns than the data have "
+                                   f"({t.ncol})")
+        raise MeasurementError(path, "no '# Column.N: name' header lines")
+    if columns is None and not any(n.lower() == "energy" for n in t.names):
+        raise MeasurementError(path, f"no 'Column.N: energy' header line; columns named {', '.join(t.names)}")
+    if columns is None:
+        labels = {n.lower(): i for i, n in enumerate(t.names)}
+        mu, _ = _mu_from_columns(path, labels, t.data)
+        if mu is None:
+            raise MeasurementError(path, f"no absorption column: expected mutrans/mu/mufluor or i0 with itrans/ifluor "
+                                   f"(columns: {', '.join(labels)}); {_COLUMNS_HINT}")
+    return _xafs_from_table(path, t, columns, units, "XDI")
 
 
-def read_xafs_columns(path) -> Measurement:
-    """'#'-commented columns (uwxafs/Athena/larch .xmu): energy (eV) then mu; '#%key: value' metadata lines."""
+def read_xafs_columns(path, columns=None, units=None) -> Measurement:
+    """'#'-commented XAFS columns (.xmu/.dat/.chi from uwxafs, Athena, larch, SPEC-like beamline files): the
+    energy column found by name (energy, enc_energy, mono1_energy...) or column 1, mu from a mu column
+    (mu, mutrans, mud_tr, xmu...), ln(i0/itrans) or ifluor/i0 by name, else column 2 of a two-column file.
+    Names come from '#L' lines or the header row right before the data.  A file whose first column is a point
+    index, or whose named columns hold no absorption, is refused with the names found; ``columns=(energy, mu)``
+    selects them (names, numbers or expressions)."""
     path = Path(path)
     lines = text_lines(path)
     if lines and lines[0].lstrip("#% ").upper().startswith("XDI/"):
-        return read_xdi(path)
-    header = {}
-    last_comment = ""
+        return read_xdi(path, columns, units)
+    from ..measurements.columns import read_table
+    t = read_table(path, lines)
+    if t.ncol < 2 and columns is None:
+        raise MeasurementError(path, f"{t.ncol} column(s); expected energy and mu")
+    return _xafs_from_table(path, t, columns, units)
+
+
+def read_dat(path, columns=None, units=None) -> Measurement:
+    """.dat: XDI when it says so; XAFS columns when a column is named like an energy or column 1 looks like X-ray
+    energies (eV) and no other axis is named; else plain columns."""
+    path = Path(path)
+    lines = text_lines(path)
+    if lines and lines[0].lstrip("#% ").upper().startswith("XDI/"):
+        return read_xdi(path, columns, units)
+    from ..measurements.columns import axis_column, read_table
+    t = read_table(path, lines)
+    if columns is not None or axis_column(t, "energy") is not None:
+        return _xafs_from_table(path, t, columns, units)
+    x = t.data[:, 0]
+    if t.ncol >= 2 and x.min() > 1000.0 and x.max() < 200000.0 and np.all(np.diff(x) > 0) and \
+            not any(axis_column(t, k) is not None for k in ("field", "r", "k")):
+        return _xafs_from_table(path, t, columns, units)
+    return read_columns(path, columns, units)
+
+
+def read_fio(path, columns=None, units=None) -> Measurement:
+    """Beamline .fio (DESY/PETRA online format): '!' comments, ``%c`` free comments, ``%p`` ``key = value``
+    parameters (into meta), ``%d`` followed by ``Col N NAME TYPE`` lines and the data.  Read as XAFS columns
+    (energy and mu found by name, or ``columns``)."""
+    path = Path(path)
+    lines = text_lines(path)
+    sections = {ln.strip().lower() for ln in lines if ln.strip().lower() in ("%c", "%p", "%d")}
+    if "%d" not in sections:
+        raise MeasurementError(path, "no '%d' data section: not a .fio file")
+    params: dict = {}
+    sec = None
     for ln in lines:
         s = ln.strip()
-        if not s.startswith(COMMENT):
-            if s and floats(s) is not None:
-                break
+        if s.lower() in ("%c", "%p", "%d"):
+            sec = s.lower()
             continue
-        body = s.lstrip("#%!; ").strip()
-        m = re.match(r"^([A-Za-z_][\w.]*)\s*:\s*(.*)$", body)
-        if m:
-            header.setdefault(m.group(1), m.group(2).strip())
-        if body and not set(body) <= set("-=*"):
-            last_comment = body
-    data, _ = numeric_block(path, lines)
-    if data.shape[1] < 2:
-        raise MeasurementError(path, f"{data.shape[1]} column(s); expected energy and mu")
-    labels = {t.lower(): i for i, t in enumerate(last_comment.split())} if last_comment else {}
-    mu, how = (None, None)
-    if labels and len(labels) == data.shape[1]:
-        mu, how = _mu_from_columns(path, labels, data)
-    if mu is None:
-        mu, how = data[:, 1], "column 2"
-    e, (mu,) = sorted_axis(path, data[:, 0], [mu], "energy")
-    if e[-1] < 100.0:
-        raise MeasurementError(path, f"first column runs {e[0]:g}..{e[-1]:g}: expected X-ray energies in eV")
-    meta = {"format": "xafs columns", "mu_from": how, **_xafs_meta(path, header)}
-    return Measurement(e, mu, "energy", "eV", "mu(E)", "exafs", meta)
+        if sec == "%p" and "=" in s and not s.startswith("!"):
+            k, _, v = s.partition("=")
+            params[k.strip()] = v.strip()
+        if sec == "%d":
+            break
+    from ..measurements.columns import read_table
+    t = read_table(path, lines)
+    if t.names_from != ".fio Col lines":
+        raise MeasurementError(path, f"the %d section names {sum(1 for ln in lines if ln.strip().startswith('Col '))} "
+                               f"columns but the data have {t.ncol}")
+    t.header.update(params)
+    m = _xafs_from_table(path, t, columns, units, "fio")
+    m.meta["parameters"] = params
+    return m
 
 
-def read_dat(path) -> Measurement:
-    """.dat: XDI when it says so, XAFS columns when column 1 looks like X-ray energies (eV), else plain columns."""
+# ------------------------------------------------------------------------------------------------ Athena
+_PRJ_LIST = re.compile(r"^@(\w+)\s*=\s*\((.*)\);\s*$")
+_PRJ_SCALAR = re.compile(r"^\$(\w+)\s*=\s*'((?:[^'\\]|\\.)*)';\s*$")
+_PRJ_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'|([-+]?[\d.]+(?:[eE][-+]?\d+)?)")
+
+
+def _prj_items(text: str) -> list[str]:
+    return [a if a or not b else b for a, b in _PRJ_ITEM.findall(text)]
+
+
+def read_athena(path, slice: int | None = None) -> Measurement:
+    """Athena project file (.prj): gzip-compressed (or plain) Perl Data::Dumper text written by Athena/Demeter.
+
+    Each data group is a block of ``$old_group = '...'``, ``@args = (key, value, ...)`` (label, datatype,
+    bkg_e0, bkg_z/atomic symbol, fft_edge...), ``@x = (...)`` (energy, eV), ``@y = (...)`` (mu(E)) and further
+    arrays, closed by a ``[record]`` line.  Only mu(E) groups (datatype xmu/xanes) are read.  A project with
+    several groups returns a stack when they share one energy grid, else is refused listing the groups; pick one
+    with ``slice=K`` (0-based, in file order).
+    """
+    import gzip
     path = Path(path)
-    lines = text_lines(path)
-    if lines and lines[0].lstrip("#% ").upper().startswith("XDI/"):
-        return read_xdi(path)
-    data, _ = numeric_block(path, lines)
-    x = data[:, 0]
-    if data.shape[1] >= 2 and x.min() > 1000.0 and x.max() < 200000.0 and np.all(np.diff(x) > 0):
-        return read_xafs_columns(path)
-    return read_columns(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise MeasurementError(path, f"gzip stream broken ({exc}): truncated Athena project") from None
+    text = raw.decode("utf-8", errors="replace")
+    if "Athena project file" not in text[:500] and "@args" not in text:
+        raise MeasurementError(path, "not an Athena project file (no '# Athena project file' line, no @args)")
+    groups, cur = [], {}
+    for ln in text.splitlines():
+        s = ln.strip()
+        m = _PRJ_SCALAR.match(s)
+        if m and m.group(1) == "old_group":
+            cur = {"group": m.group(2)}
+            continue
+        m = _PRJ_LIST.match(s)
+        if m:
+            cur[m.group(1)] = _prj_items(m.group(2))
+            continue
+        if s.startswith("[record]"):
+            if "x" in cur:
+                groups.append(cur)
+            cur = {}
+    if not groups:
+        raise MeasurementError(path, "no data group closed by a [record] line: truncated Athena project")
+    parsed = []
+    for g in groups:
+        args = g.get("args", [])
+        a = {args[i]: args[i + 1] for i in range(0, len(args) - 1, 2)}
+        try:
+            x = np.array([float(v) for v in g.get("x", [])])
+            y = np.array([float(v) for v in g.get("y", [])])
+        except ValueError as exc:
+            raise MeasurementError(path, f"group {a.get('label', g['group'])!r}: non-numeric array entry ({exc})") \
+                from None
+        if len(x) != len(y):
+            raise MeasurementError(path, f"group {a.get('label', g['group'])!r}: @x has {len(x)} values, @y {len(y)}")
+        parsed.append((a, x, y))
+    labels = [a.get("label", f"group {i}") for i, (a, _, _) in enumerate(parsed)]
+    if slice is not None:
+        if not -len(parsed) <= slice < len(parsed):
+            raise MeasurementError(path, f"slice {slice}: the project holds {len(parsed)} groups (0..{len(parsed) - 1}: "
+                                   f"{', '.join(labels)})")
+        chosen = [parsed[slice]]
+    else:
+        chosen = parsed
+    for a, _, _ in chosen:
+        dt = a.get("datatype", "xmu").lower()
+        if dt not in ("xmu", "xanes", "norm"):
+            raise MeasurementError(path, f"group {a.get('label')!r} holds datatype {dt!r}; only mu(E) groups (xmu, "
+                                   "xanes) are read")
+    a0, x0, _ = chosen[0]
+    same = all(len(x) == len(x0) and np.allclose(x, x0) for _, x, _ in chosen)
+    if len(chosen) > 1 and not same:
+        raise MeasurementError(path, f"holds {len(chosen)} groups on different energy grids ({', '.join(labels)}); "
+                               f"pick one with read(path, slice=K) or --slice K (K = 0..{len(chosen) - 1})")
+    header = {"element": a0.get("bkg_z", ""), "edge": a0.get("fft_edge", "")}
+    header = {k: v for k, v in header.items() if v}
+    meta = {"format": "Athena project", "label": a0.get("label", ""), **_xafs_meta(path, header)}
+    if "bkg_e0" in a0:
+        try:
+            meta["e0_athena_eV"] = float(a0["bkg_e0"])
+        except ValueError:
+            pass
+    order = np.argsort(x0, kind="stable")
+    e = x0[order]
+    if np.any(np.diff(e) == 0):
+        raise MeasurementError(path, f"group {a0.get('label')!r}: energy repeats a value")
+    if len(chosen) == 1:
+        mu = chosen[0][2][order]
+        if slice is not None:
+            meta.update(slice=int(slice) % len(parsed), n_slices=len(parsed))
+        _complete_edge(meta, e, mu)
+        return Measurement(e, mu, "energy", "eV", "mu(E)", "exafs", meta)
+    stack = np.stack([y[order] for _, _, y in chosen])
+    _complete_edge(meta, e, stack[0])
+    meta["group_labels"] = labels
+    return Measurement(e, stack, "energy", "eV", "mu(E)", "exafs", meta, axis2=np.arange(len(chosen), dtype=float),
+                       axis2_name="group", axis2_units="")
 
 
 # ------------------------------------------------------------------------------------------------ preparation
@@ -310,35 +546,15 @@ def model_edges(spec) -> dict[tuple[str, str], float]:
     return out
 
 
-def nearest_edge(e0: float, window: float = 60.0):
-    """The tabulated K/L3/L2 edge (element, edge, energy) nearest to ``e0`` (eV), within ``window``; else None."""
-    import xraydb
-    best = None
-    for z in range(3, 95):
-        el = xraydb.atomic_symbol(z)
-        for edge, val in xraydb.xray_edges(el).items():
-            if edge not in ("K", "L3", "L2"):
-                continue
-            d = abs(val.energy - e0)
-            if d <= window and (best is None or d < best[0]):
-                best = (d, el, edge, float(val.energy))
-    return None if best is None else best[1:]
-
-
-def identify_edge(m: Measurement, model: dict | None = None) -> tuple[str | None, str | None, float | None]:
-    """(element, edge, E0 in eV) of a mu(E) file: from its metadata when it names them, else from the steepest
-    rise matched to the model's edges (within 60 eV) or, failing that, to the nearest tabulated edge."""
+def file_edge(m: Measurement) -> tuple[str | None, str | None, float | None]:
+    """(element, edge, edge energy in eV) of a mu(E) measurement: what its reader put into ``meta`` (header, file
+    name checked against the measured edge, or the measured edge itself), else :func:`identify_edge` on the data."""
     el, edge = m.meta.get("element"), m.meta.get("edge")
-    e0 = find_e0(m, m.axis, m.values, _edge_energy(m)) if len(m.axis) > 20 else None
+    e = m.meta.get("edge_found_eV") or m.meta.get("edge_energy_eV")
     if el and edge:
-        return el, edge, e0
-    if e0 is None:
-        return None, None, None
-    for (mel, medge), energy in (model or {}).items():
-        if abs(energy - e0) <= 60.0:
-            return mel, medge, e0
-    hit = nearest_edge(e0)
-    return (hit[0], hit[1], e0) if hit else (None, None, e0)
+        return el, edge, e
+    found = identify_edge(m.axis, m.values)
+    return found.get("element"), found.get("edge"), found.get("edge_found_eV")
 
 
 # ------------------------------------------------------------------------------------------------ adapter
@@ -347,12 +563,19 @@ class EXAFSAdapter(Adapter):
 
     name = "exafs"
     axis_dims = ("k", "energy")
-    formats = {".xdi": read_xdi, ".xmu": read_xafs_columns, ".chi": read_xafs_columns, ".dat": read_dat}
+    formats = {".xdi": read_xdi, ".xmu": read_xafs_columns, ".chi": read_xafs_columns, ".dat": read_dat,
+               ".fio": read_fio, ".prj": read_athena}
+    columns_kind = "energy"
     data_dirs = ("xafs",)
     acceptance = {"exafs": ["XASLIB_Cu_cu_metal_rt.xdi", "XASLIB_Cu_cu_metal_10K.xdi", "larch_cu_50k.xmu",
                             "larch_cu_150k.xmu", "XASLIB_Fe_Fe_metal_rt_01.xdi"]}
 
+    def read_columns(self, path, columns=None, units=None):
+        from ..measurements.columns import read_table
+        return _xafs_from_table(Path(path), read_table(path), columns, units)
+
     def prepare(self, m, spec, e0=None):
+        refuse_stack(m)
         return prepare_exafs(m, spec, e0)
 
     def check_domain(self, m, spec):
@@ -361,13 +584,15 @@ class EXAFSAdapter(Adapter):
         model = model_edges(spec)
         if not model:
             return
-        el, edge, e0 = identify_edge(m, model)
+        el, edge, e0 = file_edge(m)
         known = ", ".join(f"{a} {b} ({e:.0f} eV)" for (a, b), e in sorted(model.items(), key=lambda t: t[1]))
         if el is None:
-            raise OutOfDomain(m.source, f"no tabulated K or L edge within 60 eV of its edge at {e0:.0f} eV; the "
-                              f"model reads {known}")
+            at = f" at {e0:.0f} eV" if e0 else ""
+            raise OutOfDomain(m.source, f"no tabulated K or L edge within 30 eV of its edge{at}; the model reads "
+                              f"{known}")
         if (el, edge) not in model:
-            raise OutOfDomain(m.source, f"{el} {edge} edge (E0 {e0:.0f} eV); the model reads only {known}")
+            at = f" (E0 {e0:.0f} eV)" if e0 else ""
+            raise OutOfDomain(m.source, f"{el} {edge} edge{at}; the model reads only {known}")
         m.meta.setdefault("element", el)
         m.meta.setdefault("edge", edge)
 

@@ -13,7 +13,7 @@ import numpy as np
 from ..measurements import Measurement
 from ..measurements.rsc import read_dm, read_hspy, read_msa
 from ..prepare import Prepared, TargetSpec, check_units, rebin, refuse, span
-from . import Adapter
+from . import Adapter, refuse_stack
 
 __all__ = ["prepare_exelfs", "identify_eels_edges", "EXELFSAdapter"]
 
@@ -165,10 +165,13 @@ class EXELFSAdapter(Adapter):
     axis_dims = ("energy_loss",)
     formats = {".msa": read_msa, ".ems": read_msa, ".dm3": read_dm, ".dm4": read_dm, ".hspy": read_hspy,
                ".hdf5": read_hspy}
+    columns_kind = "energy_loss"
+    value_columns = ("counts", "intensity", "signal", "i")
     data_dirs = ("eels",)
     acceptance = {"exelfs": ["pyTEMlib_EELS_STO.dm3", "coreloss_spectrum.msa"]}
 
     def prepare(self, m, spec):
+        refuse_stack(m)
         return prepare_exelfs(m, spec)
 
     def annotate(self, m, result):

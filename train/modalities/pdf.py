@@ -10,24 +10,29 @@ from pathlib import Path
 import numpy as np
 
 from ..measurements import Measurement, MeasurementError
-from ..measurements.columns import numeric_block, sorted_axis, text_lines
+from ..measurements.columns import sorted_axis, text_lines
 from ..prepare import Prepared, TargetSpec, check_units, covers, prior_support, refuse, span
-from . import Adapter
+from . import Adapter, add_warning, refuse_stack
 
 __all__ = ["read_pdf", "prepare_pdf", "PDFAdapter"]
 
 
 _PDF_KEYS = {"qmax": "qmax", "qmin": "qmin", "qmaxinst": "qmax_instrument", "wavelength": "wavelength_A",
-             "lambda": "wavelength_A", "temperature": "temperature_K", "qdamp": "qdamp", "qbroad": "qbroad",
-             "rstep": "rstep", "composition": "composition", "mode": "radiation"}
+             "lambda": "wavelength_A", "temperature": "temperature_K", "temp": "temperature_K", "qdamp": "qdamp",
+             "qbroad": "qbroad", "rstep": "rstep", "composition": "composition", "mode": "radiation",
+             "stype": "radiation", "dscale": "scale", "rpoly": "rpoly"}
+_TEXT_KEYS = ("composition", "mode", "stype")
 
 
-def read_pdf(path) -> Measurement:
-    """G(r) (.gr) or F(r)-like (.fgr) after a PDFgetX2/PDFgetX3/xPDFsuite header.
+def read_pdf(path, columns=None) -> Measurement:
+    """G(r) (.gr) or F(r)-like (.fgr) after a PDFgetX2/PDFgetX3/PDFgetN/xPDFsuite/PDFgui header.
 
-    Data start after '#### start data' when present, else at the first run of numeric lines.  Header
-    ``key = value`` pairs give Qmax, Qmin, wavelength, radiation, temperature (into meta).  A third and fourth
-    column (dr, dG) are kept as ``meta['dG']``.
+    Data start after the '#### start data' marker when present (so numbers of the header, such as PDFgetN's and
+    PDFgui's bank tables, are never data), else at the first run of numeric lines.  Header ``key = value``
+    pairs go into meta: ``qmax``, ``qmin``, ``qmax_instrument``, ``wavelength_A``, ``temperature_K``,
+    ``qdamp``, ``qbroad``, ``composition`` (the whole value, e.g. 'Cd Se'), ``radiation`` ('xray' or 'neutron'
+    from PDFgetX3 ``mode``, PDFgui ``stype=X|N``, or a PDFgetN header).  A third and fourth column (dr, dG) are
+    kept as ``meta['dG']``.  ``columns=(r, G)`` picks other columns by name or number.
     """
     path = Path(path)
     lines = text_lines(path)
@@ -39,27 +44,49 @@ def read_pdf(path) -> Measurement:
     header_lines = lines[:start] if start is not None else lines[:400]
     meta: dict = {"format": "PDF " + path.suffix.lower().lstrip(".")}
     for ln in header_lines:
+        body = ln.strip().lstrip("#").strip()
+        m = re.match(r"^(composition|mode|stype)\s*=\s*(.+?)\s*$", body, re.I)
+        if m:
+            meta.setdefault(_PDF_KEYS[m.group(1).lower()], m.group(2).strip())
+            continue
         for m in re.finditer(r"(?<![A-Za-z])([A-Za-z]+)\s*=\s*([^\s]+)", ln):
             key = m.group(1).lower()
-            if key in _PDF_KEYS and _PDF_KEYS[key] not in meta:
-                val = m.group(2)
+            if key in _PDF_KEYS and key not in _TEXT_KEYS and _PDF_KEYS[key] not in meta:
                 try:
-                    meta[_PDF_KEYS[key]] = float(val)
+                    meta[_PDF_KEYS[key]] = float(m.group(2))
                 except ValueError:
-                    if key in ("composition", "mode"):
-                        meta[_PDF_KEYS[key]] = val
-        if re.search(r"neutron", ln, re.I) and "radiation" not in meta and re.search(r"radiation|mode|source", ln, re.I):
+                    pass
+        if re.search(r"neutron", ln, re.I) and "radiation" not in meta and re.search(r"radiation|mode|source|stype",
+                                                                                     ln, re.I):
             meta["radiation"] = "neutron"
-    if "radiation" in meta and meta["radiation"] not in ("xray", "neutron"):
-        meta["radiation"] = "xray" if "x" in str(meta["radiation"]).lower() else str(meta["radiation"])
-    if start is not None:
-        # skip '#'-comment lines right after the marker (#S 1, #L r G)
-        data, _ = numeric_block(path, lines, start=start)
+    head = "\n".join(lines[:(start or 0) + 6])
+    if "radiation" not in meta and re.search(r"PDFgetN|machine\s*=\s*npdf", head, re.I):
+        meta["radiation"] = "neutron"
+    if "radiation" not in meta and re.search(r"PDFgetX|X-ray\s+PDF|##\s*X-Ray", head, re.I):
+        meta["radiation"] = "xray"
+    if "radiation" in meta:
+        r = str(meta["radiation"]).strip().lower()
+        meta["radiation"] = ("neutron" if r.startswith("n") else "xray" if r.startswith("x") else r)
+    if "composition" in meta:
+        meta["composition"] = " ".join(str(meta["composition"]).split())
+    from ..measurements.columns import read_table, select_xy
+    try:
+        t = read_table(path, lines, start=start)
+    except MeasurementError as exc:
+        if "ragged row" not in str(exc):
+            raise
+        # some PDF writers add dr/dG on a few rows only: keep r and G of every row
+        t = read_table(path, lines, start=start, keep=2)
+        meta["ragged_rows"] = "extra columns on some rows ignored"
+    if t.ncol < 2:
+        raise MeasurementError(path, f"{t.ncol} column(s); expected r and G(r)")
+    if columns is not None:
+        r, g, *_ = select_xy(t, None, columns)
+        r, (g,) = sorted_axis(path, np.asarray(r, float), [np.asarray(g, float)], "r")
+        cols = [g]
     else:
-        data, _ = numeric_block(path, lines)
-    if data.shape[1] < 2:
-        raise MeasurementError(path, f"{data.shape[1]} column(s); expected r and G(r)")
-    r, cols = sorted_axis(path, data[:, 0], [data[:, k] for k in range(1, data.shape[1])], "r")
+        data = t.data
+        r, cols = sorted_axis(path, data[:, 0], [data[:, k] for k in range(1, data.shape[1])], "r")
     if r[0] < 0:
         raise MeasurementError(path, f"r starts at {r[0]:g} A; expected r >= 0")
     if len(cols) >= 3:
@@ -115,5 +142,14 @@ class PDFAdapter(Adapter):
     data_dirs = ("pdf",)
     acceptance = {"pdf": ["Ni.gr"], "pdf_np": ["Pt-nanoparticles.gr"]}
 
+    columns_kind = "r"
+    value_columns = ("g", "g(r)", "gr")
+
     def prepare(self, m, spec):
-        return prepare_pdf(m, spec)
+        refuse_stack(m)
+        prep = prepare_pdf(m, spec)
+        rad, want = m.meta.get("radiation"), (spec.config or {}).get("radiation")
+        if rad in ("xray", "neutron") and want in ("xray", "neutron") and rad != want:
+            add_warning(prep.info, f"{rad} PDF but the model simulates {want} scattering (other scattering lengths "
+                                   "weight the pairs differently)")
+        return prep
