@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-PLUGINS = ("train.studies.augment", "train.studies.adapt", "train.studies.nested", "train.validate", "train.studies.demo")
+PLUGINS = ("train.studies.augment", "train.studies.adapt", "train.studies.nested", "train.validate", "train.studies.demo",
+           "train.studies.benchmark_real")
 
 
 def _model_kw(items) -> dict:

@@ -26,7 +26,8 @@ from .measurements import Measurement, MeasurementError, read
 from .prepare import Prepared, prepare, target_spec
 
 __all__ = ["validate", "predict_with_uncertainty", "derived_quantities", "load_reference", "check_reference",
-           "format_table", "overlay_params", "register_cli", "cmd_validate", "read_files", "add_read_options"]
+           "format_table", "overlay_params", "register_cli", "cmd_validate", "read_files", "add_read_options",
+           "predict_measurement"]
 
 
 # ------------------------------------------------------------------------------------------------ prediction
@@ -268,6 +269,48 @@ def format_table(rows: list[dict]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ validate
+def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw=None, log=print):
+    """Prepare one measurement for ``run`` and predict: ``(result, Prepared)``.
+
+    ``result`` holds ``values`` (every target and the adapter's derived quantities, ``{"value", "unc"}``; image
+    tiles averaged), and for classifiers ``class``, ``class_prob`` and ``class_probs`` (restricted to the classes
+    the file can be, :meth:`train.modalities.Adapter.allowed_classes`).  Preparation warnings are logged.
+    Raises MeasurementError / OutOfDomain like :func:`train.prepare.prepare`."""
+    spec = spec if spec is not None else target_spec(run)
+    adapter = modalities.get(spec.simulator)
+    names = list(run.task.targets)
+    prep = prepare(m, spec, **(prepare_kw or {}))
+    if prep.info.get("warning"):
+        log(f"{m.name}: warning: {prep.info['warning']}")
+    pr = predict_with_uncertainty(run, prep.x, mc=mc)
+    res: dict = {"file": m.name, "path": m.source, "modality": m.modality, "prepare": prep.info,
+                 "uncertainty": pr["method"], "values": {}}
+    if pr["samples"] is not None:
+        S = pr["samples"]  # (T, n, targets); image tiles: average over tiles
+        per = {t: S[..., j] for j, t in enumerate(names)}
+        per.update(adapter.derived(names, S, prep.info))
+        for q, arr in per.items():
+            tile_mean = arr.mean(axis=-1)  # (T,)
+            unc = float(tile_mean.std()) if arr.shape[0] > 1 else None
+            if arr.shape[0] == 1 and arr.shape[-1] > 1:  # no MC: spread over tiles is the only spread
+                unc = float(arr[0].std())
+            res["values"][q] = {"value": float(tile_mean.mean()), "unc": unc}
+    if pr["probs"] is not None:
+        probs = pr["probs"].mean(0)
+        allowed = adapter.allowed_classes(m, list(run.task.classes))
+        if allowed is not None and any(allowed) and not all(allowed):
+            mask = np.asarray(allowed, bool)
+            res["class_restricted_to"] = [c for c, a in zip(run.task.classes, allowed) if a]
+            probs = np.where(mask, probs, 0.0)
+            probs = probs / probs.sum() if probs.sum() > 0 else mask / mask.sum()
+        k = int(np.argmax(probs))
+        res["class"] = run.task.classes[k]
+        res["class_prob"] = float(probs[k])
+        res["class_probs"] = {c: float(p) for c, p in zip(run.task.classes, probs)}
+    adapter.annotate(m, res)
+    return res, prep
+
+
 def validate(run, files, reference=None, out=None, mc: int = 30, overlay: bool = True, prepare_kw=None,
              device: str = "cpu", log=print) -> dict:
     """Predict on measured files with a trained run and compare with reference values.
@@ -314,38 +357,9 @@ def validate(run, files, reference=None, out=None, mc: int = 30, overlay: bool =
     out = Path(out) if out is not None else None
     results, rows = [], []
     names = list(run.task.targets)
-    adapter = modalities.get(spec.simulator)
     for f in files:
         m = f if isinstance(f, Measurement) else read(Path(f))
-        prep = prepare(m, spec, **(prepare_kw or {}))
-        if prep.info.get("warning"):
-            log(f"{m.name}: warning: {prep.info['warning']}")
-        pr = predict_with_uncertainty(run, prep.x, mc=mc)
-        res: dict = {"file": m.name, "path": m.source, "modality": m.modality, "prepare": prep.info,
-                     "uncertainty": pr["method"], "values": {}}
-        if pr["samples"] is not None:
-            S = pr["samples"]  # (T, n, targets); image tiles: average over tiles
-            per = {t: S[..., j] for j, t in enumerate(names)}
-            per.update(adapter.derived(names, S, prep.info))
-            for q, arr in per.items():
-                tile_mean = arr.mean(axis=-1)  # (T,)
-                unc = float(tile_mean.std()) if arr.shape[0] > 1 else None
-                if arr.shape[0] == 1 and arr.shape[-1] > 1:  # no MC: spread over tiles is the only spread
-                    unc = float(arr[0].std())
-                res["values"][q] = {"value": float(tile_mean.mean()), "unc": unc}
-        if pr["probs"] is not None:
-            probs = pr["probs"].mean(0)
-            allowed = adapter.allowed_classes(m, list(run.task.classes))
-            if allowed is not None and any(allowed) and not all(allowed):
-                mask = np.asarray(allowed, bool)
-                res["class_restricted_to"] = [c for c, a in zip(run.task.classes, allowed) if a]
-                probs = np.where(mask, probs, 0.0)
-                probs = probs / probs.sum() if probs.sum() > 0 else mask / mask.sum()
-            k = int(np.argmax(probs))
-            res["class"] = run.task.classes[k]
-            res["class_prob"] = float(probs[k])
-            res["class_probs"] = {c: float(p) for c, p in zip(run.task.classes, probs)}
-        adapter.annotate(m, res)
+        res, prep = predict_measurement(run, m, spec=spec, mc=mc, prepare_kw=prepare_kw, log=log)
         ys = None
         if sim is not None:
             pred = {t: res["values"][t]["value"] for t in names if t in res["values"]}

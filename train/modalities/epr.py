@@ -533,7 +533,7 @@ class EPRAdapter(Adapter):
     sweep is wider (refused when the signal has not returned to the baseline at the measured window's edge, or
     the strongest feature lies outside the model's sweep).  Options: ``mw_frequency_GHz``, ``pad``.
 
-    Derived quantities: ``g_iso`` = mean of g_x, g_y, g_z; ``A_iso_MHz`` = mean of A_x, A_y, A_z divided by the
+    Derived quantities: ``g_iso`` = mean of g_x, g_y, g_z; ``g_perp`` = mean of g_x and g_y (axial centres); ``A_iso_MHz`` = mean of A_x, A_y, A_z divided by the
     preparation's field scale; ``a_iso_mT`` = A_iso / (g_iso mu_B/h).
     """
 
@@ -571,6 +571,8 @@ class EPRAdapter(Adapter):
         gs = [samples[..., idx[t]] for t in ("g_x", "g_y", "g_z") if t in idx]
         if gs:
             out["g_iso"] = np.mean(gs, axis=0)
+        if "g_x" in idx and "g_y" in idx and "g_z" in idx:
+            out["g_perp"] = 0.5 * (samples[..., idx["g_x"]] + samples[..., idx["g_y"]])
         As = [samples[..., idx[t]] for t in ("A_x", "A_y", "A_z") if t in idx]
         if As:
             scale = float(info.get("field_scale", 1.0) or 1.0)

@@ -277,6 +277,67 @@ def _run_studies(plan, out, only, fresh, device, threads, summary, previous, log
             log(traceback.format_exc())
 
 
+def _benchmark(plan, out, fresh, device, threads, summary, log):
+    """The blind real-data benchmark on the plan's runs, each trained over ``seeds`` seeds (seed 0 is the run
+    itself; the others reuse its corpus and settings)."""
+    spec = plan.get("benchmark") or {}
+    if not spec.get("runs"):
+        return
+    from ..fit import FitConfig, fit
+    from ..prepare import target_spec
+    from ..run import load_run
+    from .benchmark_real import benchmark_real
+    seeds = int(spec.get("seeds", 3))
+    groups: dict = {}
+    for rk in spec["runs"]:
+        base = summary["runs"].get(rk, {})
+        if "dir" not in base:
+            summary["errors"].append(f"benchmark: run {rk} is not available")
+            continue
+        dirs = [base["dir"]]
+        r = plan["runs"][rk]
+        for k in range(1, seeds):
+            d = out / "runs" / f"{rk}-seed{k}"
+            if not (d / "metrics.json").exists() or fresh:
+                if d.exists():
+                    shutil.rmtree(d)
+                epochs = int(r.get("epochs", 20))
+                log(f"[benchmark] {rk} seed {k}: {r['model']}, {epochs} epochs")
+                cfg = FitConfig(store=summary["corpora"][r["corpus"]]["store"], task=r["task"], model=r["model"],
+                                model_kw=r.get("model_kw", {}), epochs=epochs,
+                                batch_size=int(r.get("batch_size", 128)), lr=float(r.get("lr", 1e-3)),
+                                patience=int(r.get("patience", 6)), x_norm=r.get("x_norm"),
+                                weight_decay=float(r.get("weight_decay", 0.0)), threads=r.get("threads") or threads,
+                                lr_schedule=r.get("lr_schedule", "plateau"), log_targets=list(r.get("log_targets", [])),
+                                augment=r.get("augment", "none"), y_norm=r.get("y_norm", "global"), seed=k,
+                                device=device, out=str(d), progress=False)
+                with Heartbeat(log, f"[benchmark {rk} seed {k}]", _run_status(d, epochs)):
+                    fit(cfg, log=lambda *a, **kw: None)
+            dirs.append(str(d))
+        groups[rk] = (target_spec(load_run(dirs[0])).simulator, dirs)
+    split = spec.get("split", "dev")
+    log(f"[benchmark] real files of the manifest's {split} split, {seeds} seeds per network")
+    head, rows, classes, lines, saved = None, [], [], [], {}
+    for rk, (mod, dirs) in groups.items():
+        with Heartbeat(log, f"[benchmark {rk}]", lambda e: f"predicting ({e:.0f} s)"):
+            res = benchmark_real({mod: dirs}, split=split, fetch=bool(spec.get("fetch", True)), log=log)
+        log(f"[benchmark {rk}]\n" + res["table"])
+        head = ["network"] + res["head"]
+        rows += [[rk] + r for r in res["table_rows"]]
+        classes += res["classes"]
+        lines += [f"{rk} ({line})" for line in res["summary_lines"]]
+        saved[rk] = {k: res[k] for k in ("split", "rows", "files", "summary")}
+    if head is None:
+        return
+    (out / "benchmark").mkdir(exist_ok=True)
+    (out / "benchmark" / "benchmark.json").write_text(json.dumps(saved, indent=1, default=str))
+    summary["benchmark_real"] = {"intro": f"Manifest files of the '{split}' split ('test' files are never used to "
+                                          f"choose settings), {seeds} training seeds per network; PASS needs every "
+                                          "seed within the tolerance. " + "; ".join(lines),
+                                 "head": head, "rows": rows, "classes": classes,
+                                 "summary": {rk: v["summary"] for rk, v in saved.items()}}
+
+
 def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, device="cpu", scale=1.0,
              skip_studies=False, full=False, scheduler=None) -> dict:
     """Run the main job; returns the summary it writes to ``out/summary.json`` and the report.
@@ -325,6 +386,8 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
         for part in ("corpora", "runs", "studies"):
             summary[part] = dict(previous.get(part) or {})
         summary["acceptance"] = previous.get("acceptance")
+        if previous.get("benchmark_real"):
+            summary["benchmark_real"] = previous["benchmark_real"]
     log(f"simtrain demo: plan {plan['_path']} -> {out}" + (f" (only {', '.join(sorted(only))})" if only else ""))
     _build_corpora(plan, out, only, fresh, workers, scheduler, scale, summary, log)
     trained = _train_runs(plan, out, only, fresh, device, threads, summary, log)
@@ -333,6 +396,12 @@ def run_demo(out="report", plan=None, only=None, fresh=False, workers=None, devi
     except Exception as exc:  # noqa: BLE001
         summary["errors"].append(f"validation: {exc}")
         log(traceback.format_exc())
+    if not only or "benchmark" in only:
+        try:
+            _benchmark(plan, out, fresh, device, threads, summary, log)
+        except Exception as exc:  # noqa: BLE001
+            summary["errors"].append(f"benchmark: {exc}")
+            log(traceback.format_exc())
     if not skip_studies:
         _run_studies(plan, out, only, fresh, device, threads, summary, previous, log)
     summary["seconds"] = time.perf_counter() - t_start
