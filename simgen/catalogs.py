@@ -89,19 +89,34 @@ def list_recipes() -> dict[str, Path]:
 
 
 def resolve_recipe(name_or_path: str | os.PathLike) -> Path:
-    """A recipe file from a path, or from a catalog recipe name such as ``epr-oxides``."""
-    p = Path(name_or_path).expanduser()
+    """A recipe file from a path, or from a catalog recipe name such as ``epr-oxides``.
+
+    Anything that looks like a path (a ``.yaml``/``.yml`` suffix, a directory separator, or an existing
+    directory) must be a readable file: a path never silently falls back to the catalog recipe of the same stem.
+    """
+    from .errors import RecipeError
+    text = os.fspath(name_or_path)
+    p = Path(text).expanduser()
     if p.is_file():
         return p
+    looks_like_path = (isinstance(name_or_path, os.PathLike) or p.suffix in (".yaml", ".yml")
+                       or "/" in text or os.sep in text or p.exists())
     recipes = list_recipes()
-    key = p.stem if p.suffix in (".yaml", ".yml") else str(name_or_path)
-    if key in recipes:
-        return recipes[key]
+    if looks_like_path:
+        if p.is_dir():
+            raise RecipeError("recipe", text, "a recipe file (YAML), not a directory")
+        if p.exists():
+            raise RecipeError("recipe", text, "a regular recipe file")
+        hint = ""
+        if p.stem in recipes:
+            hint = f"the catalog recipe '{p.stem}' exists: give its name without a path or suffix to use it"
+        raise RecipeError("recipe", text, "an existing recipe file (no such file)", hint=hint)
+    if text in recipes:
+        return recipes[text]
     import difflib
-    close = difflib.get_close_matches(key, list(recipes), n=1)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise FileNotFoundError(f"recipe '{name_or_path}': no such file and no catalog recipe of that name "
-                            f"(catalog recipes: {', '.join(recipes) or 'none'}){hint}")
+    close = difflib.get_close_matches(text, list(recipes), n=1)
+    raise RecipeError("recipe", text, "a recipe file or a catalog recipe name (catalog recipes: "
+                      f"{', '.join(recipes) or 'none'})", hint=f"did you mean '{close[0]}'?" if close else "")
 
 
 def _start_tracking() -> dict:
