@@ -140,7 +140,8 @@ class Run:
 
     def predict_arrays(self, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
         """``{"reg": (n, T) physical units, "probs": (n, C)}`` for raw samples ``x``."""
-        x = np.asarray(x, dtype=np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
+            x = np.asarray(x, dtype=np.float32)
         if x.shape == self.in_shape:
             x = x[None]
         self._check_shape(x)
