@@ -59,7 +59,12 @@ def _seconds(text: str) -> float:
 
 def _connect(address: str, timeout: float):
     """A client of an existing scheduler, or one line saying why there is none."""
+    import logging
+
     from distributed import Client
+    # a result lost with a dead worker leaves an abandoned gather task whose "exception never retrieved" report
+    # would print a traceback at exit; the build reports the lost worker itself
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:

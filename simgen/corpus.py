@@ -712,8 +712,38 @@ def _run_distributed(client, store, todo, rdict, digest, n, chunk_rows, catalog,
     futures = [client.submit(_build_chunk, store, k, rdict, digest, n, chunk_rows, catalog, pure=False,
                              key=f"simgen-{digest[:10]}-chunk-{k}") for k in todo]
     pending = set(futures)
-    alive_at = time.monotonic()
+    alive_at = [time.monotonic()]
     poll = max(0.1, min(2.0, timeout / 4))
+
+    def watchdog() -> None:
+        try:
+            workers = len(client.nthreads())
+        except Exception:  # the scheduler is unreachable: no worker either
+            workers = 0
+        now = time.monotonic()
+        if workers:
+            alive_at[0] = now
+        elif now - alive_at[0] > timeout:
+            raise StoreError(f"store '{store}': no Dask worker alive for {timeout:g} s (scheduler "
+                             f"{getattr(client.scheduler, 'address', '?')}); stopped with {len(todo) - len(records)} "
+                             f"of {len(todo)} chunks not built; the store is resumable: re-run the same command")
+
+    def result(fut) -> dict:
+        while True:  # a result held by a worker that died is recomputed elsewhere: wait, watching the workers
+            try:
+                return fut.result(timeout=poll)
+            except TimeoutError:
+                watchdog()
+            except SimgenError:
+                raise
+            except Exception as exc:
+                if type(exc).__name__ in ("KilledWorker", "CommClosedError", "CancelledError",
+                                          "FutureCancelledError"):
+                    raise StoreError(f"store '{store}': a chunk could not be built ({type(exc).__name__}: "
+                                     f"{exc}); the store is left resumable: re-run the same command") from None
+                raise
+
+    records: list = []
     try:
         while pending:
             try:
@@ -722,28 +752,10 @@ def _run_distributed(client, store, todo, rdict, digest, n, chunk_rows, catalog,
             except TimeoutError:
                 finished = set()
             for fut in finished:
-                try:
-                    done(fut.result())
-                except SimgenError:
-                    raise
-                except Exception as exc:
-                    if type(exc).__name__ in ("KilledWorker", "CommClosedError", "CancelledError", "FutureCancelledError"):
-                        raise StoreError(f"store '{store}': a chunk could not be built ({type(exc).__name__}: "
-                                         f"{exc}); the store is left resumable: re-run the same command") from None
-                    raise
-            try:
-                workers = len(client.nthreads())
-            except Exception:  # the scheduler is unreachable: no worker either
-                workers = 0
-            now = time.monotonic()
-            if workers:
-                alive_at = now
-            elif now - alive_at > timeout:
-                left = len(pending)
-                raise StoreError(f"store '{store}': no Dask worker alive for {timeout:g} s "
-                                 f"(scheduler {getattr(client.scheduler, 'address', '?')}); stopped with {left} of "
-                                 f"{len(todo)} chunks not built; the store is resumable: re-run the same command")
-            lease.check() if finished else None
+                rec = result(fut)
+                records.append(rec)
+                done(rec)
+            watchdog()
     finally:
         for fut in futures:
             fut.cancel()

@@ -297,7 +297,7 @@ def test_relative_out_is_made_absolute(tmp_path, monkeypatch):
 def test_no_live_worker_stops_the_build_and_leaves_it_resumable(tmp_path, reference):
     from distributed import Client, LocalCluster
     store = tmp_path / "w.zarr"
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None, silence_logs=40) as cluster, \
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0", silence_logs=40) as cluster, \
             Client(cluster) as client:
         t0 = time.monotonic()
         with pytest.raises(StoreError, match=r"no Dask worker alive for 1 s.*resumable"):
@@ -310,7 +310,7 @@ def test_no_live_worker_stops_the_build_and_leaves_it_resumable(tmp_path, refere
 def test_store_not_visible_from_workers_is_refused(tmp_path):
     from distributed import Client, LocalCluster
     store = str(tmp_path / "vis.zarr")
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None, silence_logs=40) as cluster, \
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0", silence_logs=40) as cluster, \
             Client(cluster) as client:
         lease = Lease(store).acquire()
         corpus._check_visible(client, store, lease)  # the same filesystem: visible
