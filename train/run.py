@@ -46,9 +46,16 @@ def safe_torch_load(path, what: str = "file"):
     except FileNotFoundError:
         raise RunError(f"{what} '{path}': not found") from None
     except Exception as exc:  # UnpicklingError, RuntimeError (not a zip/torch file), EOFError...
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        raise RunError(f"{what} '{path}': refused: not a plain tensor file ({type(exc).__name__}: {first}); "
-                       "it was not loaded (only weights, never code, are read from run directories)") from None
+        import pickle
+        import re
+        if isinstance(exc, pickle.UnpicklingError):
+            why = "it is not tensors and plain containers only; unpickling it in full could run code"
+        else:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = re.sub("\x1b\\[[0-9;]*m", "", first)[:160]  # no terminal colour codes
+            why = f"{type(exc).__name__}: {first}"
+        raise RunError(f"{what} '{path}': refused: not a plain tensor file ({why}); it was not loaded (only "
+                       "weights, never code, are read from run directories)") from None
 
 
 def versions() -> dict:
