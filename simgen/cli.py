@@ -35,6 +35,51 @@ def _start_cluster(workers: int | None):
     return Client(cluster), cluster
 
 
+def _count(flag: str):
+    """argparse type: a positive integer, also written as 1e6 or 1_000_000."""
+    def parse(text: str) -> int:
+        from .corpus import positive_int
+        try:
+            return positive_int(text, flag, "a positive integer such as 1000 or 1e6")
+        except SimgenError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
+    parse.__name__ = flag
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a number of seconds") from None
+    if not (v > 0 and np.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a positive number of seconds")
+    return v
+
+
+def _connect(address: str, timeout: float):
+    """A client of an existing scheduler, or one line saying why there is none."""
+    import logging
+
+    from distributed import Client
+    # a result lost with a dead worker leaves an abandoned gather task whose "exception never retrieved" report
+    # would print a traceback at exit; the build reports the lost worker itself
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SimgenError(f"--scheduler {address}: cannot reach the Dask scheduler within {timeout:g} s "
+                          f"({why[:160]})") from None
+
+
+def _workers(client) -> int:
+    try:
+        return len(client.nthreads())
+    except Exception:  # pragma: no cover - lost the scheduler meanwhile
+        return 0
+
+
 def cmd_generate(args) -> int:
     from . import corpus
     from .recipe import load_recipe
@@ -47,13 +92,13 @@ def cmd_generate(args) -> int:
     t0 = time.perf_counter()
     try:
         if args.scheduler:
-            from distributed import Client
-            client = Client(args.scheduler)
+            client = _connect(args.scheduler, args.connect_timeout)
         elif args.workers != 0:
             client, cluster = _start_cluster(args.workers)
         summary = corpus.build(recipe, n, args.out, chunk_rows=args.chunk_rows, client=client,
                                overwrite=args.overwrite, compression=args.compression,
-                               progress=not args.quiet, scheduler=None if client else "synchronous")
+                               progress=not args.quiet, scheduler=None if client else "synchronous",
+                               worker_timeout=args.worker_timeout)
     finally:
         if client is not None:
             client.close()
@@ -62,6 +107,35 @@ def cmd_generate(args) -> int:
     print(summary)
     print(f"total wall time {time.perf_counter() - t0:.1f} s (cluster start-up included)")
     return 0 if summary.complete else 1
+
+
+def cmd_repair(args) -> int:
+    from . import corpus
+    c = corpus.open(args.store)
+    bad = c.verify_report()
+    for k, why in bad.items():
+        print(f"chunk {k}: {why}")
+    if not bad:
+        print(f"{c.store}: all {c.n_chunks} chunks match their CRC-32; nothing to repair")
+        return 0
+    client = cluster = None
+    try:
+        if args.scheduler:
+            client = _connect(args.scheduler, args.connect_timeout)
+        elif args.workers not in (0, None):
+            client, cluster = _start_cluster(args.workers)
+        summary = corpus.repair(c.store, client=client, progress=not args.quiet,
+                                scheduler=None if client else "synchronous", worker_timeout=args.worker_timeout)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    print(summary)
+    left = corpus.open(c.store).verify()
+    if left:
+        print(f"still bad: chunks {left}")
+    return 0 if summary.complete and not left else 1
 
 
 def _ranges(c) -> dict:
@@ -88,7 +162,9 @@ def cmd_info(args) -> int:
     s = c.summary()
     s["ranges"] = _ranges(c)
     if args.verify:
-        s["corrupted_chunks"] = c.verify()
+        report = c.verify_report()
+        s["corrupted_chunks"] = sorted(report)
+        s["chunk_problems"] = {str(k): v for k, v in report.items()}
     if args.recipe:
         s["recipe"] = c.meta["recipe"]
     if args.json:
@@ -99,6 +175,13 @@ def cmd_info(args) -> int:
         print(f"samples    {s['n']} in {s['n_chunks']} chunks of {s['chunk_rows']}")
         state = "complete" if s["complete"] else "INCOMPLETE"
         print(f"status     {state}: {s['chunks_done']}/{s['n_chunks']} chunks done")
+        print(f"version    simulator {s['simulator']} {s.get('simulator_version')}, simgen "
+              f"{(s.get('versions') or {}).get('simgen', '?')}")
+        cat = s.get("catalog_files")
+        if cat is None:
+            print("catalogs   (no digests recorded: built by an older simgen)")
+        for rel, sha in (cat or {}).items():
+            print(f"catalog    {rel} sha256:{sha[:16]}")
         for d, (a, b, npts, u) in s["axis"].items():
             print(f"axis       {d}: {a:g} .. {b:g} {u}, {npts} points")
         for name, r in s["ranges"].items():
@@ -110,7 +193,13 @@ def cmd_info(args) -> int:
                 print(f"target     {name} [{r['units']}]: {rng}{extra}")
         if args.verify:
             bad = s["corrupted_chunks"]
-            print(f"verify     {'all chunks match their CRC' if not bad else f'{len(bad)} bad chunks: {bad[:20]}'}")
+            if not bad:
+                print("verify     all chunks match their CRC")
+            else:
+                print(f"verify     {len(bad)} bad chunks: {bad}")
+                for k in bad:
+                    print(f"bad chunk  {k}: {s['chunk_problems'][str(k)]}")
+                print(f"repair     simgen repair {s['store']}")
         if args.recipe:
             import yaml
             print(yaml.safe_dump(s["recipe"], sort_keys=False))
@@ -184,12 +273,17 @@ def cmd_list(args) -> int:
     from . import registry
     from .catalogs import list_recipes
     print("simulators:")
+    failed = 0
     for name, state in registry.available().items():
         if state == "ok":
             cls = registry.get(name)
-            print(f"  {name:10s} {cls.description}")
+            print(f"  {name:10s} {getattr(cls, 'description', '')} (version {getattr(cls, 'version', '?')})")
         else:
-            print(f"  {name:10s} (unavailable: {state})")
+            failed += 1
+            print(f"  {name:10s} FAILED TO LOAD: {state}")
+    for problem in registry.problems():
+        failed += 1
+        print(f"  (entry points) {problem}")
     print("recipes:")
     for name, path in list_recipes().items():
         try:
@@ -199,11 +293,28 @@ def cmd_list(args) -> int:
         except Exception as exc:  # pragma: no cover
             desc, simn = f"(unreadable: {exc})", "?"
         print(f"  {name:24s} [{simn}] {desc}")
-    return 0
+    return 0 if not failed else 1
+
+
+def _version() -> str:
+    import importlib.metadata as md
+    try:
+        return md.version("simgen")
+    except md.PackageNotFoundError:  # pragma: no cover - running from a checkout without installing
+        return "unknown"
+
+
+def _cluster_opts(p) -> None:
+    p.add_argument("--worker-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="stop (leaving a resumable store) when no Dask worker has been alive this long "
+                        "(default 120)")
+    p.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                   help="how long to try to reach --scheduler (default 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simgen", description="Make synthetic training corpora from physics simulators.")
+    p.add_argument("--version", action="version", version=f"simgen {_version()}")
     p.add_argument("--catalog", action="append", default=[], metavar="DIR",
                    help="extra catalog directory (recipes/, epr/, ...) searched before the built-in one; "
                         "also SIMGEN_CATALOGS")
@@ -211,18 +322,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="build (or resume) a corpus store")
     g.add_argument("recipe", help="recipe file or catalog recipe name (see `simgen list`)")
-    g.add_argument("--n", type=int, help="number of samples (default: the recipe's corpus.n)")
-    g.add_argument("--out", required=True, help="Zarr store to write (directory or URL)")
-    g.add_argument("--chunk-rows", type=int, help="samples per chunk (default: ~32 MiB chunks)")
+    g.add_argument("--n", type=_count("--n"), help="number of samples, e.g. 50000 or 1e6 (default: the recipe's "
+                                                    "corpus.n)")
+    g.add_argument("--out", required=True, help="Zarr store to write (directory, made absolute, or URL)")
+    g.add_argument("--chunk-rows", type=_count("--chunk-rows"), help="samples per chunk (default: ~32 MiB chunks)")
     w = g.add_mutually_exclusive_group()
     w.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: one per core; 0: run in this process)")
     w.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing dask.distributed scheduler")
-    g.add_argument("--overwrite", action="store_true", help="replace a store made from another recipe")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a store that cannot be resumed (another recipe, n, chunking, simulator version or "
+                        "catalog files); never one another live writer holds")
     g.add_argument("--compression", choices=["none", "zstd", "blosc"], default=None)
     g.add_argument("--set", action="append", metavar="FIELD=VALUE", help="override a recipe field, e.g. seed=7")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    _cluster_opts(g)
     g.set_defaults(func=cmd_generate)
+
+    r = sub.add_parser("repair", help="re-check every chunk's CRC-32 and rebuild the bad ones")
+    r.add_argument("store")
+    w = r.add_mutually_exclusive_group()
+    w.add_argument("--workers", type=int, default=0, help="local worker processes (default 0: in this process)")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing dask.distributed scheduler")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _cluster_opts(r)
+    r.set_defaults(func=cmd_repair)
 
     i = sub.add_parser("info", help="recipe, counts, completeness and parameter ranges of a store")
     i.add_argument("store")
@@ -249,9 +373,12 @@ def main(argv=None) -> int:
         for d in args.catalog:
             add_catalog_dir(d)
         return args.func(args)
-    except (SimgenError, FileNotFoundError) as exc:
+    except (SimgenError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         print(f"simgen: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("simgen: interrupted; a store being built is resumable: re-run the same command", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

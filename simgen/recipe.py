@@ -95,6 +95,24 @@ class Recipe:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def _positive_int(v: Any, field_: str, source: str | None) -> int:
+    """A positive integer; YAML reads 1e6 as a string, so integral numbers written so are accepted."""
+    import math
+    x = v
+    if isinstance(x, str):
+        try:
+            x = float(x.strip().replace("_", ""))
+        except ValueError:
+            raise RecipeError(field_, v, "a positive integer such as 1000 or 1e6", source) from None
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise RecipeError(field_, v, "a positive integer such as 1000 or 1e6", source)
+    if isinstance(x, float) and (not math.isfinite(x) or x != math.floor(x)):
+        raise RecipeError(field_, v, "a positive integer such as 1000 or 1e6", source)
+    if x < 1:
+        raise RecipeError(field_, v, "a positive integer such as 1000 or 1e6", source)
+    return int(x)
+
+
 def _set_dotted(d: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     cur = d
@@ -171,6 +189,9 @@ def load_recipe(src: str | os.PathLike | Mapping, overrides: Mapping[str, Any] |
             raw = yaml.safe_load(Path(path).read_text())
         except yaml.YAMLError as exc:
             raise RecipeError("(file)", str(path), f"valid YAML ({exc})", source) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RecipeError("(file)", str(path), f"a readable UTF-8 text file ({type(exc).__name__}: {exc})",
+                              source) from None
         if not isinstance(raw, dict):
             raise RecipeError("(top level)", raw, "a mapping with 'simulator', 'params', ...", source)
     for k, v in (overrides or {}).items():
@@ -207,12 +228,15 @@ def load_recipe(src: str | os.PathLike | Mapping, overrides: Mapping[str, Any] |
     corpus = raw.get("corpus") or {}
     if not isinstance(corpus, dict):
         raise RecipeError("corpus", corpus, "a mapping with " + ", ".join(CORPUS_FIELDS), source)
+    corpus = dict(corpus)
     for k, v in corpus.items():
         if k not in CORPUS_FIELDS:
             raise RecipeError(f"corpus.{k}", v, "one of " + ", ".join(CORPUS_FIELDS), source,
                               hint=_suggest(k, CORPUS_FIELDS))
-        if k in ("n", "chunk_rows") and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise RecipeError(f"corpus.{k}", v, "a positive integer", source)
+        if k in ("n", "chunk_rows"):
+            corpus[k] = _positive_int(v, f"corpus.{k}", source)
+        if k == "compression" and v not in (None, "none", "zstd", "blosc"):
+            raise RecipeError(f"corpus.{k}", v, "none, zstd or blosc", source)
     desc = raw.get("description", "") or ""
     recipe = Recipe(sim, seed, config, params, targets, label, str(desc), corpus, source)
     if validate:

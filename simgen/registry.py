@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 
 from .errors import RecipeError
 
-__all__ = ["BUILTIN", "register", "get", "available"]
+__all__ = ["BUILTIN", "register", "get", "available", "problems"]
 
 BUILTIN: dict[str, str] = {
     "peaks": "simgen.examples.peaks:PeaksSimulator",
@@ -35,15 +35,33 @@ def register(name: str, target) -> None:
     _extra[name] = target
 
 
+_problems: list[str] = []
+
+
 def _table() -> dict[str, object]:
     table: dict[str, object] = dict(BUILTIN)
+    _problems.clear()
     try:
-        for ep in entry_points(group="simgen.simulators"):
-            table.setdefault(ep.name, ep.value)
-    except Exception:  # pragma: no cover - broken third-party metadata must not break simgen
-        pass
+        eps = list(entry_points(group="simgen.simulators"))
+    except Exception as exc:  # broken third-party metadata must not break simgen, but is reported
+        eps = []
+        _problems.append(f"reading the 'simgen.simulators' entry points failed: {type(exc).__name__}: {exc}")
+        import warnings
+        warnings.warn(_problems[-1], RuntimeWarning, stacklevel=2)
+    for ep in eps:
+        if ep.name in table and table[ep.name] != ep.value:
+            _problems.append(f"entry point '{ep.name}' = {ep.value} ignored: the name is taken by "
+                             f"{table[ep.name]}")
+            continue
+        table[ep.name] = ep.value
     table.update(_extra)
     return table
+
+
+def problems() -> list[str]:
+    """Problems met while reading the entry points (names taken twice, unreadable metadata)."""
+    _table()
+    return list(_problems)
 
 
 def get(name: str):
@@ -59,8 +77,9 @@ def get(name: str):
         module, _, attr = target.partition(":")
         try:
             cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise RecipeError("simulator", name, f"an importable simulator ({target} failed: {exc})") from exc
+        except Exception as exc:  # a plugin failing to import in any way is reported with its error
+            raise RecipeError("simulator", name, f"an importable simulator ({target} failed: "
+                              f"{type(exc).__name__}: {exc})") from exc
         return cls
     return target
 

@@ -170,8 +170,17 @@ def _common(p, eval_test: bool = True):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _version() -> str:
+    import importlib.metadata as md
+    try:
+        return md.version("simgen")
+    except md.PackageNotFoundError:  # pragma: no cover - a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simtrain", description="Train inverse networks on simgen corpora.")
+    p.add_argument("--version", action="version", version=f"simtrain (simgen) {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("fit", help="train a model on a store (held-out validation and test splits)")
     _common(f)

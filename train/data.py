@@ -104,18 +104,36 @@ def parse_task(spec: str, corpus) -> Task:
                 label_name=corpus.label_name if classify else None)
 
 
+_VERIFIED: set = set()  # (store, digest of its CRC records) already checked in this process
+
+
 def open_store(store, *, check_complete: bool = True, verify: bool = False):
-    """Open a corpus for training: it must exist, be complete and (with ``verify``) match its CRCs."""
+    """Open a corpus for training: it must exist, be complete and (with ``verify``) match its CRCs (checked once
+    per process; a corrupt store is refused by name with the bad chunks)."""
+    import hashlib
+
     import simgen.corpus as sc
     c = sc.open(store)
     if check_complete:
         c.require_complete()
     if verify:
-        bad = c.verify()
-        if bad:
-            raise StoreError(f"store '{c.store}': corrupted: chunks {bad[:10]}{'...' if len(bad) > 10 else ''} "
-                             "do not match their recorded CRC-32; rebuild them (delete the store or re-run "
-                             "`simgen generate --overwrite`)")
+        key = None
+        if os.path.isdir(str(c.store)):  # a local store: (path, size, mtime) of every file says it is unchanged
+            h = hashlib.sha256()
+            for root, _, files in os.walk(str(c.store)):
+                for f in sorted(files):
+                    st = os.stat(os.path.join(root, f))
+                    h.update(f"{root}/{f}:{st.st_size}:{st.st_mtime_ns};".encode())
+            key = (str(c.store), h.hexdigest())
+        if key is None or key not in _VERIFIED:
+            bad = c.verify_report()
+            if bad:
+                ks = sorted(bad)
+                raise StoreError(f"store '{c.store}': corrupted: chunk(s) {ks[:10]}{'...' if len(ks) > 10 else ''} "
+                                 f"({bad[ks[0]]}); not used for training; rebuild them with `simgen repair "
+                                 f"{c.store}`")
+            if key is not None:
+                _VERIFIED.add(key)
     return c
 
 

@@ -176,7 +176,7 @@ def _prepare_out(cfg: FitConfig) -> Path:
 def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
     """Train a model as ``config`` says and return the :class:`~train.run.Run` (also written to disk)."""
     cfg = config if isinstance(config, FitConfig) else FitConfig.from_dict(config)
-    corpus = open_store(cfg.store, verify=cfg.verify)
+    corpus = open_store(cfg.store, verify=True)  # complete and every chunk's CRC-32 checked before training
     task = parse_task(cfg.task, corpus)
     in_shape = tuple(corpus.x.shape[1:])
     n_cls = len(task.classes) if task.classify else 0
@@ -247,7 +247,8 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
     ckdir = out / "checkpoints"
     ckdir.mkdir(exist_ok=True)
     if cfg.resume and (ckdir / "last.pt").exists():
-        ck = torch.load(ckdir / "last.pt", map_location="cpu", weights_only=False)
+        from .run import safe_torch_load
+        ck = safe_torch_load(ckdir / "last.pt", "checkpoint")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         if sched is not None and ck.get("sched") is not None:

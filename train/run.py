@@ -3,7 +3,7 @@
 Layout::
 
     RUN/config.json        the FitConfig, the task (targets, classes), model name/options, input shape
-    RUN/model.pt           weights of the best epoch (torch state_dict)   | model.pkl for the classical baseline
+    RUN/model.pt           weights of the best epoch (torch tensors only) | model.npz (tree arrays) for the baseline
     RUN/normalisers.npz    x and y normalisers fitted on the training split
     RUN/axis.json          the store's axis (dims, coordinates, units): inputs must be on this axis
     RUN/versions.json      package versions, the store's recipe digest and simulator version
@@ -13,12 +13,13 @@ Layout::
     RUN/checkpoints/       last.pt (resume) and best.pt
 
 ``load_run(path)`` returns a :class:`Run`; ``Run.predict(x)`` takes raw (unnormalised) samples on the run's axis.
+Nothing in a run directory can execute code when loaded: weights are read with ``torch.load(weights_only=True)``,
+arrays with ``allow_pickle=False``, the rest is JSON; a file that needs more is refused by name.
 """
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import platform
 from pathlib import Path
 
@@ -34,7 +35,27 @@ __all__ = ["Run", "load_run", "versions", "resolve_device", "RunError"]
 
 
 class RunError(ValueError):
-    """A run directory is missing or incomplete."""
+    """A run directory is missing, incomplete or holds a file that cannot be loaded safely."""
+
+
+def safe_torch_load(path, what: str = "file"):
+    """``torch.load`` of tensors and plain containers only (``weights_only=True``); anything else (a pickle
+    that would run code, a damaged file) raises :class:`RunError` naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"{what} '{path}': not found") from None
+    except Exception as exc:  # UnpicklingError, RuntimeError (not a zip/torch file), EOFError...
+        import pickle
+        import re
+        if isinstance(exc, pickle.UnpicklingError):
+            why = "it is not tensors and plain containers only; unpickling it in full could run code"
+        else:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = re.sub("\x1b\\[[0-9;]*m", "", first)[:160]  # no terminal colour codes
+            why = f"{type(exc).__name__}: {first}"
+        raise RunError(f"{what} '{path}': refused: not a plain tensor file ({why}); it was not loaded (only "
+                       "weights, never code, are read from run directories)") from None
 
 
 def versions() -> dict:
@@ -106,9 +127,9 @@ class Run:
         self.normalisers.save(p / "normalisers.npz")
         write_json(p / "axis.json", self.axis.to_dict())
         if self.is_baseline:
-            with open(p / "model.pkl.tmp", "wb") as f:
-                pickle.dump(self.model, f)
-            os.replace(p / "model.pkl.tmp", p / "model.pkl")
+            from .models.baseline import save_baseline
+            save_baseline(self.model, p / "model.npz.tmp")
+            os.replace(p / "model.npz.tmp", p / "model.npz")
         else:
             torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, p / "model.pt.tmp")
             os.replace(p / "model.pt.tmp", p / "model.pt")
@@ -126,10 +147,17 @@ class Run:
 
     def predict_arrays(self, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
         """``{"reg": (n, T) physical units, "probs": (n, C)}`` for raw samples ``x``."""
-        x = np.asarray(x, dtype=np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
+            x = np.asarray(x, dtype=np.float32)
         if x.shape == self.in_shape:
             x = x[None]
         self._check_shape(x)
+        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise RunError(f"input to run '{self.path}': {len(rows)} sample(s) hold NaN or inf (rows "
+                           f"{rows[:10].tolist()}{'...' if len(rows) > 10 else ''}) or overflow float32; expected "
+                           "finite values on the run's axis")
         if self.is_baseline:
             return self.model.predict(x)
         self.model.eval()
@@ -138,6 +166,10 @@ class Run:
             for s in range(0, len(x), batch_size):
                 xb = torch.from_numpy(self.normalisers.x.transform(x[s:s + batch_size])).to(self.device)
                 out = self.model(xb)
+                for key in ("reg", "logits"):
+                    if key in out and not torch.isfinite(out[key]).all():
+                        raise RunError(f"run '{self.path}': the model gave non-finite outputs ({key}) for finite "
+                                       f"inputs (batch starting at row {s}); its weights may be damaged")
                 if "reg" in out:
                     lab = out["logits"].argmax(1).cpu().numpy() if self.normalisers.y.by_class else None
                     regs.append(self.normalisers.y.inverse(out["reg"].float().cpu().numpy(), lab))
@@ -233,23 +265,57 @@ def load_run(path, device: str = "cpu") -> Run:
     p = Path(path)
     if not (p / "config.json").exists():
         raise RunError(f"run '{p}': no config.json (not a simtrain run directory, or training did not finish)")
-    cfg = json.loads((p / "config.json").read_text())
-    task = Task.from_dict(cfg["task"])
-    axis = Axis.from_dict(json.loads((p / "axis.json").read_text()))
-    norm = Normalisers.load(p / "normalisers.npz")
+
+    def _json(name, default=None):
+        f = p / name
+        if default is not None and not f.exists():
+            return default
+        try:
+            return json.loads(f.read_text())
+        except FileNotFoundError:
+            raise RunError(f"run '{p}': {name} is missing") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RunError(f"run '{p}': {name} is not valid JSON ({exc})") from None
+
+    cfg = _json("config.json")
+    try:
+        task = Task.from_dict(cfg["task"])
+        axis = Axis.from_dict(_json("axis.json"))
+        model_name, in_shape = cfg["model"], tuple(cfg["in_shape"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"run '{p}': config.json/axis.json lack what a run needs ({type(exc).__name__}: {exc})") \
+            from None
+    try:
+        norm = Normalisers.load(p / "normalisers.npz")
+    except FileNotFoundError:
+        raise RunError(f"run '{p}': normalisers.npz is missing") from None
+    except (ValueError, KeyError, OSError) as exc:  # a pickled (object) array is refused by allow_pickle=False
+        raise RunError(f"run '{p}': normalisers.npz refused: not plain arrays ({exc})") from None
     dev = resolve_device(device)
-    if is_baseline(cfg["model"]):
-        if not (p / "model.pkl").exists():
-            raise RunError(f"run '{p}': model.pkl is missing")
-        with open(p / "model.pkl", "rb") as f:
-            model = pickle.load(f)
+    if is_baseline(model_name):
+        from .models.baseline import FormatError, load_baseline
+        if not (p / "model.npz").exists():
+            if (p / "model.pkl").exists():
+                raise RunError(f"run '{p / 'model.pkl'}': refused: a pickle can execute code when loaded, and "
+                               "runs store baselines as arrays (model.npz); retrain the baseline")
+            raise RunError(f"run '{p}': model.npz is missing")
+        try:
+            model = load_baseline(p / "model.npz")
+        except FormatError as exc:
+            raise RunError(f"run '{p}': {exc}") from None
     else:
         if not (p / "model.pt").exists():
             raise RunError(f"run '{p}': model.pt is missing")
-        model = get_model(cfg["model"], tuple(cfg["in_shape"]), len(task.targets),
+        model = get_model(model_name, in_shape, len(task.targets),
                           len(task.classes) if task.classify else 0, **cfg.get("model_kw", {}))
-        model.load_state_dict(torch.load(p / "model.pt", map_location="cpu", weights_only=True))
+        state = safe_torch_load(p / "model.pt", "model file")
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0][:200]
+            raise RunError(f"model file '{p / 'model.pt'}': its weights do not fit model '{model_name}' ({first})") \
+                from None
         model.to(dev).eval()
-    hist = json.loads((p / "history.json").read_text()) if (p / "history.json").exists() else []
-    met = json.loads((p / "metrics.json").read_text()) if (p / "metrics.json").exists() else {}
+    hist = _json("history.json", [])
+    met = _json("metrics.json", {})
     return Run(p, cfg, task, axis, norm, model, cfg["in_shape"], hist, met, dev)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import find_peaks, peak_widths
 
-__all__ = ["peak_features", "feature_names", "BaselineModel"]
+__all__ = ["peak_features", "feature_names", "BaselineModel", "save_baseline", "load_baseline", "ArrayEnsemble",
+           "FormatError"]
 
 PROMINENCES = (0.05, 0.1, 0.25, 0.5)
 N_TOP = 3
@@ -146,3 +147,195 @@ class BaselineModel:
             probs[:, self.classifier.classes_.astype(int)] = p
             out["probs"] = probs
         return out
+
+
+# ------------------------------------------------------------------------------------------------ storage
+# A fitted baseline is stored as plain arrays (``model.npz``, loaded with ``allow_pickle=False``): the node
+# tables of its trees.  Prediction from these arrays walks the trees exactly as scikit-learn does (same
+# comparisons, same order of sums), so a loaded model predicts what the fitted one did, and loading a run
+# directory can never execute code.
+
+class FormatError(ValueError):
+    """A stored baseline model is not in the expected array format."""
+
+
+def _flatten(trees) -> dict[str, np.ndarray]:
+    """Concatenate per-tree node tables ``(feature, threshold, missing_left, left, right, value)``; children
+    become global node indices, -1 at leaves; ``root[t]`` is tree t's first node."""
+    cols = {k: [] for k in ("feature", "threshold", "missing_left", "left", "right", "value")}
+    roots, off = [], 0
+    for feature, threshold, missing_left, left, right, value in trees:
+        roots.append(off)
+        leaf = left < 0
+        cols["feature"].append(np.where(leaf, 0, feature).astype(np.int64))
+        cols["threshold"].append(np.asarray(threshold, dtype=np.float64))
+        cols["missing_left"].append(np.asarray(missing_left, dtype=bool))
+        cols["left"].append(np.where(leaf, -1, left + off).astype(np.int64))
+        cols["right"].append(np.where(leaf, -1, right + off).astype(np.int64))
+        cols["value"].append(np.asarray(value, dtype=np.float64))
+        off += len(left)
+    out = {k: np.concatenate(v) for k, v in cols.items()}
+    out["root"] = np.asarray(roots, dtype=np.int64)
+    return out
+
+
+def _export(est) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(description, arrays)`` of a fitted scikit-learn forest or histogram gradient boosting model."""
+    from sklearn.ensemble import (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
+                                  RandomForestClassifier, RandomForestRegressor)
+    if isinstance(est, (RandomForestRegressor, RandomForestClassifier)):
+        clf = isinstance(est, RandomForestClassifier)
+        trees = []
+        for e in est.estimators_:
+            t = e.tree_
+            if t.n_outputs != 1:
+                raise FormatError("baseline: only single-output forests can be stored")
+            if clf:
+                v = t.value[:, 0, :len(est.classes_)].astype(np.float64)
+                s = v.sum(axis=1, keepdims=True)
+                v = v / np.where(s == 0.0, 1.0, s)
+            else:
+                v = t.value[:, 0, :1].astype(np.float64)
+            miss = getattr(t, "missing_go_to_left", np.zeros(t.node_count, dtype=bool))
+            trees.append((t.feature, t.threshold, miss, t.children_left, t.children_right, v))
+        arrays = _flatten(trees)
+        desc = {"type": "forest_classifier" if clf else "forest_regressor"}
+        if clf:
+            arrays["classes"] = np.asarray(est.classes_)
+        return desc, arrays
+    if isinstance(est, (HistGradientBoostingRegressor, HistGradientBoostingClassifier)):
+        clf = isinstance(est, HistGradientBoostingClassifier)
+        if not clf and est.loss != "squared_error":
+            raise FormatError(f"baseline: gradient boosting with loss '{est.loss}' cannot be stored as arrays")
+        if getattr(est, "_preprocessor", None) is not None:
+            raise FormatError("baseline: gradient boosting with categorical features cannot be stored as arrays")
+        trees, tree_out = [], []
+        for it in est._predictors:
+            for k, pred in enumerate(it):
+                nd = pred.nodes
+                if nd["is_categorical"].any():
+                    raise FormatError("baseline: categorical splits cannot be stored as arrays")
+                left = np.where(nd["is_leaf"].astype(bool), -1, nd["left"].astype(np.int64))
+                trees.append((nd["feature_idx"], nd["num_threshold"], nd["missing_go_to_left"].astype(bool),
+                              left, nd["right"].astype(np.int64), nd["value"].astype(np.float64)[:, None]))
+                tree_out.append(k)
+        arrays = _flatten(trees) if trees else {}
+        arrays["tree_output"] = np.asarray(tree_out, dtype=np.int64)
+        arrays["baseline"] = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
+        desc = {"type": "boosting_classifier" if clf else "boosting_regressor"}
+        if clf:
+            arrays["classes"] = np.asarray(est.classes_)
+        return desc, arrays
+    raise FormatError(f"baseline: cannot store a {type(est).__name__} as arrays")
+
+
+class ArrayEnsemble:
+    """A tree ensemble predicting from stored node tables (no scikit-learn objects, no pickles)."""
+
+    def __init__(self, kind: str, arrays: dict[str, np.ndarray]):
+        if kind not in ("forest_regressor", "forest_classifier", "boosting_regressor", "boosting_classifier"):
+            raise FormatError(f"baseline ensemble type {kind!r}: unknown")
+        self.kind, self.a = kind, arrays
+        if "classes" in arrays:
+            self.classes_ = arrays["classes"]
+
+    def _leaf_values(self, X: np.ndarray):
+        a = self.a
+        n = len(X)
+        for root in a.get("root", np.zeros(0, np.int64)):
+            node = np.full(n, root, dtype=np.int64)
+            active = np.flatnonzero(a["left"][node] >= 0)
+            while len(active):
+                nd = node[active]
+                xv = X[active, a["feature"][nd]]
+                go = (xv <= a["threshold"][nd]) | (np.isnan(xv) & a["missing_left"][nd])
+                node[active] = np.where(go, a["left"][nd], a["right"][nd])
+                active = active[a["left"][node[active]] >= 0]
+            yield a["value"][node]
+
+    def _forest(self, f) -> np.ndarray:
+        X = np.asarray(f, dtype=np.float32).astype(np.float64)  # trees compare float32 features
+        out = None
+        count = 0
+        for v in self._leaf_values(X):
+            out = v.copy() if out is None else out + v
+            count += 1
+        return out / count
+
+    def _raw(self, f) -> np.ndarray:
+        X = np.asarray(f, dtype=np.float64)
+        base = self.a["baseline"]
+        raw = np.zeros((len(X), len(base))) + base
+        for t, v in enumerate(self._leaf_values(X)):
+            raw[:, self.a["tree_output"][t]] += v[:, 0]
+        return raw
+
+    def predict(self, f) -> np.ndarray:
+        if self.kind == "forest_regressor":
+            return self._forest(f)[:, 0]
+        if self.kind == "boosting_regressor":
+            return self._raw(f)[:, 0]
+        return self.classes_[self.predict_proba(f).argmax(1)]
+
+    def predict_proba(self, f) -> np.ndarray:
+        if self.kind == "forest_classifier":
+            return self._forest(f)
+        if self.kind != "boosting_classifier":
+            raise FormatError("predict_proba: a regressor has no class probabilities")
+        raw = self._raw(f)
+        if raw.shape[1] == 1:
+            from scipy.special import expit
+            p = expit(raw[:, 0])
+            return np.stack([1.0 - p, p], axis=1)
+        from scipy.special import softmax
+        return softmax(raw, axis=1)
+
+
+def save_baseline(model: "BaselineModel", path) -> None:
+    """Write a fitted :class:`BaselineModel` as plain arrays to ``path`` (``.npz``)."""
+    import json
+    arrays: dict[str, np.ndarray] = {}
+    desc = {"format": "simtrain-baseline/1", "kind": model.kind, "n_bins": model.n_bins,
+            "n_classes": int(getattr(model, "n_classes", 0)), "regressors": [], "classifier": None}
+    for i, r in enumerate(model.regressors):
+        if r is None:
+            desc["regressors"].append(None)
+            continue
+        d, arr = _export(r) if not isinstance(r, ArrayEnsemble) else ({"type": r.kind}, r.a)
+        desc["regressors"].append(d["type"])
+        arrays.update({f"reg{i}.{k}": v for k, v in arr.items()})
+    if model.classifier is not None:
+        c = model.classifier
+        d, arr = _export(c) if not isinstance(c, ArrayEnsemble) else ({"type": c.kind}, c.a)
+        desc["classifier"] = d["type"]
+        arrays.update({f"clf.{k}": v for k, v in arr.items()})
+    if model.coord is not None:
+        arrays["coord"] = np.asarray(model.coord, dtype=np.float64)
+    arrays["__desc__"] = np.asarray(json.dumps(desc))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def load_baseline(path) -> "BaselineModel":
+    """A :class:`BaselineModel` predicting from the arrays written by :func:`save_baseline`; nothing in the file
+    can execute code (``allow_pickle=False``)."""
+    import json
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        desc = json.loads(str(arrays.pop("__desc__")))
+        if desc.get("format") != "simtrain-baseline/1":
+            raise FormatError(f"format {desc.get('format')!r}")
+        m = BaselineModel(desc["kind"], n_bins=int(desc["n_bins"]))
+        m.coord = arrays.get("coord")
+        m.n_classes = int(desc.get("n_classes", 0))
+
+        def part(prefix):
+            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        m.regressors = [None if t is None else ArrayEnsemble(t, part(f"reg{i}."))
+                        for i, t in enumerate(desc["regressors"])]
+        m.classifier = ArrayEnsemble(desc["classifier"], part("clf.")) if desc.get("classifier") else None
+        return m
+    except (FormatError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise FormatError(f"{path}: not a stored baseline model ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
