@@ -25,9 +25,12 @@ import math
 
 import numba
 import numpy as np
+from scipy.constants import physical_constants
 
-BMAGN = 13.996244936142  # mu_B / h, MHz per mT (CODATA 2018)
-NMAGN = 0.0076225932188  # mu_N / h, MHz per mT
+# mu_B / h and mu_N / h in MHz per mT (CODATA values of the installed SciPy); numba reads module globals as
+# compile-time constants, so the kernels use these values directly
+BMAGN = physical_constants["Bohr magneton in Hz/T"][0] * 1e-9
+NMAGN = physical_constants["nuclear magneton in MHz/T"][0] * 1e-3
 
 
 # --------------------------------------------------------------------------------------------- S = 1/2
