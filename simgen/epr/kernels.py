@@ -1374,6 +1374,35 @@ def sparse_rfft(stick, nfft, out):
                     z *= w
 
 
+# --------------------------------------------------------------------------------------------- line shape
+@numba.njit(cache=True, nogil=True)
+def fourier_lineshape(F, a, keeps, df, common, out):
+    """out[k] = common[k] * sum_c F[c, k] exp(-a[c] (k df)^2), the sum over the classes with k < keeps[c]
+    (Gaussian width classes in Fourier space times the shared Lorentzian/modulation/phase factor ``common``,
+    needed for k < max(keeps)); out[k] = 0 beyond.  The Gaussians by the exact recurrence e_(k+1) = e_k r_k,
+    r_(k+1) = r_k q with r_0 = exp(-a df^2), q = exp(-2 a df^2), re-seeded every 256 steps."""
+    nc = F.shape[0]
+    kmax = 0
+    for c in range(nc):
+        kmax = max(kmax, keeps[c])
+    for k in range(out.shape[0]):
+        out[k] = 0.0
+    for c in range(nc):
+        ac = a[c] * df * df
+        q = math.exp(-2.0 * ac)
+        e = 1.0
+        r = 1.0
+        for k in range(keeps[c]):
+            if k % 256 == 0:
+                e = math.exp(-ac * k * k)
+                r = math.exp(-ac * (2 * k + 1))
+            out[k] += F[c, k] * e
+            e *= r
+            r *= q
+    for k in range(kmax):
+        out[k] *= common[k]
+
+
 # --------------------------------------------------------------------------------------------- direct lines
 @numba.njit(cache=True, nogil=True)
 def gauss_direct(B, I, W, scale, lwg, x0, dx, harmonic, area, out):

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 import yaml
 from scipy.special import j0, j1
 
@@ -344,8 +345,9 @@ def _freqs(nfft: int, d: float):
 
 
 @functools.lru_cache(maxsize=64)
-def _common_factor_cached(nfft, d, gam, harmonic, mod_amp, mw_phase):
-    out = _common_factor(_freqs(nfft, d)[0], gam, harmonic, mod_amp, mw_phase)
+def _common_factor_cached(nfft, d, gam, harmonic, mod_amp, mw_phase, kmax=None):
+    """``_common_factor`` on the first ``kmax`` (all when None) frequencies of an nfft-point rfft of step d."""
+    out = _common_factor(_freqs(nfft, d)[0][:kmax], gam, harmonic, mod_amp, mw_phase)
     out.flags.writeable = False
     return out
 
@@ -409,8 +411,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     else:
         # Lorentzian and dispersion tails: pad by a further 2 m
         nfft = 1 << int(math.ceil(math.log2(nb + 2 * m)))
-    f, f2 = _freqs(nfft, dxc)
-    nf = len(f)
+    nf = nfft // 2 + 1
     df = 1.0 / (nfft * dxc)
     total = None
     nt_exact = opt.n_theta_exact or opt.n_theta
@@ -484,21 +485,20 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             F = np.empty((len(cw), kmax), dtype=np.complex128)
             kernels.sparse_rfft(stick, nfft, F)
         else:
-            F = np.fft.rfft(stick, nfft, axis=1)
-        acc = np.zeros(nf, dtype=np.complex128)
-        for c in range(len(cw)):
-            keep = keeps[c]
-            acc[:keep] += F[c, :keep] * np.exp((-2.0 * (math.pi * sigs[c]) ** 2) * f2[:keep])
+            F = scipy.fft.rfft(stick, nfft, axis=1)
+        # the shared factor only where some class is not yet negligible (its Bessel functions are the cost)
         common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
-                                       float(exp.mw_phase))
-        acc *= common
+                                       float(exp.mw_phase), kmax)
+        acc = np.empty(nf, dtype=np.complex128)
+        kernels.fourier_lineshape(F, 2.0 * (math.pi * sigs) ** 2, np.array(keeps, dtype=np.int64), df, common,
+                                  acc)
         if total is None:
             total = acc
         else:
             total += acc
     if total is None:
         return ydir
-    y = np.fft.irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
+    y = scipy.fft.irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
     return y + ydir if direct else y
 
 
