@@ -82,8 +82,9 @@ def peer():
 
 
 STAGES = (("resonance knots", ("s12_knots", "exact_knots", "build_ops", "_knots_for")),
-          ("powder binning", ("powder_bin", "gauss_direct", "sparse_rfft")),
-          ("FFT + line shape", ("_raw_fft", "_common_factor", "irfft", "rfft", "_raw_fftnd")),
+          ("powder binning", ("powder_bin", "powder_bin_tri", "gauss_direct", "sparse_rfft")),
+          ("FFT + line shape", ("_raw_fft", "_common_factor", "irfft", "rfft", "_raw_fftnd", "r2c", "c2r",
+                                "fourier_lineshape")),
           ("nuisances + normalisation", ("pink_noise", "crop_window", "interp", "standard_normal")),
           ("parameters + setup", ("prepare_params", "sample_params", "_system", "prepared", "realized",
                                   "_tie", "centre_system", "__init__")))

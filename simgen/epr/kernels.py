@@ -25,9 +25,12 @@ import math
 
 import numba
 import numpy as np
+from scipy.constants import physical_constants
 
-BMAGN = 13.996244936142  # mu_B / h, MHz per mT (CODATA 2018)
-NMAGN = 0.0076225932188  # mu_N / h, MHz per mT
+# mu_B / h and mu_N / h in MHz per mT (CODATA values of the installed SciPy); numba reads module globals as
+# compile-time constants, so the kernels use these values directly
+BMAGN = physical_constants["Bohr magneton in Hz/T"][0] * 1e-9
+NMAGN = physical_constants["nuclear magneton in MHz/T"][0] * 1e-3
 
 
 # --------------------------------------------------------------------------------------------- S = 1/2
@@ -551,6 +554,238 @@ def _trans_prob_real(Z, a, b, ms, spc, nI, g, nx, nz):
 
 
 @numba.njit(cache=True, nogil=True)
+def _basis_tables(S, I, N):
+    """ms, mI of each product-basis state and the raising-operator elements <p - nI| S+ |p>, <p - 1| I+ |p>."""
+    nI = int(round(2 * I + 1))
+    ms = np.empty(N)
+    mi = np.empty(N)
+    spc = np.zeros(N)
+    ipc = np.zeros(N)
+    for p in range(N):
+        ms[p] = S - (p // nI)
+        mi[p] = I - (p % nI)
+        if ms[p] < S - 0.1:
+            spc[p] = math.sqrt(S * (S + 1) - ms[p] * (ms[p] + 1))
+        if mi[p] < I - 0.1:
+            ipc[p] = math.sqrt(I * (I + 1) - mi[p] * (mi[p] + 1))
+    return ms, mi, spc, ipc, nI
+
+
+@numba.njit(cache=True, nogil=True)
+def _levels_real(m, Bm, nx, nz, H0r, Gxr, Gzr, cSz, cIz, cSpr, cIpr, ms, mi, spc, ipc, nI, quintic,
+                 Hr, w, scratch, Vr, T, E, dE, d2E):
+    """Levels at field node m for a field in the xz plane (real symmetric H): energies E[m], Hellmann-Feynman
+    slopes dE[m] and, when ``quintic``, second-order curvatures d2E[m]; eigenvectors as the rows of Vr."""
+    N = Hr.shape[0]
+    bx = Bm * nx
+    bz = Bm * nz
+    for i in range(N):
+        for j in range(N):
+            Hr[i, j] = H0r[i, j] + bx * Gxr[i, j] + bz * Gzr[i, j]
+    sym_eigh_rows(Hr, w, Vr, scratch)
+    if not quintic:
+        for a in range(N):
+            E[m, a] = w[a]
+            s = 0.0
+            for p in range(N):
+                vp = Vr[a, p]
+                s += (cSz * ms[p] + cIz * mi[p]) * vp * vp
+                if spc[p] != 0.0:
+                    s += 2.0 * cSpr * spc[p] * Vr[a, p - nI] * vp
+                if ipc[p] != 0.0:
+                    s += 2.0 * cIpr * ipc[p] * Vr[a, p - 1] * vp
+            dE[m, a] = s
+        return
+    # slopes <a|G|a> and curvatures 2 sum_b <a|G|b>^2 / (E_a - E_b): T = (G V)^T by the sparse structure of
+    # the spin operators, then the upper triangle of V^T T
+    for b in range(N):
+        for q in range(N):
+            T[b, q] = (cSz * ms[q] + cIz * mi[q]) * Vr[b, q]
+        for q in range(N):
+            if spc[q] != 0.0:
+                cq = cSpr * spc[q]
+                T[b, q - nI] += cq * Vr[b, q]
+                T[b, q] += cq * Vr[b, q - nI]
+            if ipc[q] != 0.0:
+                cq = cIpr * ipc[q]
+                T[b, q - 1] += cq * Vr[b, q]
+                T[b, q] += cq * Vr[b, q - 1]
+    for a in range(N):
+        E[m, a] = w[a]
+        d2E[m, a] = 0.0
+    for a in range(N):
+        acc = 0.0
+        for q in range(N):
+            acc += Vr[a, q] * T[a, q]
+        dE[m, a] = acc
+        for b in range(a + 1, N):
+            de = w[a] - w[b]
+            if de == 0.0:
+                continue
+            gab = 0.0
+            for q in range(N):
+                gab += Vr[a, q] * T[b, q]
+            t2 = 2.0 * gab * gab / de
+            d2E[m, a] += t2
+            d2E[m, b] -= t2
+
+
+@numba.njit(cache=True, nogil=True)
+def _levels_complex(m, Bm, nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, mi, spc, ipc, nI, quintic,
+                    H, w, V, scratch, Qc, Zr, uc, pc, Gc, E, dE, d2E):
+    """``_levels_real`` for any field direction (complex Hermitian H); eigenvectors as the columns of V."""
+    N = H.shape[0]
+    for i in range(N):
+        for j in range(N):
+            H[i, j] = H0[i, j] + Bm * (nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j])
+    if N <= 24:
+        herm_eigh(H, w, V, scratch, Qc, Zr, uc, pc)
+    else:                                 # LAPACK is faster on the large (S = 5/2, I = 5/2) problems
+        w2, V2 = np.linalg.eigh(H)
+        w[:] = w2
+        V[:, :] = V2
+    for a in range(N):
+        E[m, a] = w[a]
+        # <a|G|a> by the sparse structure of the spin operators
+        s = 0.0
+        for p in range(N):
+            vp = V[p, a]
+            ap = abs(vp) ** 2
+            s += cSz * ms[p] * ap + cIz * mi[p] * ap
+            if spc[p] != 0.0:
+                s += 2.0 * (cSp * spc[p] * V[p - nI, a].conjugate() * vp).real
+            if ipc[p] != 0.0:
+                s += 2.0 * (cIp * ipc[p] * V[p - 1, a].conjugate() * vp).real
+        dE[m, a] = s
+    if quintic:
+        for i in range(N):
+            for j in range(N):
+                Gc[i, j] = nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j]
+        Gp = np.dot(np.conj(V.T), np.dot(Gc, V))
+        for a in range(N):
+            c = 0.0
+            for b in range(N):
+                de = w[a] - w[b]
+                if b != a and de != 0.0:
+                    c += (Gp[a, b].real ** 2 + Gp[a, b].imag ** 2) / de
+            d2E[m, a] = 2.0 * c
+
+
+@numba.njit(cache=True, nogil=True)
+def _node_prob(real, Vs, VsR, m, a, b, ms, spc, nI, g, nx, ny, nz):
+    """Transition probability of levels a < b at field node m."""
+    if real:
+        return _trans_prob_real(VsR[m], a, b, ms, spc, nI, g, nx, nz)
+    return _trans_prob(Vs[m], a, b, ms, spc, nI, g, nx, ny, nz)
+
+
+@numba.njit(cache=True, nogil=True)
+def _roots_screened(k, E, dE, d2E, Bnodes, mw, R, rel_threshold, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz,
+                    bw, ca, cb, cm, cpair, cp0, cp1, outB, outI, outW):
+    """Resonances of knot k by quintic Hermite roots (S = 1/2, high field): the transition probabilities at the
+    nodes first, and crossings whose probability stays below rel_threshold / 10 of the strongest are dropped
+    before the root search (their lines would fall below rel_threshold anyway).  bw = dg / geff (strain).
+    Returns the strongest intensity."""
+    N = E.shape[1]
+    M = E.shape[0]
+    nc = 0
+    pmx = 0.0
+    pair = 0
+    for a in range(N):
+        for b in range(a + 1, N):
+            for m in range(M - 1):
+                f0 = E[m, b] - E[m, a] - mw
+                f1 = E[m + 1, b] - E[m + 1, a] - mw
+                if (f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0):
+                    p0 = _node_prob(real, Vs, VsR, m, a, b, ms, spc, nI, g, nx, ny, nz)
+                    p1 = _node_prob(real, Vs, VsR, m + 1, a, b, ms, spc, nI, g, nx, ny, nz)
+                    ca[nc] = a
+                    cb[nc] = b
+                    cm[nc] = m
+                    cpair[nc] = pair
+                    cp0[nc] = p0
+                    cp1[nc] = p1
+                    nc += 1
+                    pmx = max(pmx, p0, p1)
+            pair += 1
+    pmax = 0.0
+    lastpair = -1
+    r = 0
+    for c in range(nc):
+        if cpair[c] != lastpair:
+            lastpair = cpair[c]
+            r = 0
+        if r >= R or max(cp0[c], cp1[c]) < 0.1 * rel_threshold * pmx:
+            continue
+        a, b, m = ca[c], cb[c], cm[c]
+        f0 = E[m, b] - E[m, a] - mw
+        f1 = E[m + 1, b] - E[m + 1, a] - mw
+        Br, t, sl = _hermite5_root(Bnodes[m], Bnodes[m + 1], f0, f1, dE[m, b] - dE[m, a],
+                                   dE[m + 1, b] - dE[m + 1, a], d2E[m, b] - d2E[m, a],
+                                   d2E[m + 1, b] - d2E[m + 1, a])
+        if sl != 0.0:
+            idx = cpair[c] * R + r
+            val = ((1.0 - t) * cp0[c] + t * cp1[c]) / abs(sl)
+            outB[k, idx] = Br
+            outI[k, idx] = val
+            outW[k, idx] = Br * bw
+            if val > pmax:
+                pmax = val
+            r += 1
+    return pmax
+
+
+@numba.njit(cache=True, nogil=True)
+def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz, bw,
+               outB, outI, outW):
+    """Resonances of knot k: for each level pair, up to R sign changes of E_b - E_a - mw between nodes, each
+    located on the Hermite interpolant (cubic, quintic with curvatures); the transition probability is
+    interpolated linearly between the nodes.  Returns the strongest intensity."""
+    N = E.shape[1]
+    M = E.shape[0]
+    pmax = 0.0
+    pair = 0
+    for a in range(N):
+        for b in range(a + 1, N):
+            r = 0
+            for m in range(M - 1):
+                if r >= R:
+                    break
+                f0 = E[m, b] - E[m, a] - mw
+                f1 = E[m + 1, b] - E[m + 1, a] - mw
+                if (f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0):
+                    d0 = dE[m, b] - dE[m, a]
+                    d1 = dE[m + 1, b] - dE[m + 1, a]
+                    if quintic:
+                        Br, t, sl = _hermite5_root(Bnodes[m], Bnodes[m + 1], f0, f1, d0, d1,
+                                                   d2E[m, b] - d2E[m, a], d2E[m + 1, b] - d2E[m + 1, a])
+                    else:
+                        Br, t, sl = _hermite_root(Bnodes[m], Bnodes[m + 1], f0, f1, d0, d1)
+                    P = ((1.0 - t) * _node_prob(real, Vs, VsR, m, a, b, ms, spc, nI, g, nx, ny, nz)
+                         + t * _node_prob(real, Vs, VsR, m + 1, a, b, ms, spc, nI, g, nx, ny, nz))
+                    if sl != 0.0:
+                        idx = pair * R + r
+                        val = P / abs(sl)
+                        outB[k, idx] = Br
+                        outI[k, idx] = val
+                        outW[k, idx] = Br * bw
+                        if val > pmax:
+                            pmax = val
+                        r += 1
+            pair += 1
+    return pmax
+
+
+@numba.njit(cache=True, nogil=True)
+def _drop_weak(k, pmax, rel_threshold, outB, outI):
+    """Lines of knot k weaker than rel_threshold * pmax are removed (NaN field, zero intensity)."""
+    for j in range(outB.shape[1]):
+        if outI[k, j] < rel_threshold * pmax:
+            outB[k, j] = np.nan
+            outI[k, j] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
 def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_threshold, outB, outI, outW,
                 quintic=False):
     """Resonance fields by exact diagonalisation on field nodes with Hermite-cubic interpolation.
@@ -561,22 +796,14 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
     Intensity = perpendicular-mode transition probability |<u|g S . b1|v>|^2 averaged over b1 normal to B0
     (interpolated linearly between the nodes) / |d(E_v - E_u)/dB| at resonance.  The field derivatives of the
     levels come from Hellmann-Feynman, <u|G|u>.  Lines weaker than rel_threshold * strongest are dropped.
+    Per knot: the levels at every node (``_levels_real`` for a field in the xz plane of a real Hamiltonian,
+    else ``_levels_complex``), then the roots (``_roots_screened`` for quintic, else ``_roots_all``) and
+    ``_drop_weak``.
     """
     K = nvec.shape[0]
     N = H0.shape[0]
     M = Bnodes.shape[0]
-    nI = int(round(2 * I + 1))
-    ms = np.empty(N)
-    mi = np.empty(N)
-    spc = np.zeros(N)  # <p - nI| S+ |p>
-    ipc = np.zeros(N)  # <p - 1 | I+ |p>
-    for p in range(N):
-        ms[p] = S - (p // nI)
-        mi[p] = I - (p % nI)
-        if ms[p] < S - 0.1:
-            spc[p] = math.sqrt(S * (S + 1) - ms[p] * (ms[p] + 1))
-        if mi[p] < I - 0.1:
-            ipc[p] = math.sqrt(I * (I + 1) - mi[p] * (mi[p] + 1))
+    ms, mi, spc, ipc, nI = _basis_tables(S, I, N)
     E = np.empty((M, N))
     dE = np.empty((M, N))
     d2E = np.zeros((M, N))
@@ -602,6 +829,7 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
     H0r = np.ascontiguousarray(H0.real)
     Gxr = np.ascontiguousarray(Gx.real)
     Gzr = np.ascontiguousarray(Gz.real)
+    R = outB.shape[1] // (N * (N - 1) // 2)
     # field in the xz plane (axial systems): H is real (Sy, Iy only appear as Sy Iy), real eigenvectors
     realops = np.abs(H0.imag).max() == 0.0 and np.abs(Gx.imag).max() == 0.0 and np.abs(Gz.imag).max() == 0.0
     for k in range(K):
@@ -609,204 +837,30 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
         real = ny == 0.0 and realops
         gx, gy, gz = g[0] * nx, g[1] * ny, g[2] * nz
         geff = math.sqrt(gx * gx + gy * gy + gz * gz)
-        dg = math.sqrt((gx * gstrain[0]) ** 2 + (gy * gstrain[1]) ** 2 + (gz * gstrain[2]) ** 2) / geff
+        bw = math.sqrt((gx * gstrain[0]) ** 2 + (gy * gstrain[1]) ** 2 + (gz * gstrain[2]) ** 2) / geff / geff
         # Zeeman operator along n as (S+ coefficient, Sz coefficient, I+ coefficient, Iz coefficient), MHz/mT
         cSp = 0.5 * BMAGN * (gx - 1j * gy)     # coefficient of S+ (S- gets the conjugate)
         cSz = BMAGN * gz
         cIp = -0.5 * gn * NMAGN * (nx - 1j * ny)
         cIz = -gn * NMAGN * nz
-        cSpr = cSp.real
-        cIpr = cIp.real
         for m in range(M):
-            Bm = Bnodes[m]
             if real:
-                bx = Bm * nx
-                bz = Bm * nz
-                for i in range(N):
-                    for j in range(N):
-                        Hr[i, j] = H0r[i, j] + bx * Gxr[i, j] + bz * Gzr[i, j]
-                Vr = VsR[m]                       # eigenvectors as rows: Vr[a, q]
-                sym_eigh_rows(Hr, w, Vr, scratch)
-                if quintic:
-                    # slopes <a|G|a> and curvatures 2 sum_b <a|G|b>^2 / (E_a - E_b): T = (G V)^T by the sparse
-                    # structure of the spin operators, then the upper triangle of V^T T
-                    for b in range(N):
-                        for q in range(N):
-                            T[b, q] = (cSz * ms[q] + cIz * mi[q]) * Vr[b, q]
-                        for q in range(N):
-                            if spc[q] != 0.0:
-                                cq = cSpr * spc[q]
-                                T[b, q - nI] += cq * Vr[b, q]
-                                T[b, q] += cq * Vr[b, q - nI]
-                            if ipc[q] != 0.0:
-                                cq = cIpr * ipc[q]
-                                T[b, q - 1] += cq * Vr[b, q]
-                                T[b, q] += cq * Vr[b, q - 1]
-                    for a in range(N):
-                        E[m, a] = w[a]
-                        d2E[m, a] = 0.0
-                    for a in range(N):
-                        acc = 0.0
-                        for q in range(N):
-                            acc += Vr[a, q] * T[a, q]
-                        dE[m, a] = acc
-                        for b in range(a + 1, N):
-                            de = w[a] - w[b]
-                            if de == 0.0:
-                                continue
-                            gab = 0.0
-                            for q in range(N):
-                                gab += Vr[a, q] * T[b, q]
-                            t2 = 2.0 * gab * gab / de
-                            d2E[m, a] += t2
-                            d2E[m, b] -= t2
-                    continue
-                for a in range(N):
-                    E[m, a] = w[a]
-                    s = 0.0
-                    for p in range(N):
-                        vp = Vr[a, p]
-                        s += (cSz * ms[p] + cIz * mi[p]) * vp * vp
-                        if spc[p] != 0.0:
-                            s += 2.0 * cSpr * spc[p] * Vr[a, p - nI] * vp
-                        if ipc[p] != 0.0:
-                            s += 2.0 * cIpr * ipc[p] * Vr[a, p - 1] * vp
-                    dE[m, a] = s
-                continue
-            for i in range(N):
-                for j in range(N):
-                    H[i, j] = H0[i, j] + Bm * (nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j])
-            V = Vs[m]
-            if N <= 24:
-                herm_eigh(H, w, V, scratch, Qc, Zr, uc, pc)
-            else:                                 # LAPACK is faster on the large (S = 5/2, I = 5/2) problems
-                w2, V2 = np.linalg.eigh(H)
-                w[:] = w2
-                V[:, :] = V2
-            for a in range(N):
-                E[m, a] = w[a]
-                # <a|G|a> by the sparse structure of the spin operators
-                s = 0.0
-                for p in range(N):
-                    vp = Vs[m, p, a]
-                    ap = abs(vp) ** 2
-                    s += cSz * ms[p] * ap + cIz * mi[p] * ap
-                    if spc[p] != 0.0:
-                        s += 2.0 * (cSp * spc[p] * Vs[m, p - nI, a].conjugate() * vp).real
-                    if ipc[p] != 0.0:
-                        s += 2.0 * (cIp * ipc[p] * Vs[m, p - 1, a].conjugate() * vp).real
-                dE[m, a] = s
-            if quintic:
-                for i in range(N):
-                    for j in range(N):
-                        Gc[i, j] = nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j]
-                Gp = np.dot(np.conj(V.T), np.dot(Gc, V))
-                for a in range(N):
-                    c = 0.0
-                    for b in range(N):
-                        de = w[a] - w[b]
-                        if b != a and de != 0.0:
-                            c += (Gp[a, b].real ** 2 + Gp[a, b].imag ** 2) / de
-                    d2E[m, a] = 2.0 * c
-        pmax = 0.0
-        R = outB.shape[1] // (N * (N - 1) // 2)
+                _levels_real(m, Bnodes[m], nx, nz, H0r, Gxr, Gzr, cSz, cIz, cSp.real, cIp.real, ms, mi, spc,
+                             ipc, nI, quintic, Hr, w, scratch, VsR[m], T, E, dE, d2E)
+            else:
+                _levels_complex(m, Bnodes[m], nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, mi, spc, ipc,
+                                nI, quintic, H, w, Vs[m], scratch, Qc, Zr, uc, pc, Gc, E, dE, d2E)
         for j in range(outB.shape[1]):
             outB[k, j] = np.nan
             outI[k, j] = 0.0
             outW[k, j] = 0.0
         if quintic:
-            # S = 1/2 at high field (slopes within a factor ~2 of each other): transition probabilities at the
-            # nodes first; crossings whose probability stays below rel_threshold / 10 of the strongest are
-            # dropped before the root search (their lines would fall below rel_threshold anyway)
-            nc = 0
-            pmx = 0.0
-            pair = 0
-            for a in range(N):
-                for b in range(a + 1, N):
-                    for m in range(M - 1):
-                        f0 = E[m, b] - E[m, a] - mw
-                        f1 = E[m + 1, b] - E[m + 1, a] - mw
-                        if (f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0):
-                            if real:
-                                p0 = _trans_prob_real(VsR[m], a, b, ms, spc, nI, g, nx, nz)
-                                p1 = _trans_prob_real(VsR[m + 1], a, b, ms, spc, nI, g, nx, nz)
-                            else:
-                                p0 = _trans_prob(Vs[m], a, b, ms, spc, nI, g, nx, ny, nz)
-                                p1 = _trans_prob(Vs[m + 1], a, b, ms, spc, nI, g, nx, ny, nz)
-                            ca[nc] = a
-                            cb[nc] = b
-                            cm[nc] = m
-                            cpair[nc] = pair
-                            cp0[nc] = p0
-                            cp1[nc] = p1
-                            nc += 1
-                            pmx = max(pmx, p0, p1)
-                    pair += 1
-            lastpair = -1
-            r = 0
-            for c in range(nc):
-                if cpair[c] != lastpair:
-                    lastpair = cpair[c]
-                    r = 0
-                if r >= R or max(cp0[c], cp1[c]) < 0.1 * rel_threshold * pmx:
-                    continue
-                a, b, m = ca[c], cb[c], cm[c]
-                f0 = E[m, b] - E[m, a] - mw
-                f1 = E[m + 1, b] - E[m + 1, a] - mw
-                Br, t, sl = _hermite5_root(Bnodes[m], Bnodes[m + 1], f0, f1, dE[m, b] - dE[m, a],
-                                           dE[m + 1, b] - dE[m + 1, a], d2E[m, b] - d2E[m, a],
-                                           d2E[m + 1, b] - d2E[m + 1, a])
-                if sl != 0.0:
-                    idx = cpair[c] * R + r
-                    val = ((1.0 - t) * cp0[c] + t * cp1[c]) / abs(sl)
-                    outB[k, idx] = Br
-                    outI[k, idx] = val
-                    outW[k, idx] = Br * dg / geff
-                    if val > pmax:
-                        pmax = val
-                    r += 1
-            for j in range(outB.shape[1]):
-                if outI[k, j] < rel_threshold * pmax:
-                    outB[k, j] = np.nan
-                    outI[k, j] = 0.0
-            continue
-        pair = 0
-        for a in range(N):
-            for b in range(a + 1, N):
-                r = 0
-                for m in range(M - 1):
-                    if r >= R:
-                        break
-                    f0 = E[m, b] - E[m, a] - mw
-                    f1 = E[m + 1, b] - E[m + 1, a] - mw
-                    if (f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0):
-                        d0 = dE[m, b] - dE[m, a]
-                        d1 = dE[m + 1, b] - dE[m + 1, a]
-                        if quintic:
-                            Br, t, sl = _hermite5_root(Bnodes[m], Bnodes[m + 1], f0, f1, d0, d1,
-                                                       d2E[m, b] - d2E[m, a], d2E[m + 1, b] - d2E[m + 1, a])
-                        else:
-                            Br, t, sl = _hermite_root(Bnodes[m], Bnodes[m + 1], f0, f1, d0, d1)
-                        if real:
-                            P = ((1.0 - t) * _trans_prob_real(VsR[m], a, b, ms, spc, nI, g, nx, nz)
-                                 + t * _trans_prob_real(VsR[m + 1], a, b, ms, spc, nI, g, nx, nz))
-                        else:
-                            P = ((1.0 - t) * _trans_prob(Vs[m], a, b, ms, spc, nI, g, nx, ny, nz)
-                                 + t * _trans_prob(Vs[m + 1], a, b, ms, spc, nI, g, nx, ny, nz))
-                        if sl != 0.0:
-                            idx = pair * R + r
-                            val = P / abs(sl)
-                            outB[k, idx] = Br
-                            outI[k, idx] = val
-                            outW[k, idx] = Br * dg / geff
-                            if val > pmax:
-                                pmax = val
-                            r += 1
-                pair += 1
-        for j in range(outB.shape[1]):
-            if outI[k, j] < rel_threshold * pmax:
-                outB[k, j] = np.nan
-                outI[k, j] = 0.0
+            pmax = _roots_screened(k, E, dE, d2E, Bnodes, mw, R, rel_threshold, real, Vs, VsR, ms, spc, nI, g,
+                                   nx, ny, nz, bw, ca, cb, cm, cpair, cp0, cp1, outB, outI, outW)
+        else:
+            pmax = _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz,
+                              bw, outB, outI, outW)
+        _drop_weak(k, pmax, rel_threshold, outB, outI)
 
 
 # --------------------------------------------------------------------------------------------- binning
@@ -1207,6 +1261,95 @@ def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, 
         integrate_diff(T, stick)
 
 
+@numba.njit(cache=True, nogil=True)
+def _tri_vertices(B, I, W, l, t, corners, vidx, vw, bary, vb, vi, vwid):
+    """Field, intensity (clipped at 0) and width of line l at the refined vertices of triangle t: the cubic
+    stencils where all their knots carry the line, else linear (barycentric) on the triangle's corners."""
+    P = vb.shape[0]
+    c0, c1, c2 = corners[t, 0], corners[t, 1], corners[t, 2]
+    b0, b1, b2 = B[c0, l], B[c1, l], B[c2, l]
+    i0, i1, i2 = I[c0, l], I[c1, l], I[c2, l]
+    w0, w1, w2 = W[c0, l], W[c1, l], W[c2, l]
+    cubic = True
+    for p in range(P):
+        sb = 0.0
+        si = 0.0
+        for q in range(16):
+            k = vidx[t, p, q]
+            wq = vw[t, p, q]
+            sb += wq * B[k, l]
+            si += wq * I[k, l]
+        if sb != sb:
+            cubic = False
+            break
+        vb[p] = sb
+        vi[p] = si if si > 0.0 else 0.0
+    for p in range(P):
+        f0, f1, f2 = bary[p, 0], bary[p, 1], bary[p, 2]
+        if not cubic:
+            vb[p] = f0 * b0 + f1 * b1 + f2 * b2
+            vi[p] = f0 * i0 + f1 * i1 + f2 * i2
+        vwid[p] = f0 * w0 + f1 * w1 + f2 * w2
+
+
+@numba.njit(cache=True, nogil=True)
+def powder_bin_tri(B, I, W, partner, corners, vidx, vw, bary, sub, subw, x0, dx, lwg, cw, scale, stick, T):
+    """``powder_bin`` on the triangular octant grid of ``grids.tri_grid``.
+
+    B, I, W (K, L) at the grid's knots (NaN B = no line); corners, vidx, vw, bary, sub, subw: the grid's tables.
+    Each triangle's refined vertices get the line's field, intensity and width (``_tri_vertices``); each
+    sub-triangle's field range [min, max] of its three vertices is binned as a box with weight
+    scale * solid angle * mean vertex intensity.  Triangles with a missing corner give a third of their solid
+    angle to each valid corner (``_corner``: spread to the coalescence point with the partner root, else a point).
+    dx < 0: box bins of width |dx| as first differences in T (nclass, nbins + 1; zeroed here); dx > 0: hat bins.
+    """
+    L = B.shape[1]
+    nc = stick.shape[0]
+    logr = math.log(cw[1] / cw[0]) if nc > 1 else 1.0
+    T[:, :] = 0.0
+    P = bary.shape[0]
+    ns = sub.shape[0]
+    vb = np.empty(P)
+    vi = np.empty(P)
+    vwid = np.empty(P)
+    single = nc == 1 and dx < 0
+    d = -dx
+    for t in range(corners.shape[0]):
+        c0, c1, c2 = corners[t, 0], corners[t, 1], corners[t, 2]
+        for l in range(L):
+            ok0 = B[c0, l] == B[c0, l]
+            ok1 = B[c1, l] == B[c1, l]
+            ok2 = B[c2, l] == B[c2, l]
+            if not (ok0 or ok1 or ok2):
+                continue
+            if ok0 and ok1 and ok2:
+                _tri_vertices(B, I, W, l, t, corners, vidx, vw, bary, vb, vi, vwid)
+                for s in range(ns):
+                    p0, p1, p2 = sub[s, 0], sub[s, 1], sub[s, 2]
+                    q0, q1, q2 = vb[p0], vb[p1], vb[p2]
+                    lo = min(q0, min(q1, q2))
+                    hi = max(q0, max(q1, q2))
+                    wgt = scale * subw[t, s] * (vi[p0] + vi[p1] + vi[p2]) * (1.0 / 3.0)
+                    if single:
+                        box_diff(T, 0, x0, d, lo, hi, wgt)
+                    else:
+                        wid = (vwid[p0] + vwid[p1] + vwid[p2]) * (1.0 / 3.0)
+                        _add_line(stick, T, x0, dx, lo, hi, wgt, wid, lwg, cw, logr)
+            else:
+                wgt = 0.0
+                for s in range(ns):
+                    wgt += subw[t, s]
+                wgt *= scale / 3.0
+                if ok0:
+                    _corner(stick, T, x0, dx, B, I, W, partner, c0, l, wgt, lwg, cw, logr)
+                if ok1:
+                    _corner(stick, T, x0, dx, B, I, W, partner, c1, l, wgt, lwg, cw, logr)
+                if ok2:
+                    _corner(stick, T, x0, dx, B, I, W, partner, c2, l, wgt, lwg, cw, logr)
+    if dx < 0:
+        integrate_diff(T, stick)
+
+
 # --------------------------------------------------------------------------------------------- sparse DFT
 @numba.njit(cache=True, nogil=True)
 def sparse_rfft(stick, nfft, out):
@@ -1229,6 +1372,35 @@ def sparse_rfft(stick, nfft, out):
                         z = complex(v * math.cos(a), v * math.sin(a))
                     out[c, k] += z
                     z *= w
+
+
+# --------------------------------------------------------------------------------------------- line shape
+@numba.njit(cache=True, nogil=True)
+def fourier_lineshape(F, a, keeps, df, common, out):
+    """out[k] = common[k] * sum_c F[c, k] exp(-a[c] (k df)^2), the sum over the classes with k < keeps[c]
+    (Gaussian width classes in Fourier space times the shared Lorentzian/modulation/phase factor ``common``,
+    needed for k < max(keeps)); out[k] = 0 beyond.  The Gaussians by the exact recurrence e_(k+1) = e_k r_k,
+    r_(k+1) = r_k q with r_0 = exp(-a df^2), q = exp(-2 a df^2), re-seeded every 256 steps."""
+    nc = F.shape[0]
+    kmax = 0
+    for c in range(nc):
+        kmax = max(kmax, keeps[c])
+    for k in range(out.shape[0]):
+        out[k] = 0.0
+    for c in range(nc):
+        ac = a[c] * df * df
+        q = math.exp(-2.0 * ac)
+        e = 1.0
+        r = 1.0
+        for k in range(keeps[c]):
+            if k % 256 == 0:
+                e = math.exp(-ac * k * k)
+                r = math.exp(-ac * (2 * k + 1))
+            out[k] += F[c, k] * e
+            e *= r
+            r *= q
+    for k in range(kmax):
+        out[k] *= common[k]
 
 
 # --------------------------------------------------------------------------------------------- direct lines

@@ -13,12 +13,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 import yaml
 from scipy.special import j0, j1
 
 from .. import catalogs
 from ..errors import ParameterError
-from . import kernels
+from . import grids, kernels
 
 __all__ = ["SpinSystem", "Experiment", "Options", "nuclei", "isotopologues", "cw_spectrum"]
 
@@ -171,6 +172,8 @@ class Options:
     max_oversample: int = 4           # at most this many computation points per output step
     max_width_classes: int = 12       # Gaussian-width classes for strain broadening (FFT per class)
     max_roots: int = 2                # resonances kept per level pair (looping transitions)
+    tri_grid: str = "exact"           # rhombic grids as triangular octant knots (grids.tri_grid, the pole one
+    #                                   knot, n (n+1)/2 knots instead of n^2): "exact" route only, "all", "none"
     binning: str = "easyspin"         # "easyspin": box bins [x_i, x_i+1) on the output step, as EasySpin's
                                       # projection (puts lines dx/2 low); "hat": unbiased linear binning
 
@@ -342,8 +345,9 @@ def _freqs(nfft: int, d: float):
 
 
 @functools.lru_cache(maxsize=64)
-def _common_factor_cached(nfft, d, gam, harmonic, mod_amp, mw_phase):
-    out = _common_factor(_freqs(nfft, d)[0], gam, harmonic, mod_amp, mw_phase)
+def _common_factor_cached(nfft, d, gam, harmonic, mod_amp, mw_phase, kmax=None):
+    """``_common_factor`` on the first ``kmax`` (all when None) frequencies of an nfft-point rfft of step d."""
+    out = _common_factor(_freqs(nfft, d)[0][:kmax], gam, harmonic, mod_amp, mw_phase)
     out.flags.writeable = False
     return out
 
@@ -407,8 +411,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     else:
         # Lorentzian and dispersion tails: pad by a further 2 m
         nfft = 1 << int(math.ceil(math.log2(nb + 2 * m)))
-    f, f2 = _freqs(nfft, dxc)
-    nf = len(f)
+    nf = nfft // 2 + 1
     df = 1.0 / (nfft * dxc)
     total = None
     nt_exact = opt.n_theta_exact or opt.n_theta
@@ -428,7 +431,14 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             nt = (opt.n_theta_zfs or nt_exact) if sym != "rhombic" else max(opt.n_theta_zfs, opt.n_theta_zfs_rhombic)
         else:
             nt = nt_exact if exact else opt.n_theta
-        th, ph, nvec = _grid(sym, nt)
+        rf = int(opt.refine) if sym == "axial" else int(opt.refine_2d)
+        tri = None
+        if sym == "rhombic" and (opt.tri_grid == "all" or (opt.tri_grid == "exact" and exact)):
+            tri = grids.tri_grid(nt, rf)
+            th = ph = None
+            nvec = tri.nvec
+        else:
+            th, ph, nvec = _grid(sym, nt)
         prep = (S, g, A, gs, isos)
         parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
         if direct and sym == "iso":
@@ -455,11 +465,16 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             xb0, dxb = xc0, -dxc
         else:
             xb0, dxb = xc0, dxc
-        rf = int(opt.refine) if len(ph) == 1 else int(opt.refine_2d)
+        Tscr = np.empty((len(cw), nb + 1))
         for B, In, W, partner, psc in parts:
-            if B.shape[1]:
+            if not B.shape[1]:
+                continue
+            if tri is not None:
+                kernels.powder_bin_tri(B, In, W, partner, tri.corners, tri.vidx, tri.vw, tri.bary, tri.sub,
+                                       tri.subw, xb0, dxb, lwg, cw, float(s.weight) * psc, stick, Tscr)
+            else:
                 kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
-                                   float(s.weight) * psc, stick)
+                                   float(s.weight) * psc, stick, Tscr)
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
         sigs = cw / _SQ2LN2
         keeps = [min(nf, int(math.sqrt(20.0) / (math.pi * sg) / df) + 2) if sg > 0 else nf for sg in sigs]
@@ -470,21 +485,20 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             F = np.empty((len(cw), kmax), dtype=np.complex128)
             kernels.sparse_rfft(stick, nfft, F)
         else:
-            F = np.fft.rfft(stick, nfft, axis=1)
-        acc = np.zeros(nf, dtype=np.complex128)
-        for c in range(len(cw)):
-            keep = keeps[c]
-            acc[:keep] += F[c, :keep] * np.exp((-2.0 * (math.pi * sigs[c]) ** 2) * f2[:keep])
+            F = scipy.fft.rfft(stick, nfft, axis=1)
+        # the shared factor only where some class is not yet negligible (its Bessel functions are the cost)
         common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
-                                       float(exp.mw_phase))
-        acc *= common
+                                       float(exp.mw_phase), kmax)
+        acc = np.empty(nf, dtype=np.complex128)
+        kernels.fourier_lineshape(F, 2.0 * (math.pi * sigs) ** 2, np.array(keeps, dtype=np.int64), df, common,
+                                  acc)
         if total is None:
             total = acc
         else:
             total += acc
     if total is None:
         return ydir
-    y = np.fft.irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
+    y = scipy.fft.irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
     return y + ydir if direct else y
 
 
