@@ -12,6 +12,7 @@ Loss: mean squared error on standardised targets, NaN targets masked (not applic
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -288,11 +289,19 @@ def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
                     "best_val": tr.best_val, "best_epoch": tr.best_epoch, "bad": tr.bad,
                     "best_state": tr.best_state, "config": run_cfg}, ckdir / "last.pt.tmp")
         (ckdir / "last.pt.tmp").replace(ckdir / "last.pt")
+        # progress a log file or a watcher can read (one line per epoch; progress.json for heartbeats)
+        (out / "progress.json").write_text(json.dumps({"epoch": rec["epoch"] + 1, "epochs": cfg.epochs,
+                                                       "seconds": round(time.perf_counter() - t_fit0, 2)}))
+        if bar is None:
+            log(f"  epoch {rec['epoch'] + 1}/{cfg.epochs}: train loss {rec['train_loss']:.4g}"
+                + (f", val loss {rec['val_loss']:.4g}" if rec.get("val_loss") is not None else "")
+                + f" ({time.perf_counter() - t_fit0:.0f} s)")
         if bar is not None:
             bar.set_postfix(train=f"{rec['train_loss']:.4g}", val=f"{rec.get('val_loss', float('nan')):.4g}",
                             best=tr.best_epoch)
             bar.update(1)
 
+    t_fit0 = time.perf_counter()
     trainer.fit(train_batches, validate=validate if val_loader is not None else None, on_epoch=on_epoch)
     if bar is not None:
         bar.close()

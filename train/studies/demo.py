@@ -113,8 +113,8 @@ def _store_status(store: Path, n_chunks_hint=None):
 
 def _run_status(run_dir: Path, epochs: int):
     def status(elapsed):
-        h = run_dir / "history.json"
-        done = len(json.loads(h.read_text())) if h.exists() else 0
+        h = run_dir / "progress.json"
+        done = json.loads(h.read_text())["epoch"] if h.exists() else 0
         return _eta(done, epochs, elapsed, "epochs")
     return status
 
