@@ -13,9 +13,27 @@ __all__ = ["__version__", "Axis", "Field", "LabelSpec", "Output", "Simulator", "
 
 
 def simulate(recipe, params=None, n: int | None = None, seed: int = 0):
-    """Simulate from a recipe: at chosen ``params`` (dict of scalars/arrays), or ``n`` prior draws.
+    """Simulate from a recipe, at chosen parameters or at draws from its priors.
 
-    Returns ``(x, params)``.
+    Parameters
+    ----------
+    recipe : str, path, dict or Recipe
+        A catalog recipe name (``"epr-oxides"``), a recipe file, or a recipe mapping.
+    params : dict, optional
+        Parameter name -> scalar or array of length n, in the units the simulator declares (``simgen list``;
+        e.g. mT, eV, A, K); a class may be given as ``"label"`` (name or index).  Parameters left out take the
+        recipe's fixed value or the simulator's default.
+    n : int, optional
+        Number of prior draws when ``params`` is None (default 1).
+    seed : int
+        Seed of the draws and of every sample's noise.
+
+    Returns
+    -------
+    x : ndarray, float32, shape ``(n, *axis.shape)``
+        The simulated measurements on the recipe's axis.
+    params : dict of ndarray
+        Every parameter of every sample, as simulated (after validation and broadcasting).
     """
     import numpy as np
 

@@ -175,7 +175,30 @@ def _prepare_out(cfg: FitConfig) -> Path:
 
 
 def fit(config: FitConfig | dict, splits: dict | None = None, log=print) -> Run:
-    """Train a model as ``config`` says and return the :class:`~train.run.Run` (also written to disk)."""
+    """Train an inverse network on a corpus store and write its run directory.
+
+    Parameters
+    ----------
+    config : FitConfig or dict
+        The store, task (``regress[:targets]``, ``classify`` or ``both``), model and options, training settings
+        (epochs, batch size, learning rate and schedule, patience, normalisation, augmentation, seed, device,
+        threads) and the output directory (see :class:`FitConfig`).
+    splits : dict, optional
+        Row indices ``{"train", "val", "test"}``; default a chunk-aware hold-out split from ``config.seed``.
+    log : callable
+        Where progress lines go (one per epoch when no progress bar is shown).
+
+    Returns
+    -------
+    Run
+        Weights, normalisers, axis, task, history and test metrics; everything ``predict`` needs is also in the
+        run directory.
+
+    Raises
+    ------
+    TaskError, StoreError
+        A task naming unknown targets, or a store that is incomplete or fails its chunk CRCs (named).
+    """
     cfg = config if isinstance(config, FitConfig) else FitConfig.from_dict(config)
     corpus = open_store(cfg.store, verify=True)  # complete and every chunk's CRC-32 checked before training
     task = parse_task(cfg.task, corpus)

@@ -369,12 +369,46 @@ def compute_pdf(structure, *, radiation: str = "xray", rmin: float = 0.5, rmax: 
                 delta1: float = 0.0, delta2: float = 0.0, scale: float = 1.0, uiso=0.005,
                 spdiameter: float = 0.0, method: str = "real", periodic: bool | None = None,
                 check: bool = True, cache: PeriodicPairCache | None = None, uani=None, threads: int | None = None):
-    """G(r) of an ase.Atoms / Model / CIF path with srreal's conventions; returns ``(r, G)``.
+    """G(r) of a structure with diffpy.srreal's conventions.
 
-    ``method``: ``'real'`` (real-space Gaussians, periodic or finite) or ``'debye'`` (finite clusters only;
-    Debye F(Q) with f(Q) for X-rays).  ``uiso``: number, dict element -> number, or one per atom; ``uiso=None``
-    uses the structure's own ADPs (Model.uiso/uani, ase arrays 'uiso'/'uani').  ``uani``: Cartesian anisotropic U
-    (3x3 or (n, 3, 3), A^2; real-space route).  ``threads``: see :func:`pdf_from_model`.
+    Parameters
+    ----------
+    structure : ase.Atoms, Model, catalog structure name or CIF path
+        Periodic crystals use the cell; finite clusters (``periodic=False`` or no cell) use their atoms.
+    radiation : {'xray', 'neutron'}
+        X-ray form factors f(0) (real route) / f(Q) (Debye route), or neutron scattering lengths.
+    rmin, rmax, rstep : float, A
+        The r grid, ``arange(rmin, rmax + rstep/2, rstep)``.
+    qmin, qmax : float, 1/A
+        Termination (Qmax) and low-Q cut (Qmin; 0 for none).
+    qdamp, qbroad : float, 1/A
+        Instrumental Gaussian damping exp(-(qdamp r)^2 / 2) and Q-resolution peak broadening.
+    delta1, delta2 : float, A and A^2
+        Correlated-motion peak sharpening (1/r and 1/r^2 terms).
+    scale : float
+        Overall scale factor.
+    uiso : float, dict or array, A^2
+        Isotropic ADPs: one value, element -> value, or one per atom; None uses the structure's own
+        (``Model.uiso``/``uani``, ase arrays ``'uiso'``/``'uani'``).
+    spdiameter : float, A
+        Diameter of a spherical-particle envelope (0: none).
+    method : {'real', 'debye'}
+        Real-space Gaussian peaks (periodic or finite), or the Debye equation for finite clusters.
+    periodic : bool, optional
+        Force the periodic or the cluster route (default: from the structure).
+    check : bool
+        Validate the arguments (names the argument and value on error).
+    cache : PeriodicPairCache, optional
+        Re-use the pair enumeration of an unchanged structure (fits, strained series).
+    uani : array, A^2, optional
+        Cartesian anisotropic U, (3, 3) or (n, 3, 3) (real-space route).
+    threads : int, optional
+        See :func:`pdf_from_model`.
+
+    Returns
+    -------
+    r : ndarray, shape ``(nr,)``, A
+    G : ndarray, shape ``(nr,)``, 1/A^2
     """
     model = as_model(structure, periodic=periodic)
     if check:
