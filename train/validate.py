@@ -269,6 +269,22 @@ def format_table(rows: list[dict]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ validate
+#: median |z| (the prepared input standardised with the training corpus's statistics) above which a measurement
+#: is out of domain: simulated spectra sit near 1; a file in other units or scaled by orders of magnitude is far out
+MAX_MEDIAN_Z = 30.0
+
+
+def check_input_range(run, x: np.ndarray, m: Measurement) -> None:
+    """Refuse (:class:`~train.modalities.OutOfDomain`) a prepared input whose values lie far outside what the
+    network was trained on (e.g. a G(r) scaled by 1e6, a spectrum in other units), instead of predicting."""
+    z = np.abs(run.normalisers.x.transform(np.asarray(x, np.float32)))
+    med = float(np.median(z))
+    if not np.isfinite(med) or med > MAX_MEDIAN_Z:
+        raise modalities.OutOfDomain(m.source, f"its prepared values are {med:.3g} standard deviations (median) from "
+                                     f"the training corpus's (at most {MAX_MEDIAN_Z:g} expected): other units or "
+                                     "scaling than the model was trained on")
+
+
 def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw=None, log=print):
     """Prepare one measurement for ``run`` and predict: ``(result, Prepared)``.
 
@@ -282,6 +298,7 @@ def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw
     prep = prepare(m, spec, **(prepare_kw or {}))
     if prep.info.get("warning"):
         log(f"{m.name}: warning: {prep.info['warning']}")
+    check_input_range(run, prep.x, m)
     pr = predict_with_uncertainty(run, prep.x, mc=mc)
     res: dict = {"file": m.name, "path": m.source, "modality": m.modality, "prepare": prep.info,
                  "uncertainty": pr["method"], "values": {}}

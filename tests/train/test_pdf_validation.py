@@ -7,6 +7,7 @@ Qdamp 0.045, Rw 0.029; Pt: spherical particle ~37 A, a ~3.925 A).
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,25 @@ def test_pdf_refusals_name_the_file():
         prepare(Measurement(m.axis, bad, "r", "A", "1/A^2", "pdf", {"source": "nan.gr"}), rec)
     hi_q = Measurement(m.axis, m.values, "r", "A", "1/A^2", "pdf", {"source": "q.gr", "qmax": 35.0})
     assert "qmax 35 1/A lies outside the recipe's 23-27" in prepare(hi_q, rec).info["warning"]
+
+
+def test_scaled_gr_is_out_of_domain_not_a_number(tmp_path, shared):
+    """A G(r) scaled by 1e6 (other units) is refused as out of domain; by 1e39 it is refused at reading (float32
+    overflow); neither gives a number."""
+    from train.measurements import MeasurementError, read
+    from train.modalities import OutOfDomain
+    src = shared("data", "pdf", "diffpy.cmi", "ch03NiModelling", "Ni.gr")
+    rec = load_recipe("pdf-fcc-metals")
+    import simgen.corpus
+    from train.fit import FitConfig, fit
+    from train.validate import predict_measurement
+    simgen.corpus.build(rec, 256, tmp_path / "s.zarr", chunk_rows=128, scheduler="synchronous")
+    run = fit(FitConfig(store=str(tmp_path / "s.zarr"), task="regress", model="mlp", epochs=1, out=str(tmp_path / "r"),
+                        progress=False, device="cpu"), log=lambda *a, **k: None)
+    m = read(src)
+    predict_measurement(run, m, mc=1)                              # the file as it is: a prediction
+    for factor, err in ((1e6, OutOfDomain), (1e39, MeasurementError)):
+        f = tmp_path / f"x{factor:g}.gr"
+        f.write_text("\n".join(f"{r:.4f} {g * factor:.6g}" for r, g in zip(m.axis, m.values)))
+        with pytest.raises(err, match=re.escape(f"x{factor:g}.gr")):
+            predict_measurement(run, read(f), mc=1)
