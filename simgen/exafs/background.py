@@ -33,14 +33,36 @@ class BackgroundResult:
     pre_edge: np.ndarray
 
 
-def find_e0(energy, mu, near=None, window=30.0) -> float:
-    """Energy of the steepest rise of mu(E) (within +-window eV of ``near``, e.g. the tabulated edge, if given)."""
+def find_e0(energy, mu, near=None, window=30.0, smooth=0.0) -> float:
+    """E0 of a mu(E) scan: the energy of its steepest rise, the project's one E0 finder.
+
+    Parameters
+    ----------
+    energy, mu : array
+        The scan (eV; any order of points is not assumed: energies must increase).
+    near : float, optional
+        Look only within +-``window`` eV of this energy (e.g. the tabulated edge), robust against glitches
+        elsewhere.
+    smooth : float, eV
+        When > 0, mu is first put on a uniform grid (step >= 0.5 eV) and box-smoothed over +-``smooth`` eV, so the
+        rise of a noisy scan is found rather than its largest single-point jump (used to identify an unknown edge).
+
+    The first and last few points are ignored (edge effects of the gradient).  Raises ValueError when no data lie
+    near ``near``.
+    """
     e = np.asarray(energy, float)
-    d = np.gradient(np.asarray(mu, float), e)
-    # ignore the first and last few points (edge effects)
+    y = np.asarray(mu, float)
+    if smooth > 0:
+        grid = np.arange(e[0], e[-1], max(0.5, float(np.median(np.diff(e)))))
+        y = np.interp(grid, e, y)
+        k = max(1, int(round(smooth / (grid[1] - grid[0]))))
+        y = np.convolve(y, np.ones(2 * k + 1) / (2 * k + 1), mode="same")
+        e = grid
+    d = np.gradient(y, e)
     n = len(e)
     sel = np.zeros(n, bool)
-    sel[min(5, n // 10):max(n - 5, n - n // 10)] = True
+    edge = max(min(5, n // 10), 2 * int(round(smooth / (e[1] - e[0]))) if smooth > 0 else 0)
+    sel[edge:max(n - edge, n - n // 10)] = True
     if near is not None:
         sel &= np.abs(e - float(near)) <= window
         if sel.sum() < 3:

@@ -94,13 +94,8 @@ def identify_edge(e: np.ndarray, mu: np.ndarray, tolerance: float = 30.0) -> dic
     mu = np.asarray(mu, float)
     if len(e) < 20 or not np.all(np.isfinite(mu)):
         return {}
-    grid = np.arange(e[0], e[-1], max(0.5, float(np.median(np.diff(e)))))
-    y = np.interp(grid, e, mu)
-    k = max(1, int(round(3.0 / (grid[1] - grid[0]))))
-    ys = np.convolve(y, np.ones(2 * k + 1) / (2 * k + 1), mode="same")
-    d = np.gradient(ys, grid)
-    d[:2 * k] = d[-2 * k:] = 0.0
-    e_found = float(grid[int(np.argmax(d))])
+    from simgen.exafs.background import find_e0 as _steepest
+    e_found = _steepest(e, mu, smooth=3.0)
     out: dict = {"edge_found_eV": e_found}
     try:
         import xraydb
