@@ -20,11 +20,7 @@ __all__ = ["checks", "acceptance"]
 def checks() -> dict[str, tuple[str, list[str]]]:
     """Acceptance check name -> (modality, file names), gathered from every importable adapter."""
     out = {}
-    for name in modalities.names():
-        try:
-            a = modalities.get(name)
-        except modalities.AdapterError:
-            continue
+    for name, a in modalities.importable():
         for check, files in a.acceptance.items():
             out[check] = (name, list(files))
     return out

@@ -135,11 +135,8 @@ def readable_extensions() -> list[str]:
     """Every extension some registered adapter (or the plain-column reader) reads."""
     from .. import modalities
     exts = set(_PLAIN)
-    for n in modalities.names():
-        try:
-            exts.update(modalities.get(n).formats)
-        except modalities.AdapterError:
-            continue
+    for _, a in modalities.importable():
+        exts.update(a.formats)
     return sorted(exts)
 
 

@@ -33,11 +33,7 @@ def _layout() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """modality -> (folder names, extensions) from the registered adapters."""
     from .. import modalities
     out = {}
-    for name in modalities.names():
-        try:
-            a = modalities.get(name)
-        except modalities.AdapterError:
-            continue
+    for name, a in modalities.importable():
         if a.data_dirs:
             out[name] = (a.data_dirs, tuple(e for e in a.formats if e not in _COMPANIONS))
     return out

@@ -206,14 +206,19 @@ def available() -> dict[str, str]:
     return out
 
 
+def importable():
+    """``(name, adapter)`` of every registered adapter that imports (the others are listed by :func:`available`)."""
+    for n in names():
+        try:
+            yield n, get(n)
+        except AdapterError:
+            continue
+
+
 def readers_for(ext: str) -> list[tuple[str, Callable]]:
     """``[(modality, reader)]`` of every importable adapter that reads extension ``ext`` ('.dsc', ...)."""
     out = []
-    for n in names():
-        try:
-            a = get(n)
-        except AdapterError:
-            continue
+    for n, a in importable():
         r = a.formats.get(ext.lower())
         if r is not None:
             out.append((n, r))
@@ -222,11 +227,7 @@ def readers_for(ext: str) -> list[tuple[str, Callable]]:
 
 def for_axis(dims: tuple[str, ...]) -> str | None:
     """The modality whose adapter declares ``dims[0]`` among its axis dimensions (None when none does)."""
-    for n in names():
-        try:
-            a = get(n)
-        except AdapterError:
-            continue
+    for n, a in importable():
         if dims and dims[0] in a.axis_dims:
             return n
     return None
