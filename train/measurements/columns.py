@@ -488,13 +488,7 @@ def read_columns(path, columns=None, units: str | None = None, kind: str | None 
         guess = _guess_kind(t.names[k0], t.units[k0])
         if guess in ("field", "r"):
             from .. import modalities
-            owners = []
-            for n in modalities.names():
-                try:
-                    if modalities.get(n).columns_kind == guess:
-                        owners.append(modalities.get(n))
-                except modalities.AdapterError:
-                    continue
+            owners = [a for _, a in modalities.importable() if getattr(a, "columns_kind", None) == guess]
             if len(owners) == 1:
                 return owners[0].read_columns(path, None, units)
     x, y, name, unit, yname = select_xy(t, kind, columns, units)
