@@ -379,6 +379,7 @@ def _common_factor(f, gam, harmonic, mod_amp, mw_phase):
 
 _DEFAULT_OPTIONS = Options()
 _SQ2LN2 = 2.0 * math.sqrt(2.0 * math.log(2.0))
+_SQ20 = math.sqrt(20.0)
 
 
 def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offset: float = 0.0) -> np.ndarray:
@@ -460,7 +461,10 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             cw = c_lo * (c_hi / c_lo) ** (np.arange(ncls) / (ncls - 1))
         else:
             cw = np.array([lwg])
-        stick = np.zeros((len(cw), nb))
+        # the stick spectrum is zero-padded to nfft in place (the FFT then needs no padded copy); the kernels
+        # see the first nb bins only
+        stick_full = np.zeros((len(cw), nfft))
+        stick = stick_full[:, :nb]
         if opt.binning == "easyspin" and sym != "iso":
             xb0, dxb = xc0, -dxc
         else:
@@ -477,15 +481,16 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                                    float(s.weight) * psc, stick, Tscr)
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
         sigs = cw / _SQ2LN2
-        keeps = [min(nf, int(math.sqrt(20.0) / (math.pi * sg) / df) + 2) if sg > 0 else nf for sg in sigs]
+        keeps = [min(nf, int(_SQ20 / (math.pi * sg) / df) + 2) if sg > 0 else nf for sg in sigs.tolist()]
         kmax = max(keeps)
-        nnz = np.count_nonzero(stick)
+        # few sticks (solution spectra): direct DFT of the non-zero bins up to the Gaussian cut-off; the count
+        # stops as soon as it decides (nnz * kmax >= 4 nfft)
+        nnz = kernels.count_nonzero_upto(stick_full, (4 * nfft) // kmax + 1)
         if nnz * kmax < 4 * nfft:
-            # few sticks (solution spectra): direct DFT of the non-zero bins up to the Gaussian cut-off
             F = np.empty((len(cw), kmax), dtype=np.complex128)
-            kernels.sparse_rfft(stick, nfft, F)
+            kernels.sparse_rfft(stick_full, nfft, F)
         else:
-            F = scipy.fft.rfft(stick, nfft, axis=1)
+            F = scipy.fft.rfft(stick_full, axis=1)
         # the shared factor only where some class is not yet negligible (its Bessel functions are the cost)
         common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
                                        float(exp.mw_phase), kmax)
