@@ -1365,6 +1365,17 @@ def count_nonzero_upto(a, limit):
 
 
 @numba.njit(cache=True, nogil=True)
+def nonzero_rows(a, out):
+    """out[c] = whether row c of the 2-D array ``a`` has a non-zero entry (the scan of a row stops at the first)."""
+    for c in range(a.shape[0]):
+        out[c] = False
+        for j in range(a.shape[1]):
+            if a[c, j] != 0.0:
+                out[c] = True
+                break
+
+
+@numba.njit(cache=True, nogil=True)
 def sparse_rfft(stick, nfft, out):
     """out[c, k] = sum_j stick[c, j] exp(-2 pi i j k / nfft) for k < out.shape[1] (the first terms of
     ``np.fft.rfft(stick, nfft)``), by phasor recurrence over the non-zero bins only (solution spectra)."""

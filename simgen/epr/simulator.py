@@ -283,10 +283,18 @@ def crop_window(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarra
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-variance 1/f noise (power spectrum ~ 1/f) of length n."""
     spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
-    f = np.arange(n // 2 + 1, dtype=np.float64)
-    f[0] = 1.0
-    spec /= np.sqrt(f)
+    spec /= _sqrt_freqs(n)
     spec[0] = 0.0
     y = np.fft.irfft(spec, n)
     s = y.std()
     return y / s if s > 0 else y
+
+
+@functools.lru_cache(maxsize=16)
+def _sqrt_freqs(n: int) -> np.ndarray:
+    """sqrt(k) for k = 0 .. n // 2 with k = 0 replaced by 1 (read-only)."""
+    f = np.arange(n // 2 + 1, dtype=np.float64)
+    f[0] = 1.0
+    out = np.sqrt(f)
+    out.flags.writeable = False
+    return out

@@ -865,3 +865,35 @@ def test_finish_spectrum_matches_numpy_bytes():
         out = np.empty(301)
         kernels.finish_spectrum(y, ux, c0, c1, c2, bg_amp, bc, hw, hw ** 3, K, out)
         assert out.tobytes() == ref.tobytes()
+
+
+def test_nonzero_rows_matches_numpy():
+    a = np.zeros((5, 40))
+    a[1, 39] = 1e-300
+    a[3, 0] = -2.0
+    a[3, 7] = 1.0
+    out = np.ones(5, dtype=np.bool_)
+    kernels.nonzero_rows(a, out)
+    assert out.tolist() == (a != 0).any(axis=1).tolist()
+
+
+def test_empty_width_classes_skipped_same_spectrum():
+    """Strain-broadened powder spectrum with empty width classes: leaving them out of the FFT gives the spectrum
+    of the full per-class sum (every class transformed) to rounding."""
+    sysm = SpinSystem(g=[2.003, 2.009, 2.03], lw=0.2, g_strain=0.004)
+    exp = Experiment(np.linspace(320.0, 345.0, 512), 9.5, 1, 0.05, 0.02)
+    real = kernels.nonzero_rows
+    seen = []
+
+    def record(a, out):
+        real(a, out)
+        seen.append(out.copy())
+    try:
+        kernels.nonzero_rows = record
+        y = cw_spectrum(sysm, exp)
+        kernels.nonzero_rows = lambda a, out: out.fill(True)
+        y_all = cw_spectrum(sysm, exp)
+    finally:
+        kernels.nonzero_rows = real
+    assert len(seen) == 1 and 0 < seen[0].sum() < len(seen[0])     # the skip path was taken
+    assert np.allclose(y, y_all, rtol=0, atol=1e-12 * np.abs(y_all).max())
