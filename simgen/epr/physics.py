@@ -461,10 +461,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             cw = c_lo * (c_hi / c_lo) ** (np.arange(ncls) / (ncls - 1))
         else:
             cw = np.array([lwg])
-        # the stick spectrum is zero-padded to nfft in place (the FFT then needs no padded copy); the kernels
-        # see the first nb bins only
-        stick_full = np.zeros((len(cw), nfft))
-        stick = stick_full[:, :nb]
+        stick = np.zeros((len(cw), nb))
         if opt.binning == "easyspin" and sym != "iso":
             xb0, dxb = xc0, -dxc
         else:
@@ -485,21 +482,21 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
         kmax = max(keeps)
         # few sticks (solution spectra): direct DFT of the non-zero bins up to the Gaussian cut-off; the count
         # stops as soon as it decides (nnz * kmax >= 4 nfft)
-        nnz = kernels.count_nonzero_upto(stick_full, (4 * nfft) // kmax + 1)
+        nnz = kernels.count_nonzero_upto(stick, (4 * nfft) // kmax + 1)
         a_cls = 2.0 * (math.pi * sigs) ** 2
         keeps_cls = np.array(keeps, dtype=np.int64)
         if nnz * kmax < 4 * nfft:
             F = np.empty((len(cw), kmax), dtype=np.complex128)
-            kernels.sparse_rfft(stick_full, nfft, F)
+            kernels.sparse_rfft(stick, nfft, F)
         else:
             # width classes no line fell into (most of them in corpora: near-isotropic strains put every line
             # in the top classes) are left out of the FFT; their terms in the sum over classes are exact zeros
             used = np.empty(len(cw), dtype=np.bool_)
-            kernels.nonzero_rows(stick_full, used)
+            kernels.nonzero_rows(stick, used)
             if used.all():
-                F = scipy.fft.rfft(stick_full, axis=1)
+                F = scipy.fft.rfft(stick, nfft, axis=1)
             else:
-                F = scipy.fft.rfft(stick_full[used], axis=1)
+                F = scipy.fft.rfft(stick[used], nfft, axis=1)
                 a_cls, keeps_cls = a_cls[used], keeps_cls[used]
         # the shared factor only where some class is not yet negligible (its Bessel functions are the cost)
         common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
