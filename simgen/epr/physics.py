@@ -498,6 +498,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             else:
                 F = scipy.fft.rfft(stick[used], nfft, axis=1)
                 a_cls, keeps_cls = a_cls[used], keeps_cls[used]
+                kmax = int(keeps_cls.max())     # the shared factor is needed up to the used classes' cut-off
         # the shared factor only where some class is not yet negligible (its Bessel functions are the cost)
         common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
                                        float(exp.mw_phase), kmax)
