@@ -198,20 +198,23 @@ class EPRSimulator(Simulator):
         n = self.n_of(p)
         x = self._axis.coords[0]
         out = np.empty((n, len(x)), dtype=np.float32)
-        # per batch, once: the reduced axis u and the field x (rows of one array for the nuisance kernel),
-        # the resampled instrument axes by point count, and the parameter columns as Python scalars
-        u = (x - 0.5 * (x[0] + x[-1])) / (0.5 * (x[-1] - x[0]))
-        ctx = {"ux": np.ascontiguousarray(np.stack([u, x])), "xs": {},
-               "cols": {k: np.asarray(v).tolist() for k, v in p.items()}, "y": np.empty(len(x))}
+        ctx = self._batch_context(p, x)
         for i in range(n):
             out[i] = self._one(p, i, x, ctx)
         return {"x": out, "params": self.realized(p)}
 
+    @staticmethod
+    def _batch_context(p, x):
+        """What every spectrum of a batch shares, made once: the reduced axis u and the field x (the rows of one
+        array for ``finish_spectrum``), the resampled instrument axes by point count (filled on use), the
+        parameter columns as Python scalars and an output buffer."""
+        u = (x - 0.5 * (x[0] + x[-1])) / (0.5 * (x[-1] - x[0]))
+        return {"ux": np.ascontiguousarray(np.stack([u, x])), "xs": {},
+                "cols": {k: np.asarray(v).tolist() for k, v in p.items()}, "y": np.empty(len(x))}
+
     def _one(self, p, i, x, ctx=None):
         if ctx is None:
-            u = (x - 0.5 * (x[0] + x[-1])) / (0.5 * (x[-1] - x[0]))
-            ctx = {"ux": np.ascontiguousarray(np.stack([u, x])), "xs": {},
-                   "cols": {k: np.asarray(v).tolist() for k, v in p.items()}, "y": np.empty(len(x))}
+            ctx = self._batch_context(p, x)
         c = ctx["cols"]
         sysm = self._system(p, i, c)
         if sysm.lw == 0 and sysm.lwL == 0:
