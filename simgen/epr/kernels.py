@@ -1352,6 +1352,30 @@ def powder_bin_tri(B, I, W, partner, corners, vidx, vw, bary, sub, subw, x0, dx,
 
 # --------------------------------------------------------------------------------------------- sparse DFT
 @numba.njit(cache=True, nogil=True)
+def count_nonzero_upto(a, limit):
+    """min(number of non-zero entries of the 2-D array ``a``, ``limit``): the scan stops at ``limit``."""
+    n = 0
+    for c in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if a[c, j] != 0.0:
+                n += 1
+                if n >= limit:
+                    return n
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def nonzero_rows(a, out):
+    """out[c] = whether row c of the 2-D array ``a`` has a non-zero entry (the scan of a row stops at the first)."""
+    for c in range(a.shape[0]):
+        out[c] = False
+        for j in range(a.shape[1]):
+            if a[c, j] != 0.0:
+                out[c] = True
+                break
+
+
+@numba.njit(cache=True, nogil=True)
 def sparse_rfft(stick, nfft, out):
     """out[c, k] = sum_j stick[c, j] exp(-2 pi i j k / nfft) for k < out.shape[1] (the first terms of
     ``np.fft.rfft(stick, nfft)``), by phasor recurrence over the non-zero bins only (solution spectra)."""
@@ -1431,3 +1455,29 @@ def gauss_direct(B, I, W, scale, lwg, x0, dx, harmonic, area, out):
                 out[i] -= u * inv2 * gv
             else:
                 out[i] += (u * u * inv2 - 1.0) * inv2 * gv
+
+
+# --------------------------------------------------------------------------------------------- nuisances
+@numba.njit(cache=True, nogil=True)
+def finish_spectrum(y, u, c0, c1, c2, bg_amp, bg_center, hw, hw3, bg_scale, out):
+    """out = y / max|y| (y as is when it is all zero) + c0 + c1 u + c2 u^2 + bg_amp * bg, with bg the
+    derivative of a Lorentzian of half width ``hw`` (mT; ``hw3`` = hw**3) centred at ``bg_center`` times
+    ``bg_scale``: bg = -2 d hw^3 / (d^2 + hw^2)^2 * bg_scale, d = x - bg_center, passed as ``u`` and x through
+    ``bg_center`` = NaN to skip it.  ``u``: (2, n), the reduced axis u in row 0 and the field x (mT) in row 1.
+    The operations are those of the NumPy expression term by term, in the same order (same rounding)."""
+    n = y.shape[0]
+    m = 0.0
+    for j in range(n):
+        a = abs(y[j])
+        if a > m or a != a:
+            m = a
+    for j in range(n):
+        v = y[j] / m if m > 0 else y[j]
+        uj = u[0, j]
+        v = v + c0 + c1 * uj + c2 * uj * uj
+        out[j] = v
+    if bg_amp != 0:
+        for j in range(n):
+            d = u[1, j] - bg_center
+            t = d * d + hw * hw
+            out[j] = out[j] + bg_amp * (-2.0 * d * hw3 / (t * t) * bg_scale)

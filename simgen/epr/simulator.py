@@ -19,7 +19,7 @@ import yaml
 from .. import catalogs
 from ..errors import ParameterError, RecipeError
 from ..simulator import Axis, Field, Simulator
-from .kernels import BMAGN
+from .kernels import BMAGN, finish_spectrum
 from .physics import Experiment, Options, SpinSystem, cw_spectrum, nuclei
 
 __all__ = ["EPRSimulator", "centres", "centre_system", "crop_window", "pink_noise"]
@@ -174,12 +174,13 @@ class EPRSimulator(Simulator):
         out["E_over_D"][s12] = np.nan
         return out
 
-    def _system(self, p, i, n=None) -> SpinSystem:
+    def _system(self, p, i, cols=None) -> SpinSystem:
+        p = cols if cols is not None else p     # the parameter columns as Python lists (simulate_outputs)
         S = float(p["S"][i])
         S2 = 2 * S
         if abs(S2 - round(S2)) > 1e-9 or round(S2) % 2 != 1:
             raise ParameterError("S", S, "a half-integer electron spin (1/2, 3/2, 5/2, 7/2)", self.name)
-        nuc = self.category(p, "nucleus", i)
+        nuc = self.PARAMS["nucleus"].choices[int(p["nucleus"][i])]
         D = float(p["D"][i]) if S > 0.5 else 0.0
         return SpinSystem(
             S=S, g=[p["g_x"][i], p["g_y"][i], p["g_z"][i]], nucleus=None if nuc == "none" else nuc,
@@ -197,51 +198,70 @@ class EPRSimulator(Simulator):
         n = self.n_of(p)
         x = self._axis.coords[0]
         out = np.empty((n, len(x)), dtype=np.float32)
+        ctx = self._batch_context(p, x)
         for i in range(n):
-            out[i] = self._one(p, i, x)
+            out[i] = self._one(p, i, x, ctx)
         return {"x": out, "params": self.realized(p)}
 
-    def _one(self, p, i, x):
-        sysm = self._system(p, i)
+    @staticmethod
+    def _batch_context(p, x):
+        """What every spectrum of a batch shares, made once: the reduced axis u and the field x (the rows of one
+        array for ``finish_spectrum``), the resampled instrument axes by point count (filled on use), the
+        parameter columns as Python scalars and an output buffer."""
+        u = (x - 0.5 * (x[0] + x[-1])) / (0.5 * (x[-1] - x[0]))
+        return {"ux": np.ascontiguousarray(np.stack([u, x])), "xs": {},
+                "cols": {k: np.asarray(v).tolist() for k, v in p.items()}, "y": np.empty(len(x))}
+
+    def _one(self, p, i, x, ctx=None):
+        if ctx is None:
+            ctx = self._batch_context(p, x)
+        c = ctx["cols"]
+        sysm = self._system(p, i, c)
         if sysm.lw == 0 and sysm.lwL == 0:
             raise ParameterError("lw", 0.0, "lw > 0 or lw_lorentz > 0", self.name)
         systems = [sysm]
-        mix = self.category(p, "mix_centre", i)
-        w2 = float(p["mix_weight"][i])
+        mix = self.PARAMS["mix_centre"].choices[int(c["mix_centre"][i])]
+        w2 = float(c["mix_weight"][i])
         if mix != "none" and w2 > 0:
             sysm.weight = 1.0 - w2
             systems.append(centre_system(mix, weight=w2))
-        npts = int(p["sweep_points"][i])
-        xs = np.linspace(x[0], x[-1], npts) if npts >= 16 else x
-        exp = Experiment(xs, mw_freq=float(p["mw_freq"][i]), harmonic=int(p["harmonic"][i]),
-                         mod_amp=float(p["mod_amp"][i]), mw_phase=float(p["mw_phase"][i]))
-        y = cw_spectrum(systems, exp, self._opt, field_offset=float(p["field_offset"][i]))
+        npts = int(c["sweep_points"][i])
+        if npts >= 16:
+            xs = ctx["xs"].get(npts)
+            if xs is None:
+                xs = ctx["xs"][npts] = np.linspace(x[0], x[-1], npts)
+        else:
+            xs = x
+        exp = Experiment(xs, mw_freq=float(c["mw_freq"][i]), harmonic=int(c["harmonic"][i]),
+                         mod_amp=float(c["mod_amp"][i]), mw_phase=float(c["mw_phase"][i]))
+        y = cw_spectrum(systems, exp, self._opt, field_offset=float(c["field_offset"][i]))
         if xs is not x:
             y = np.interp(x, xs, y)
-        m = np.max(np.abs(y))
-        y = y / m if m > 0 else y
-        # nuisances after normalisation
-        u = (x - 0.5 * (x[0] + x[-1])) / (0.5 * (x[-1] - x[0]))
-        y = y + p["baseline_c0"][i] + p["baseline_c1"][i] * u + p["baseline_c2"][i] * u * u
-        if p["bg_amp"][i] != 0:
-            hw = 0.5 * p["bg_width"][i]
-            d = x - p["bg_center"][i]
-            # derivative of a Lorentzian, scaled to max |.| = 1 (the extremum at d = hw/sqrt(3) is 9/(8 sqrt 3))
-            bg = -2 * d * hw ** 3 / (d * d + hw * hw) ** 2 * (8 * math.sqrt(3) / 9)
-            y = y + p["bg_amp"][i] * bg
-        sw, sp = float(p["noise_white"][i]), float(p["noise_pink"][i])
+        # normalisation, baseline and background line in one pass (kernels.finish_spectrum: the operations of
+        # y / max|y| + c0 + c1 u + c2 u^2 + bg_amp * bg in NumPy's order)
+        hw = 0.5 * p["bg_width"][i]
+        yo = ctx["y"]
+        # derivative of a Lorentzian, scaled to max |.| = 1 (the extremum at d = hw/sqrt(3) is 9/(8 sqrt 3))
+        finish_spectrum(y, ctx["ux"], float(c["baseline_c0"][i]), float(c["baseline_c1"][i]),
+                        float(c["baseline_c2"][i]), float(c["bg_amp"][i]), float(c["bg_center"][i]), float(hw),
+                        float(hw ** 3), _BG_SCALE, yo)
+        y = yo
+        sw, sp = float(c["noise_white"][i]), float(c["noise_pink"][i])
         if sw > 0 or sp > 0:
             r = self.sample_rng(p, i)
             if sw > 0:
                 y = y + sw * r.standard_normal(len(x))
             if sp > 0:
                 y = y + sp * pink_noise(len(x), r)
-        cb, ca = float(p["crop_below"][i]), float(p["crop_above"][i])
+        cb, ca = float(c["crop_below"][i]), float(c["crop_above"][i])
         if cb > 0 or ca > 0:
             g_iso = (p["g_x"][i] + p["g_y"][i] + p["g_z"][i]) / 3.0
             b0 = float(p["mw_freq"][i]) * 1e3 / (g_iso * BMAGN) + float(p["field_offset"][i])
             y = crop_window(x, y, b0 - cb if cb > 0 else -np.inf, b0 + ca if ca > 0 else np.inf)
         return y
+
+
+_BG_SCALE = 8 * math.sqrt(3) / 9
 
 
 def crop_window(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -266,10 +286,18 @@ def crop_window(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarra
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-variance 1/f noise (power spectrum ~ 1/f) of length n."""
     spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
-    f = np.arange(n // 2 + 1, dtype=np.float64)
-    f[0] = 1.0
-    spec /= np.sqrt(f)
+    spec /= _sqrt_freqs(n)
     spec[0] = 0.0
     y = np.fft.irfft(spec, n)
     s = y.std()
     return y / s if s > 0 else y
+
+
+@functools.lru_cache(maxsize=16)
+def _sqrt_freqs(n: int) -> np.ndarray:
+    """sqrt(k) for k = 0 .. n // 2 with k = 0 replaced by 1 (read-only)."""
+    f = np.arange(n // 2 + 1, dtype=np.float64)
+    f[0] = 1.0
+    out = np.sqrt(f)
+    out.flags.writeable = False
+    return out
