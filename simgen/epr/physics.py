@@ -383,9 +383,26 @@ _SQ20 = math.sqrt(20.0)
 
 
 def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offset: float = 0.0) -> np.ndarray:
-    """Sum of the CW spectra of ``systems`` (each weighted by ``.weight``) on ``exp.field`` (float64).
+    """CW EPR spectrum of one or several spin systems.
 
-    ``field_offset``: the recorded field is the true field plus this offset (mT).
+    Parameters
+    ----------
+    systems : SpinSystem or sequence of SpinSystem
+        Each with its g (principal values), nuclei and hyperfine A (MHz), zero-field splitting D/E (MHz), line
+        widths ``lw`` (Gaussian) and ``lwL`` (Lorentzian, mT, peak-to-peak), strains and ``weight``; the spectra
+        are summed with those weights.
+    exp : Experiment
+        Field axis ``field`` (mT, uniform), microwave frequency ``mw_freq`` (GHz), harmonic (0: absorption, 1: first
+        derivative, ...), modulation amplitude ``mod_amp`` (mT, peak-to-peak) and phase ``mw_phase`` (rad).
+    opt : Options, optional
+        Powder grid sizes, binning, oversampling and the exact-diagonalisation switches (defaults suit corpora).
+    field_offset : float, mT
+        The recorded field is the true field plus this offset.
+
+    Returns
+    -------
+    ndarray, float64, shape ``(len(exp.field),)``
+        The spectrum on ``exp.field`` (arbitrary units; not normalised).
     """
     opt = opt or _DEFAULT_OPTIONS
     if isinstance(systems, SpinSystem):
