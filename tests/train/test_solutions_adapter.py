@@ -193,7 +193,7 @@ def test_spc_through_spectrochempy(tmp_path):
     _write_spc(p, 150.0, 4100.0, y)
     m = read(p, modality="solutions")  # '.spc' alone is also Bruker ESP's data half (the epr adapter's)
     assert (m.modality, m.units, m.meta["measurement"]) == ("solutions", "cm-1", "raman")
-    np.testing.assert_allclose(m.axis, x, rtol=1e-6)
+    np.testing.assert_allclose(m.axis, x, atol=1e-3)  # the library rounds the evenly spaced axis
     np.testing.assert_allclose(m.values, y, rtol=1e-5)
     q = tmp_path / "b.spc"
     _write_spc(q, 300.0, 1000.0, np.zeros(50), xtype=3)
