@@ -40,6 +40,7 @@ BUILTIN: dict[str, str] = {
     "exelfs": "train.modalities.exelfs:EXELFSAdapter",
     "pdf": "train.modalities.pdf:PDFAdapter",
     "swelling": "train.modalities.swelling:SwellingAdapter",
+    "solutions": "train.modalities.solutions:SolutionsAdapter",
 }
 
 ENTRY_POINT_GROUP = "simtrain.modalities"

@@ -46,7 +46,7 @@ import torch
 from .. import core
 from ..distortions import DISTORTIONS, describe, distort
 from ..models.vae import DomainVAE
-from .augment import Regressor, load_spectra, mae
+from .augment import Regressor, load_spectra, mae, parse_set
 
 
 def fit_domain_vae(xs, xt, *, latent=32, hidden=(512, 256), epochs=60, batch=128, lr=1e-3, beta=0.5, lam=10.0,
@@ -138,6 +138,15 @@ def nmae(y, pred, scale):
     return float(np.nanmean(mae(y, pred) / scale))
 
 
+def rmse(y, pred) -> np.ndarray:
+    """Per-target root-mean-square error ignoring NaN targets."""
+    return np.sqrt(np.nanmean((np.asarray(pred) - np.asarray(y)) ** 2, axis=0))
+
+
+def _score(y, p, scale) -> dict:
+    return {"mae": mae(y, p).tolist(), "nmae": nmae(y, p, scale), "rmse": rmse(y, p).tolist()}
+
+
 def adapt_once(sim: dict, meas: dict, *, n_test: int, cfg: dict, seed: int, log=print) -> dict:
     """One run; ``sim``/``meas`` hold x, y (meas y may be None).  Measured rows: [:n_test] test, rest the pool."""
     xs, ys = sim["x"], sim["y"]
@@ -148,8 +157,9 @@ def adapt_once(sim: dict, meas: dict, *, n_test: int, cfg: dict, seed: int, log=
     m, s = float(xs.mean()), float(xs.std() + 1e-12)
     std = lambda a: (a - m) / s
     t0 = time.time()
+    dev = cfg.get("device", "cpu")
     dv = fit_domain_vae(std(xs), std(xt_pool), latent=cfg["latent"], hidden=cfg["hidden"], epochs=cfg["vae_epochs"],
-                        beta=cfg["beta"], lam=cfg["lam"], arch=cfg["arch"], seed=seed, log=log,
+                        beta=cfg["beta"], lam=cfg["lam"], arch=cfg["arch"], seed=seed, log=log, device=dev,
                         ys=(ys - np.nanmean(ys, 0)) / (np.nanstd(ys, 0) + 1e-12), alpha=cfg.get("alpha", 0.0))
     draws = int(cfg.get("draws", 1))
     xa = translate(dv, std(xs), residual=cfg["residual"], draws=draws, seed=seed)
@@ -161,7 +171,7 @@ def adapt_once(sim: dict, meas: dict, *, n_test: int, cfg: dict, seed: int, log=
     log(f"  domain VAE trained and corpus translated in {time.time() - t0:.0f} s")
     reg = lambda: Regressor(hidden=cfg["reg_hidden"], per_target=False, epochs=cfg["reg_epochs"], lr=1e-3,
                             batch=128, seed=seed, weight_decay=1e-5,
-                            x_norm=cfg.get("x_norm", "global"))
+                            x_norm=cfg.get("x_norm", "global"), device=dev)
     scale = np.nanstd(yt_test, 0) + 1e-12
     res = {}
     gamma = float(cfg.get("gamma", 0.0))
@@ -177,19 +187,21 @@ def adapt_once(sim: dict, meas: dict, *, n_test: int, cfg: dict, seed: int, log=
     for name, (xtr, ytr, aligned) in arms.items():
         if aligned:
             r = AlignedRegressor(hidden=cfg["reg_hidden"], epochs=cfg["reg_epochs"], seed=seed,
-                                 gamma=max(gamma, 1e-9)).fit(xtr, ytr, xt_pool)
+                                 gamma=max(gamma, 1e-9), device=dev).fit(xtr, ytr, xt_pool)
         else:
             r = reg().fit(xtr, ytr)
         p = r.predict(xt_test)
-        res[name] = {"mae": mae(yt_test, p).tolist(), "nmae": nmae(yt_test, p, scale)}
+        res[name] = _score(yt_test, p, scale)
     if meas.get("x_oracle") is not None:  # benchmark only: the simulated corpus through the true, hidden distortion
         r = reg().fit(meas["x_oracle"], ys)
         p = r.predict(xt_test)
-        res["oracle"] = {"mae": mae(yt_test, p).tolist(), "nmae": nmae(yt_test, p, scale)}
+        res["oracle"] = _score(yt_test, p, scale)
     if yt_pool is not None:
         r = reg().fit(xt_pool, yt_pool)
         p = r.predict(xt_test)
-        res["measured_only"] = {"mae": mae(yt_test, p).tolist(), "nmae": nmae(yt_test, p, scale)}
+        res["measured_only"] = _score(yt_test, p, scale)
+    # the mean predictor: every test spectrum gets the test set's mean concentration (its RMSE is the labels' std)
+    res["mean_predictor"] = _score(yt_test, np.broadcast_to(np.nanmean(yt_test, 0), yt_test.shape), scale)
     raw, ad = res["raw_sim"]["nmae"], res["adapted"]["nmae"]
     res["error_cut"] = 1.0 - ad / raw
     if "measured_only" in res:
@@ -221,6 +233,24 @@ def verdict(summ: dict) -> dict:
     if bound is not None and bound < CUT_MIN:
         txt += f"; the oracle bound for this distortion is {bound:.3f}, below the requirement"
     return {"verdict": "FAIL", "reason": txt}
+
+
+RMSE_RATIO_MAX = 0.5  # per target: RMSE of the adapted network at most this fraction of the mean predictor's
+
+
+def rmse_vs_mean(runs: list[dict], names: list[str]) -> dict:
+    """Per target, RMSE(adapted) / RMSE(mean predictor) over the seeds (mean, std, max); ``pass`` when every
+    target's worst seed stays at or below ``RMSE_RATIO_MAX``, with the reason naming the targets that do not."""
+    r = np.array([np.asarray(x["adapted"]["rmse"]) / np.maximum(np.asarray(x["mean_predictor"]["rmse"]), 1e-30)
+                  for x in runs])
+    per = {n: {"mean": float(r[:, j].mean()), "std": float(r[:, j].std()), "max": float(r[:, j].max())}
+           for j, n in enumerate(names)}
+    bad = [n for n in names if not (per[n]["max"] <= RMSE_RATIO_MAX)]
+    ok = not bad
+    why = (f"every target's RMSE is at most {RMSE_RATIO_MAX:g} x the mean predictor's on every seed" if ok else
+           f"above {RMSE_RATIO_MAX:g} x the mean predictor's RMSE on some seed: " + ", ".join(
+               f"{n} ({per[n]['max']:.2f})" for n in bad))
+    return {"per_target": per, "max_ratio": RMSE_RATIO_MAX, "pass": ok, "reason": why, "seeds": len(runs)}
 
 
 def _figure(xs, xa, xt, path):
@@ -264,13 +294,14 @@ def run(args) -> dict:
            "residual": not args.no_residual, "reg_epochs": args.reg_epochs,
            "reg_hidden": tuple(int(h) for h in args.reg_hidden.split(",")), "x_norm": args.x_norm,
            "alpha": args.alpha, "draws": args.draws, "gamma": args.gamma, "mix_raw": args.mix_raw,
-           "ablation": args.ablation, "noise_match": not args.no_noise_match}
-    sim = load_spectra(args.sim, args.n_sim)
+           "ablation": args.ablation, "noise_match": not args.no_noise_match, "device": args.device}
+    over = parse_set(args.set)
+    sim = load_spectra(args.sim, args.n_sim, overrides=over)
     names = sim["names"]
     n_meas = args.n_test + args.n_measured
     if args.benchmark:
         src = args.measured or args.sim
-        clean = load_spectra(src, n_meas, seed=args.measured_seed)
+        clean = load_spectra(src, n_meas, seed=args.measured_seed, overrides=over)
         rng = np.random.default_rng(args.measured_seed)
         meas = {"x": distort(clean["x"], args.benchmark, rng), "y": clean["y"][:args.n_test],
                 "y_pool_hidden": clean["y"][args.n_test:],
@@ -280,7 +311,10 @@ def run(args) -> dict:
     else:
         if not args.measured:
             raise SystemExit("simtrain adapt: give --measured STORE or --benchmark DISTORTION")
-        m = load_spectra(args.measured, n_meas)
+        is_store = Path(args.measured).is_dir()
+        # a recipe is simulated with the measured seed: never the rows of the simulated corpus
+        m = load_spectra(args.measured, n_meas, seed=None if is_store else args.measured_seed,
+                         overrides=parse_set(args.measured_set) or None)
         if not np.isfinite(m["y"][:args.n_test]).any():
             raise SystemExit(f"--measured {args.measured}: the first {args.n_test} rows (test) carry no labels")
         meas = {"x": m["x"], "y": m["y"][:args.n_test],
@@ -304,12 +338,13 @@ def run(args) -> dict:
         if k == 0:
             _figure(sim["x"][:2000], xa[:2000], meas["x"][args.n_test:], out / "adapt.png")
     summ = {}
-    for key in ("raw_sim", "adapted", "measured_only", "oracle", "raw_aligned", "adapted_plain"):
+    for key in ("raw_sim", "adapted", "measured_only", "oracle", "raw_aligned", "adapted_plain", "mean_predictor"):
         if key in runs[0]:
             a = np.array([r[key]["mae"] for r in runs])
             b = np.array([r[key]["nmae"] for r in runs])
+            c = np.array([r[key]["rmse"] for r in runs])
             summ[key] = {"mae_mean": a.mean(0).tolist(), "mae_std": a.std(0).tolist(), "nmae_mean": float(b.mean()),
-                         "nmae_std": float(b.std())}
+                         "nmae_std": float(b.std()), "rmse_mean": c.mean(0).tolist(), "rmse_std": c.std(0).tolist()}
     for key in ("error_cut", "gap_closed", "oracle_gap", "gap_closed_oracle"):
         if key in runs[0]:
             a = np.array([r[key] for r in runs])
@@ -329,8 +364,19 @@ def run(args) -> dict:
     if "oracle_gap" in summ:
         print(f"  oracle (sims through the true distortion) cuts the raw error by {summ['oracle_gap']['mean']:.3f}; "
               f"adapted closes {summ['gap_closed_oracle']['mean']:.3f} of that gap")
+    rvm = rmse_vs_mean(runs, names)
+    print(f"\nRMSE per target (target units), mean +- std over {args.seeds} seed(s); ratio = adapted / mean "
+          f"predictor (needs <= {RMSE_RATIO_MAX:g} on every seed):")
+    print(f"  {'target':8s} {'adapted':>16s} {'raw_sim':>16s} {'mean predictor':>16s} {'ratio':>14s}")
+    for j, n in enumerate(names):
+        cells = [f"{summ[k]['rmse_mean'][j]:9.4g}+-{summ[k]['rmse_std'][j]:<6.2g}"
+                 for k in ("adapted", "raw_sim", "mean_predictor")]
+        r = rvm["per_target"][n]
+        print(f"  {n:8s} " + " ".join(cells) + f" {r['mean']:7.3f}+-{r['std']:<5.2g}"
+              + ("" if r["max"] <= RMSE_RATIO_MAX else "  above"))
+    print(f"  {rvm['reason']}")
     rep = {"config": {k: v for k, v in vars(args).items() if k != "func"}, "targets": names, "summary": summ,
-           "runs": runs, "what": what, **verdict(summ)}
+           "runs": runs, "what": what, "rmse_vs_mean": rvm, **verdict(summ)}
     print(f"verdict: {rep['verdict']}: {rep['reason']}")
     (out / "adapt_report.json").write_text(json.dumps(rep, indent=1))
     print(f"wrote {out}/adapt_report.json, adapt.png ({time.time() - t0:.0f} s)")
@@ -339,11 +385,18 @@ def run(args) -> dict:
 
 def add_arguments(p):
     p.add_argument("--sim", default="peaks-demo", help="simulated corpus: store path or recipe name")
-    p.add_argument("--measured", default=None, help="measured spectra store (benchmark: clean source, default --sim)")
+    p.add_argument("--measured", default=None, help="measured spectra: a store, or a recipe simulated with "
+                   "--measured-seed and --measured-set (another instrument); benchmark: the clean source, default --sim")
     p.add_argument("--benchmark", default=None, metavar="DISTORTION",
                    help="make the measured set by a hidden distortion: " + ", ".join(DISTORTIONS)
                    + " or 'op=v,...'")
     p.add_argument("--measured-seed", type=int, default=777, help="seed of the benchmark's measured set")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override of the simulated recipe, also used for the benchmark's measured set (repeatable), "
+                        "e.g. --set config.axis_max=1450 --set config.normalise=max")
+    p.add_argument("--measured-set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override of a --measured recipe (repeatable): another instrument simulated, e.g. "
+                        "--measured-set params.resolution=12")
     p.add_argument("--n-sim", type=int, default=1500)
     p.add_argument("--n-measured", type=int, default=400, help="unlabelled measured spectra")
     p.add_argument("--n-test", type=int, default=300, help="labelled measured spectra for testing only")
@@ -374,6 +427,7 @@ def add_arguments(p):
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="training device: cpu, cuda, cuda:N")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--out", default="runs/adapt")
 

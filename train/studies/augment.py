@@ -42,26 +42,44 @@ from ..models.vae import VAE
 # --------------------------------------------------------------------------------------------- data
 
 
-def load_spectra(source: str, n: int, offset: int = 0, seed: int | None = None) -> dict:
+def load_spectra(source: str, n: int, offset: int = 0, seed: int | None = None, overrides: dict | None = None) -> dict:
     """``n`` rows (from ``offset``) of a corpus store path, or of a recipe simulated on the fly (``seed`` overrides
-    the recipe seed).  Returns x (n, L) float32, y (n, T) float32 (NaN = not applicable), names, recipe."""
+    the recipe seed, ``overrides`` maps dotted recipe fields to values, e.g. ``{"config.axis_max": 1450}``).
+    Returns x (n, L) float32, y (n, T) float32 (NaN = not applicable), names, the axis coordinates of a 1-D axis
+    (``axis``, else None), source."""
     p = Path(source)
     if p.exists() and p.is_dir():
         import simgen.corpus as corpus
+        if overrides:
+            raise ValueError(f"--data {source}: recipe overrides ({', '.join(overrides)}) apply to recipes, not to "
+                             "a built store")
         c = corpus.open(p)
         if c.n < offset + n:
             raise ValueError(f"--data {source}: store has {c.n} rows, {offset + n} requested")
         x = np.asarray(c.x[offset:offset + n], dtype=np.float32)
         y = np.asarray(c.y[offset:offset + n], dtype=np.float32)
-        return {"x": x.reshape(n, -1), "y": y, "names": list(c.param_names), "source": str(p)}
+        ax = c.axis.coords[0] if c.axis.ndim == 1 else None
+        return {"x": x.reshape(n, -1), "y": y, "names": list(c.param_names), "source": str(p), "axis": ax}
     import simgen
     from simgen.corpus import simulate_rows
-    r = simgen.load_recipe(source)
+    r = simgen.load_recipe(source, overrides=overrides or None)
     sim = r.build()
     params, out = simulate_rows(sim, r.seed if seed is None else int(seed), offset, offset + n)
     x = np.asarray(out["x"], dtype=np.float32).reshape(n, -1)
     return {"x": x, "y": sim.targets_array(params).astype(np.float32), "names": list(sim.param_names),
-            "source": source}
+            "source": source, "axis": sim.axis.coords[0] if sim.axis.ndim == 1 else None}
+
+
+def parse_set(items) -> dict:
+    """``["config.axis_max=1450", "params.read_noise=0"]`` -> ``{dotted field: YAML-parsed value}``."""
+    import yaml
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise SystemExit(f"--set {it!r}: expected FIELD=VALUE, e.g. config.axis_max=1450")
+        k, v = it.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- regressors
@@ -274,11 +292,12 @@ def run(args) -> dict:
     torch.set_num_threads(max(1, int(args.threads)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    d = load_spectra(args.data, args.n, offset=args.offset, seed=args.seed_data)
-    x, y, names = d["x"], d["y"], d["names"]
+    d = load_spectra(args.data, args.n, offset=args.offset, seed=args.seed_data, overrides=parse_set(args.set))
+    x, y, names, axis = d["x"], d["y"], d["names"], d.get("axis")
     if args.bin > 1:
         L = x.shape[1] // args.bin * args.bin
         x = x[:, :L].reshape(len(x), -1, args.bin).mean(-1)
+        axis = None if axis is None else axis[:L].reshape(-1, args.bin).mean(-1)
     cfg = {"reg_epochs": args.reg_epochs, "vae_epochs": args.vae_epochs, "beta": args.beta, "batch": args.batch,
            "wd": args.weight_decay}
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -293,15 +312,15 @@ def run(args) -> dict:
     main = summarise(per_fold)
     report = {"data": args.data, "n": len(x), "targets": names, "folds": args.folds, "latent": args.latent,
               "ratio": args.ratio, "main": main, "per_fold": [{k: v.tolist() for k, v in f.items()} for f in per_fold],
-              "sweeps": {}, **verdict(per_fold)}
+              "sweeps": {}, "target_std": np.nanstd(y, 0).tolist(), "set": parse_set(args.set), **verdict(per_fold)}
     print("per-target MAE, mean +- std over folds:")
     for k, s in main.items():
         print(f"  {k:12s} {_fmt(s, names)}")
     if "vae" in keep:
-        figures(x[folds[0][0]], keep["vae"], out, tag="vae")
+        figures(x[folds[0][0]], keep["vae"], out, axis=axis, tag="vae")
     for st in strategies:
         if f"cvae_{st}" in keep:
-            figures(x[folds[0][0]], keep[f"cvae_{st}"][0], out, tag=f"cvae_{st}")
+            figures(x[folds[0][0]], keep[f"cvae_{st}"][0], out, axis=axis, tag=f"cvae_{st}")
     sweep_folds = folds[:args.sweep_folds]
     for kind, values in (("latent", args.sweep_latent), ("ratio", args.sweep_ratio)):
         vals = [float(v) if kind == "ratio" else int(v) for v in values.split(",") if v.strip()]
@@ -313,6 +332,7 @@ def run(args) -> dict:
             s = report["sweeps"][kind][str(v)]
             print(f"  sweep {kind}={v}: " + " | ".join(f"{k}: {_fmt(s[k], names)}" for k in s if k != "exp"),
                   flush=True)
+    report["seconds"] = time.time() - t0
     print(f"verdict: {report['verdict']}: {report['reason']}")
     (out / "augment_report.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {out}/augment_report.json and figures ({time.time() - t0:.0f} s)")
@@ -324,6 +344,8 @@ def add_arguments(p):
     p.add_argument("--n", type=int, default=300, help="rows used as the 'experimental' set")
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--seed-data", type=int, default=None, help="recipe seed override (recipe sources)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="recipe override (recipe sources; repeatable), e.g. --set config.axis_max=1450")
     p.add_argument("--bin", type=int, default=4, help="average adjacent channels (1 = keep all)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--latent", type=int, default=128)
