@@ -3,7 +3,7 @@
 
 The loader must sustain >= 5x what training consumes, so the model, not the data, sets the pace.
 
-* 1-D: the ``peaks-demo`` recipe (1024-point spectra); models ``mlp`` (document 000's per-target regressor) and
+* 1-D: the ``peaks-demo`` recipe (1024-point spectra); models ``mlp`` (the 64-32-16 per-target regressor) and
   ``resnet1d`` (ResNet-18, width 16).
 * 2-D: the ``swelling-steels`` recipe at 128 x 128 px (1.5 nm pixels) when the swelling simulator is available,
   else a tiny Gaussian-blob image simulator defined here; model ``cnn2d``.
