@@ -46,9 +46,9 @@ def test_two_column_raman_csv_reads_kind_and_sorts(tmp_path):
     assert m.meta["measurement"] == "raman" and m.meta["laser_nm"] == 532.0
     assert np.all(np.diff(m.axis) > 0)
     np.testing.assert_allclose(m.values, y[::-1], rtol=1e-7)
-    # without a modality the generic column reader claims .csv (modality None, units unknown)
+    # without a modality the generic column reader claims .csv: no modality, the unit from the header's name
     plain = read(p)
-    assert plain.modality is None and plain.units == ""
+    assert plain.modality is None and plain.units == "cm-1"
 
 
 def test_prepare_matches_simulator_on_its_own_axis(tmp_path):
