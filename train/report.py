@@ -124,14 +124,8 @@ def _machine() -> str:
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
-    out = {}
-    for pkg in ("simgen", "numpy", "numba", "torch", "zarr", "dask"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    from .run import versions
+    return versions()
 
 
 # ---------------------------------------------------------------------------------------------- sections
