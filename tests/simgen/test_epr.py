@@ -3,11 +3,11 @@ references, analytic cases, real measured spectra, the simulator contract and ba
 
 Tolerances (stated once):
 - REF_TOL: nRMS after max-normalisation vs EasySpin: 1e-2 for S = 1/2 cases (a, b, c, d, g), 3e-2 for S = 5/2
-  (e, f) - the acceptance criteria of issue 3; measured values are 1e-4 .. 1.5e-3.
+  (e, f) - the acceptance criteria of the EPR simulator; measured values are 1e-4 .. 1.5e-3.
 - extrema: each of EasySpin's extrema (|y| > 10 % max, strongest 8) has one of ours within one field step.
 - kernel vs NumPy: resonance fields 1e-6 mT (same algebra) / 2e-4 mT (root search vs brute force brentq),
   intensities 1 % of the line or 1e-4 of the strongest (linear interpolation between field nodes).
-- real data: line centres within 0.05 mT (issue 3), fitting only field offset, g and width.
+- real data: line centres within 0.05 mT, fitting only field offset, g and width.
 """
 from __future__ import annotations
 
@@ -649,7 +649,7 @@ def test_crop_window_matches_train_prepare():
 
 
 def test_validation_recipe_matches_reference_classes_and_fixes_frequency():
-    """The recipe issue 9 trains on: class names as in catalogs/validation/reference-values.yaml, a fixed
+    """The recipe the real-data validation trains on: class names as in catalogs/validation/reference-values.yaml, a fixed
     microwave frequency (prepare rescales files to it; g stays readable), small field offsets, cropping on."""
     import yaml
     from simgen import catalogs, load_recipe

@@ -48,7 +48,7 @@ def test_output_shapes_and_gradients(name, shape, kw):
 
 def test_mlp_is_document_000_per_target_regressor():
     m = get_model("mlp", (2598,), n_targets=8)
-    # one 2598-64-32-16-1 network per target (document 000: one regressor per ion)
+    # one 2598-64-32-16-1 network per target (the per-ion regressor protocol)
     per = (2598 * 64 + 64) + (64 * 32 + 32) + (32 * 16 + 16) + (16 + 1)
     assert len(m.nets) == 8 and sum(p.numel() for p in m.parameters()) == 8 * per
     x = torch.randn(3, 2598)

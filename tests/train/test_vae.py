@@ -15,7 +15,7 @@ from train.models import vae as V
 def test_models_registry_and_doc000_defaults():
     assert {"vae", "cvae", "conv_vae", "conv_cvae", "image_vae", "image_cvae", "nested_vae"} <= set(V.MODELS)
     m = V.MODELS["vae"](2598)
-    # document 000: 2598 -> 256 -> 2 x 128; decoder 128 -> 256 -> 2598
+    # the augmentation protocol: 2598 -> 256 -> 2 x 128; decoder 128 -> 256 -> 2598
     assert m.enc[0].in_features == 2598 and m.enc[0].out_features == 256
     assert m.mu.out_features == 128 and m.logvar.out_features == 128
     assert m.dec[0].in_features == 128 and m.dec[-1].out_features == 2598
