@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -80,6 +81,24 @@ def _workers(client) -> int:
         return 0
 
 
+@contextlib.contextmanager
+def _dask(args):
+    """The client the command runs on: ``--scheduler``'s, a local cluster (``--workers`` N, default one per
+    core), or None for in-process (``--workers 0``); closed (and the local cluster stopped) on the way out."""
+    client = cluster = None
+    try:
+        if args.scheduler:
+            client = _connect(args.scheduler, args.connect_timeout)
+        elif args.workers != 0:
+            client, cluster = _start_cluster(args.workers)
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def cmd_generate(args) -> int:
     from . import corpus
     from .recipe import load_recipe
@@ -88,22 +107,12 @@ def cmd_generate(args) -> int:
     n = args.n or recipe.corpus.get("n")
     if not n:
         raise SimgenError("--n: missing; give the number of samples (or corpus.n in the recipe)")
-    client = cluster = None
     t0 = time.perf_counter()
-    try:
-        if args.scheduler:
-            client = _connect(args.scheduler, args.connect_timeout)
-        elif args.workers != 0:
-            client, cluster = _start_cluster(args.workers)
+    with _dask(args) as client:
         summary = corpus.build(recipe, n, args.out, chunk_rows=args.chunk_rows, client=client,
                                overwrite=args.overwrite, compression=args.compression,
                                progress=not args.quiet, scheduler=None if client else "synchronous",
                                worker_timeout=args.worker_timeout)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
     print(summary)
     print(f"total wall time {time.perf_counter() - t0:.1f} s (cluster start-up included)")
     return 0 if summary.complete else 1
@@ -118,19 +127,9 @@ def cmd_repair(args) -> int:
     if not bad:
         print(f"{c.store}: all {c.n_chunks} chunks match their CRC-32; nothing to repair")
         return 0
-    client = cluster = None
-    try:
-        if args.scheduler:
-            client = _connect(args.scheduler, args.connect_timeout)
-        elif args.workers not in (0, None):
-            client, cluster = _start_cluster(args.workers)
+    with _dask(args) as client:
         summary = corpus.repair(c.store, client=client, progress=not args.quiet,
                                 scheduler=None if client else "synchronous", worker_timeout=args.worker_timeout)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
     print(summary)
     left = corpus.open(c.store).verify()
     if left:
