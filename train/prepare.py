@@ -227,8 +227,8 @@ def prepare(measurement: Measurement, target, *, modality: str | None = None, **
     unknown = [k for k in given if k not in sig]
     if unknown:
         takes = [k for k in sig if k not in ("m", "spec")]
-        raise TypeError(f"prepare option(s) {', '.join(unknown)} do not apply to '{adapter.name}' models "
-                        f"(they take: {', '.join(takes) or 'no options'})")
+        raise ValueError(f"prepare option(s) {', '.join(unknown)} do not apply to '{adapter.name}' models "
+                         f"(they take: {', '.join(takes) or 'no options'})")
     adapter.check_domain(m, spec)
     prep = adapter.prepare(m, spec, **given)
     if not np.all(np.isfinite(prep.x)):

@@ -63,3 +63,17 @@ def test_benchmark_rows_seeds_mean_predictor_and_out_of_domain(exafs_runs, tmp_p
     assert r["verdict"] in ("PASS", "FAIL") and isinstance(r["beats_mean"], bool)
     assert res["summary"]["exafs"]["out_of_domain"] == 1 and res["summary"]["exafs"]["seeds"] == 2
     assert "out of domain: Au L3" in res["table"]
+
+
+def test_failed_download_is_a_named_error(tmp_path, monkeypatch):
+    """A package that cannot be downloaded raises FetchError naming it (the benchmark then lists its files as
+    missing) instead of exiting the process."""
+    import subprocess
+
+    from train.measurements import fetch as F
+
+    def fail(cmd, **kw):
+        raise subprocess.CalledProcessError(1, cmd)
+    monkeypatch.setattr(F.subprocess, "run", fail)
+    with pytest.raises(F.FetchError, match=r"package cwepr==0.5.1: pip download failed"):
+        F._download("cwepr", {"version": "0.5.1", "kind": "sdist"}, tmp_path)

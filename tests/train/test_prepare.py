@@ -186,3 +186,12 @@ def test_exafs_nearest_neighbour_shell_sums_split_subshells():
     assert d["N_nn"][0, 0] == 12 and d["R_nn"][0, 0] == pytest.approx((2.665 + 2.913) / 2)
     d = EXAFSAdapter().derived(names, bcc_fe, {})
     assert d["N_nn"][0, 0] == 8 and d["R_nn"][0, 0] == pytest.approx(2.482)
+
+
+def test_option_of_another_modality_is_refused_by_name():
+    """An EPR option given for a PDF model is an error naming the option and what the model takes (a ValueError,
+    which the CLI prints in one line), not a TypeError traceback."""
+    rec = load_recipe("pdf-fcc-metals")
+    m = Measurement(np.linspace(0.5, 40, 800), np.ones(800), "r", "A", "", "pdf", {"source": "g.gr"})
+    with pytest.raises(ValueError, match="mw_frequency_GHz do not apply to 'pdf' models"):
+        prepare(m, rec, mw_frequency_GHz=9.5)

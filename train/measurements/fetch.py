@@ -20,11 +20,16 @@ import os
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 
+from simgen.errors import SimgenError
+
 from .datasets import MANIFEST, cache_dir, load_manifest
+
+
+class FetchError(SimgenError, RuntimeError):
+    """A package of the manifest could not be downloaded or does not match its recorded digest."""
 
 #: companion extensions extracted beside a named member (two-file formats)
 COMPANIONS = {".dsc": (".dta", ".ygf", ".xgf"), ".dta": (".dsc", ".ygf", ".xgf"), ".par": (".spc",),
@@ -46,11 +51,15 @@ def _download(name: str, spec: dict, dest: Path) -> Path:
     else:
         cmd[4:4] = ["--only-binary", ":all:"]
     print("  " + " ".join(cmd[3:]))
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    except subprocess.CalledProcessError as exc:
+        raise FetchError(f"package {name}=={ver}: pip download failed (exit {exc.returncode}); is PyPI "
+                         "reachable from here?") from None
     for p in dest.iterdir():
         if p.name.replace("-", "_").replace(".", "_").lower().startswith(f"{stem}_{ver.replace('.', '_')}"):
             return p
-    raise SystemExit(f"pip download of {name}=={ver} left no archive in {dest}")
+    raise FetchError(f"package {name}=={ver}: pip download left no archive in {dest}")
 
 
 def _members(archive: Path) -> dict[str, object]:
@@ -104,7 +113,8 @@ def fetch(cache: Path, only: set[str] | None = None, manifest=None) -> int:
         if spec.get("sha256"):
             digest = hashlib.sha256(archive.read_bytes()).hexdigest()
             if digest != spec["sha256"]:
-                raise SystemExit(f"{archive}: sha256 {digest} differs from the manifest's {spec['sha256']}")
+                raise FetchError(f"{archive}: sha256 {digest} differs from the manifest's {spec['sha256']}; "
+                                 "not extracted")
         arch = _members(archive)
         for m in todo:
             if m not in arch:
@@ -148,8 +158,11 @@ def main(argv=None) -> int:
         os.environ["SIMGEN_DATA_CACHE"] = str(cache)
     if a.list:
         return list_cache(cache, a.manifest)
-    with tempfile.TemporaryDirectory():
+    try:
         return fetch(cache, set(a.only.split(",")) if a.only else None, a.manifest)
+    except FetchError as exc:
+        print(f"fetch_real_data: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
