@@ -285,12 +285,15 @@ def check_input_range(run, x: np.ndarray, m: Measurement) -> None:
                                      "scaling than the model was trained on")
 
 
-def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw=None, log=print):
+def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw=None, log=print,
+                        refine: bool = True):
     """Prepare one measurement for ``run`` and predict: ``(result, Prepared)``.
 
     ``result`` holds ``values`` (every target and the adapter's derived quantities, ``{"value", "unc"}``; image
     tiles averaged), and for classifiers ``class``, ``class_prob`` and ``class_probs`` (restricted to the classes
     the file can be, :meth:`train.modalities.Adapter.allowed_classes`).  Preparation warnings are logged.
+    With ``refine`` (default) the adapter's physics refinement (:meth:`train.modalities.Adapter.refine`) follows
+    the network where the modality has one; the network's own values stay in ``result['network']``.
     Raises MeasurementError / OutOfDomain like :func:`train.prepare.prepare`."""
     spec = spec if spec is not None else target_spec(run)
     adapter = modalities.get(spec.simulator)
@@ -324,6 +327,8 @@ def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw
         res["class"] = run.task.classes[k]
         res["class_prob"] = float(probs[k])
         res["class_probs"] = {c: float(p) for c, p in zip(run.task.classes, probs)}
+    if refine:
+        adapter.refine(m, prep, res, run, spec)
     adapter.annotate(m, res)
     return res, prep
 

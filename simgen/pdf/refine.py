@@ -95,7 +95,15 @@ def refine(structure, r_obs, g_obs, *, rmin: float, rmax: float, free: dict, fix
             rr, g = pdf_from_model(pos_model, **kw)
         return np.interp(r, rr, g)
 
-    res = least_squares(lambda x: calc(x) - gobs, x0, bounds=(lo, hi), x_scale="jac", max_nfev=max_nfev)
+    big = 10.0 * float(np.max(np.abs(gobs))) if len(gobs) else 1.0
+
+    def resid(x):
+        d = calc(x) - gobs
+        # a trial step into a non-physical corner (e.g. a vanishing cell) gives non-finite G: a large residual
+        # sends the optimiser back instead of stopping it
+        return np.where(np.isfinite(d), d, big)
+
+    res = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac", max_nfev=max_nfev)
     gcalc = calc(res.x)
     vals = dict(zip(names, map(float, res.x)))
     return FitResult(vals, rw(gobs, gcalc), r, gobs, gcalc, int(res.nfev), fixed)

@@ -122,6 +122,13 @@ class Adapter:
         Validation picks the most probable allowed class instead of letting the network guess a known fact."""
         return None
 
+    def refine(self, m, prep, result: dict, run, spec) -> None:
+        """Physics refinement after the network (optional): fit the simulator to the measurement starting from the
+        network's prediction and update ``result`` in place.  An adapter that refines keeps the network's own
+        values in ``result['network']`` (same layout as ``result['values']``), records the fit in
+        ``result['refined']`` (method, goodness of fit, ...) and raises :class:`OutOfDomain` when no model of the
+        run describes the measurement.  Default: no refinement (the network's values are the answer)."""
+
     def annotate(self, m, result: dict) -> None:
         """Add per-file extras to a validation ``result`` (e.g. identified edges)."""
 

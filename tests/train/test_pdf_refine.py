@@ -1,0 +1,99 @@
+"""Physics refinement after the network for PDF models (``PDFAdapter.refine``): the network's most probable phases
+are refined against the G(r) and the lowest Rw wins; a structure type none of the phases describes is refused.
+
+Reference: the G(r) of a strained catalog phase computed by the simulator itself (an analytic truth for the
+lattice length: the refined ``a`` must return the strained cell's a within 0.05 %), and the diffpy.cmi Ni G(r)
+(a = 3.5238 A, NBS Circular 539) within the benchmark's 0.3 %.
+"""
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from simgen.pdf.calculator import compute_pdf
+from simgen.pdf.structures import Model, phase_model
+from simgen.recipe import load_recipe
+from train.measurements import Measurement, read
+from train.modalities import OutOfDomain, get
+from train.prepare import target_spec
+
+PHASES = ["Ni_fcc", "ZnS_zincblende", "Si_diamond", "NaCl_rocksalt", "Fe_bcc"]
+
+
+def _strained_g(phase: str, strain: float, noise: float = 0.01, seed: int = 0):
+    m = phase_model(phase)
+    s = 1.0 + strain
+    model = Model(m.symbols, m.positions * s, m.cell * s, m.occupancy)
+    r, g = compute_pdf(model, rmin=0.01, rmax=32.0, rstep=0.01, qmax=24.0, qmin=0.5, qdamp=0.04, qbroad=0.01,
+                       delta2=2.0, uiso=0.006, scale=0.7)
+    g = g + noise * np.abs(g).max() * np.random.default_rng(seed).normal(size=g.shape)
+    a = float(np.linalg.norm(m.cell[0])) * s
+    return Measurement(r, g, "r", "A", "1/A^2", "pdf", {"source": f"{phase}.gr", "qmax": 24.0, "qmin": 0.5,
+                                                         "radiation": "xray"}), a
+
+
+def _spec_and_run(classes):
+    spec = target_spec(load_recipe("pdf-bulk"))
+    run = SimpleNamespace(task=SimpleNamespace(classes=list(classes), targets=["a", "uiso", "delta2"]))
+    spec.run = run
+    return spec, run
+
+
+def _result(classes, probs: dict, a_net: float):
+    p = {c: probs.get(c, 0.0) for c in classes}
+    top = max(p, key=p.get)
+    return {"values": {"a": {"value": a_net, "unc": None}, "uiso": {"value": 0.008, "unc": None},
+                       "delta2": {"value": 1.0, "unc": None}}, "class": top, "class_prob": p[top], "class_probs": p}
+
+
+def test_refinement_picks_the_phase_that_fits_and_returns_its_lattice_length():
+    ad = get("pdf")
+    m, a_true = _strained_g("Si_diamond", 0.012)
+    spec, run = _spec_and_run(PHASES)
+    # the network ranks the look-alike zincblende first and misreads a by 2 %
+    res = _result(PHASES, {"ZnS_zincblende": 0.6, "Si_diamond": 0.3, "Ni_fcc": 0.1}, a_true * 1.02)
+    before = copy.deepcopy(res["values"])
+    ad.refine(m, None, res, run, spec)
+    assert res["refined"]["phase"] == "Si_diamond" and res["class"] == "Si_diamond"
+    assert res["network_class"] == "ZnS_zincblende"
+    assert res["values"]["a"]["value"] == pytest.approx(a_true, rel=5e-4)
+    assert res["network"] == before                      # the network's own reading stays visible
+    assert res["refined"]["rw"] < 0.1
+    assert res["refined"]["rw_by_phase"]["Ni_fcc"] > ad.max_rw
+
+
+def test_structure_type_outside_the_phases_is_refused_with_the_fit():
+    ad = get("pdf")
+    m, _ = _strained_g("TiO2_rutile", 0.0)
+    spec, run = _spec_and_run(PHASES)
+    res = _result(PHASES, {"Ni_fcc": 0.5, "Fe_bcc": 0.3, "NaCl_rocksalt": 0.2}, 3.6)
+    with pytest.raises(OutOfDomain, match=r"TiO2_rutile\.gr: out of domain: no phase of the model describes it: "
+                                          r"best refined Rw 0\.\d+ > 0\.35"):
+        ad.refine(m, None, res, run, spec)
+
+
+def test_stated_composition_restricts_or_refuses():
+    ad = get("pdf")
+    spec, run = _spec_and_run(PHASES)
+    m = Measurement(np.linspace(0, 30, 3001), np.zeros(3001), "r", "A", "1/A^2", "pdf",
+                    {"source": "x.gr", "composition": "Zn S"})
+    assert ad.allowed_classes(m, PHASES) == [False, True, False, False, False]
+    ad.check_domain(m, spec)                              # ZnS is a phase of the model
+    m.meta["composition"] = "Cd Se"
+    with pytest.raises(OutOfDomain, match=r"composition 'Cd Se': no phase of the model has these elements"):
+        ad.check_domain(m, spec)
+
+
+@pytest.mark.shared_data
+def test_measured_ni_refines_within_the_benchmark_tolerance(shared):
+    m = read(shared("data", "pdf", "diffpy.cmi", "ch03NiModelling", "Ni.gr"))
+    ad = get("pdf")
+    spec, run = _spec_and_run(PHASES)
+    res = _result(PHASES, {"Ni_fcc": 0.7, "Fe_bcc": 0.3}, 3.60)
+    ad.refine(m, None, res, run, spec)
+    assert res["class"] == "Ni_fcc"
+    assert res["values"]["a"]["value"] == pytest.approx(3.5238, rel=0.003)
+    assert res["refined"]["qmax"] == 25.0 and res["refined"]["rw"] < 0.1
