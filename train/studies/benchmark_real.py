@@ -223,19 +223,31 @@ def _table(res: dict) -> dict:
 def cmd_benchmark(args) -> int:
     from ..prepare import target_spec
     from ..run import load_run
-    runs: dict = {}
+    # runs of one recipe are the training seeds of one network; several recipes of a modality (bulk crystals and
+    # nanoparticles, metal foils and oxides) are benchmarked side by side, each on the files of its modality
+    groups: dict = {}
     for r in args.runs:
         run = load_run(r)
-        runs.setdefault(target_spec(run).simulator, []).append(run)
-    res = benchmark_real(runs, split=args.split, manifest=args.manifest, spec=args.spec, fetch=not args.no_fetch,
-                         mc=args.mc)
-    print(res["table"])
+        ts = target_spec(run)
+        key = (ts.simulator, getattr(ts.recipe, "description", "") or "")
+        groups.setdefault(key, []).append(run)
+    saved, tables = {}, []
+    for (mod, _), runs in groups.items():
+        label = Path(runs[0].path).name
+        if label in saved:
+            label = f"{label}-{len(saved)}"
+        res = benchmark_real({mod: runs}, split=args.split, manifest=args.manifest, spec=args.spec,
+                             fetch=not args.no_fetch, mc=args.mc)
+        head = f"== {label} ({mod}, {len(runs)} seed{'s' if len(runs) > 1 else ''})" if len(groups) > 1 else ""
+        tables.append((head + "\n" if head else "") + res["table"])
+        saved[label] = {k: res[k] for k in ("split", "rows", "files", "summary")}
+    print("\n\n".join(tables))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "benchmark.json").write_text(json.dumps({k: res[k] for k in ("split", "rows", "files", "summary")},
-                                                       indent=1, default=str))
-        (out / "benchmark.txt").write_text(res["table"] + "\n")
+        data = next(iter(saved.values())) if len(saved) == 1 else saved
+        (out / "benchmark.json").write_text(json.dumps(data, indent=1, default=str))
+        (out / "benchmark.txt").write_text("\n\n".join(tables) + "\n")
         print(f"\nwritten: {out}/benchmark.json, benchmark.txt")
     return 0
 
