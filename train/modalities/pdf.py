@@ -242,12 +242,14 @@ class PDFAdapter(Adapter):
                 fixed = {"qmin": qmin, "qmax": qmax}
                 if "diameter" in vals:
                     # a finite particle damps G(r) like the instrument's Qdamp does: with the diameter free, the
-                    # instrument terms stay at the recipe's calibrant values (the middle of their priors)
+                    # instrument terms stay at the file's stated values, else at the middle of the recipe's priors
                     free["spdiameter"] = float(np.clip(vals["diameter"]["value"], 10.0, 500.0))
                     del free["qdamp"]
                     for k in ("qdamp", "qbroad"):
                         sup = prior_support(spec, k)
-                        if sup is not None:
+                        if m.meta.get(k) is not None:
+                            fixed[k] = float(m.meta[k])
+                        elif sup is not None:
                             fixed[k] = 0.5 * (sup[0] + sup[1])
                 f = _cached_refine(str(m.source), x, y, c, lo_c, hi, free, fixed, rad)
                 if f is not None and (best_c is None or f.rw < best_c.rw):
