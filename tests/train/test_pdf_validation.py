@@ -113,8 +113,8 @@ def test_pdf_refusals_name_the_file():
     bad[100] = np.nan
     with pytest.raises(MeasurementError, match=r"nan\.gr: 1 non-finite G\(r\) values"):
         prepare(Measurement(m.axis, bad, "r", "A", "1/A^2", "pdf", {"source": "nan.gr"}), rec)
-    hi_q = Measurement(m.axis, m.values, "r", "A", "1/A^2", "pdf", {"source": "q.gr", "qmax": 35.0})
-    assert "qmax 35 1/A lies outside the recipe's 23-27" in prepare(hi_q, rec).info["warning"]
+    hi_q = Measurement(m.axis, m.values, "r", "A", "1/A^2", "pdf", {"source": "q.gr", "qmax": 45.0})
+    assert "qmax 45 1/A lies outside the recipe's 14-40" in prepare(hi_q, rec).info["warning"]
 
 
 def test_scaled_gr_is_out_of_domain_not_a_number(tmp_path, shared):
