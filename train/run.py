@@ -34,6 +34,17 @@ from .models import ShapeError, get_model, is_baseline
 __all__ = ["Run", "load_run", "versions", "resolve_device", "RunError"]
 
 
+def class_for_norm(logits, allowed=None) -> np.ndarray:
+    """Per-sample class index used to de-normalise per-class targets: the argmax of the logits, over the
+    ``allowed`` classes only when given (bool per class, not all False)."""
+    lg = logits.float().cpu().numpy()
+    if allowed is not None:
+        mask = np.asarray(allowed, bool)
+        if mask.any() and not mask.all():
+            lg = np.where(mask[None, :], lg, -np.inf)
+    return lg.argmax(1)
+
+
 class RunError(ValueError):
     """A run directory is missing, incomplete or holds a file that cannot be loaded safely."""
 
@@ -145,8 +156,11 @@ class Run:
                              f"{self.in_shape} on axis {dims}; got input of shape {tuple(x.shape[1:])} "
                              f"(array shape {tuple(x.shape)})")
 
-    def predict_arrays(self, x: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
-        """``{"reg": (n, T) physical units, "probs": (n, C)}`` for raw samples ``x``."""
+    def predict_arrays(self, x: np.ndarray, batch_size: int = 1024, allowed=None) -> dict[str, np.ndarray]:
+        """``{"reg": (n, T) physical units, "probs": (n, C)}`` for raw samples ``x``.
+
+        ``allowed`` (bool per class, optional): the classes the samples can be (known from the file); a run trained
+        with per-class target normalisation then de-normalises with the most probable *allowed* class."""
         with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused below
             x = np.asarray(x, dtype=np.float32)
         if x.shape == self.in_shape:
@@ -171,7 +185,7 @@ class Run:
                         raise RunError(f"run '{self.path}': the model gave non-finite outputs ({key}) for finite "
                                        f"inputs (batch starting at row {s}); its weights may be damaged")
                 if "reg" in out:
-                    lab = out["logits"].argmax(1).cpu().numpy() if self.normalisers.y.by_class else None
+                    lab = class_for_norm(out["logits"], allowed) if self.normalisers.y.by_class else None
                     regs.append(self.normalisers.y.inverse(out["reg"].float().cpu().numpy(), lab))
                 if "logits" in out:
                     probs.append(torch.softmax(out["logits"].float(), dim=1).cpu().numpy())

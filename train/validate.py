@@ -24,6 +24,7 @@ import numpy as np
 from . import modalities
 from .measurements import Measurement, MeasurementError, read
 from .prepare import Prepared, prepare, target_spec
+from .run import class_for_norm
 
 __all__ = ["validate", "predict_with_uncertainty", "derived_quantities", "load_reference", "check_reference",
            "format_table", "overlay_params", "register_cli", "cmd_validate", "read_files", "add_read_options",
@@ -36,18 +37,18 @@ def _has_dropout(model) -> bool:
     return any(isinstance(mod, torch.nn.modules.dropout._DropoutNd) and mod.p > 0 for mod in model.modules())
 
 
-def predict_with_uncertainty(run, x: np.ndarray, mc: int = 30, seed: int = 0) -> dict:
+def predict_with_uncertainty(run, x: np.ndarray, mc: int = 30, seed: int = 0, allowed=None) -> dict:
     """``{"samples": (T, n, targets) or None, "reg": (n, targets), "probs": (n, C) or None, "method": str}``.
 
     T = ``mc`` MC-dropout passes when the model has dropout (``method`` 'mc-dropout'), else one deterministic
-    pass (``samples`` holds it, T = 1, ``method`` 'none').
+    pass (``samples`` holds it, T = 1, ``method`` 'none').  ``allowed``: see :meth:`train.run.Run.predict_arrays`.
     """
     import torch
     x = np.asarray(x, dtype=np.float32)
     if x.shape == tuple(run.in_shape):
         x = x[None]
     if run.is_baseline or mc <= 1 or not _has_dropout(run.model):
-        out = run.predict_arrays(x)
+        out = run.predict_arrays(x) if allowed is None else run.predict_arrays(x, allowed=allowed)
         reg = out.get("reg")
         return {"samples": None if reg is None else reg[None], "reg": reg, "probs": out.get("probs"),
                 "method": "none"}
@@ -65,7 +66,7 @@ def predict_with_uncertainty(run, x: np.ndarray, mc: int = 30, seed: int = 0) ->
             for _ in range(mc):
                 out = model(xb)
                 if "reg" in out:
-                    lab = out["logits"].argmax(1).cpu().numpy() if run.normalisers.y.by_class else None
+                    lab = class_for_norm(out["logits"], allowed) if run.normalisers.y.by_class else None
                     regs.append(run.normalisers.y.inverse(out["reg"].float().cpu().numpy(), lab))
                 if "logits" in out:
                     probs.append(torch.softmax(out["logits"].float(), dim=1).cpu().numpy())
@@ -302,7 +303,8 @@ def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw
     if prep.info.get("warning"):
         log(f"{m.name}: warning: {prep.info['warning']}")
     check_input_range(run, prep.x, m)
-    pr = predict_with_uncertainty(run, prep.x, mc=mc)
+    allowed = adapter.allowed_classes(m, list(run.task.classes)) if run.task.classify else None
+    pr = predict_with_uncertainty(run, prep.x, mc=mc, allowed=allowed)
     res: dict = {"file": m.name, "path": m.source, "modality": m.modality, "prepare": prep.info,
                  "uncertainty": pr["method"], "values": {}}
     if pr["samples"] is not None:
@@ -317,7 +319,6 @@ def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw
             res["values"][q] = {"value": float(tile_mean.mean()), "unc": unc}
     if pr["probs"] is not None:
         probs = pr["probs"].mean(0)
-        allowed = adapter.allowed_classes(m, list(run.task.classes))
         if allowed is not None and any(allowed) and not all(allowed):
             mask = np.asarray(allowed, bool)
             res["class_restricted_to"] = [c for c, a in zip(run.task.classes, allowed) if a]
