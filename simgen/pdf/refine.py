@@ -15,6 +15,7 @@ Refinable names: ``a`` (cubic scaling of the cell to first lattice length a), ``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -39,6 +40,13 @@ def read_gr(path) -> tuple[np.ndarray, np.ndarray]:
     except (MeasurementError, OSError) as exc:
         raise ParameterError("path", str(path), f"a readable .gr file with r and G columns ({exc})") from None
     return m.axis, m.values
+
+
+@lru_cache(maxsize=16)
+def _pair_cache(name: str, radius: float) -> PeriodicPairCache:
+    """The neighbour list of a catalog phase (built once per phase and radius: refining several files or several
+    starting points against one phase reuses it; strain only rescales the cached pairs)."""
+    return PeriodicPairCache(as_model(name), radius)
 
 
 def rw(gobs: np.ndarray, gcalc: np.ndarray) -> float:
@@ -76,7 +84,8 @@ def refine(structure, r_obs, g_obs, *, rmin: float, rmax: float, free: dict, fix
     a0 = float(np.linalg.norm(model.cell[0])) if model.periodic else 1.0
     cache = None
     if model.periodic:
-        cache = PeriodicPairCache(model, (rhi + 10.5) * 1.1)
+        radius = (rhi + 10.5) * 1.1
+        cache = _pair_cache(structure, radius) if isinstance(structure, str) else PeriodicPairCache(model, radius)
 
     def calc(x):
         v = dict(fixed)

@@ -227,8 +227,11 @@ class PDFAdapter(Adapter):
             model = phase_model(c)
             a0 = float(np.linalg.norm(model.cell[0]))
             # starts: the catalog cell and, for the network's phase, its predicted lattice length
-            starts = [a0] + ([float(vals["a"]["value"])] if c == net_class and
-                             abs(vals["a"]["value"] / a0 - 1) < 0.1 else [])
+            # (starting values are rounded - a to 0.5 % of the cell, uiso to 0.002 A^2, delta2 to 0.5 A^2 - so that
+            # training seeds which read alike share one cached refinement; the optimum does not depend on it)
+            starts = [a0] + ([a0 * (1 + 0.005 * round((float(vals["a"]["value"]) / a0 - 1) / 0.005))]
+                             if c == net_class and abs(vals["a"]["value"] / a0 - 1) < 0.1 else [])
+            starts = list(dict.fromkeys(round(v, 6) for v in starts))
             # the fit starts just below the phase's nearest-neighbour peak: below it a measured G(r) holds only the
             # -4 pi rho r line and the reduction's ripples, which no structure describes
             lo_c = max(lo, 0.85 * _nearest_distance(c) * min(starts) / a0)
@@ -236,8 +239,9 @@ class PDFAdapter(Adapter):
             best_c = None
             for a_start in starts:
                 free = {"a": a_start, "scale": 0.5,
-                        "uiso": float(np.clip(vals.get("uiso", {}).get("value", 0.006), 0.001, 0.05)),
-                        "delta2": float(np.clip(vals.get("delta2", {}).get("value", 2.0), 0.0, 10.0)),
+                        "uiso": round(float(np.clip(vals.get("uiso", {}).get("value", 0.006), 0.002, 0.05)) / 0.002)
+                        * 0.002,
+                        "delta2": round(float(np.clip(vals.get("delta2", {}).get("value", 2.0), 0.0, 10.0)) * 2) / 2,
                         "qdamp": 0.04}
                 fixed = {"qmin": qmin, "qmax": qmax}
                 if "diameter" in vals:
