@@ -324,6 +324,7 @@ def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw
         res["class"] = run.task.classes[k]
         res["class_prob"] = float(probs[k])
         res["class_probs"] = {c: float(p) for c, p in zip(run.task.classes, probs)}
+    adapter.refine(m, prep, res)
     adapter.annotate(m, res)
     return res, prep
 

@@ -122,6 +122,10 @@ class Adapter:
         Validation picks the most probable allowed class instead of letting the network guess a known fact."""
         return None
 
+    def refine(self, m, prep, result: dict) -> None:
+        """Refine ``result['values']`` in place from the measurement itself (e.g. a physics fit started from the
+        network's estimate), keeping the network-only values as ``<name>_net``.  Default: nothing."""
+
     def annotate(self, m, result: dict) -> None:
         """Add per-file extras to a validation ``result`` (e.g. identified edges)."""
 
