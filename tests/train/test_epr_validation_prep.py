@@ -168,3 +168,16 @@ def test_refinement_rejects_a_pattern_that_does_not_fit():
     assert "rejected" in out["refine"]["method"] and out["refine"]["fit_explained"] < 0.5
     assert "A_iso_MHz" not in out
     assert out["g_iso"] == pytest.approx(g, abs=2e-4)
+
+
+def test_undersampled_line_is_flagged():
+    """A 0.06 mT line recorded with 0.29 mT steps (each point the average over its step) is prepared with a
+    warning that the file undersamples it; the same line at 0.02 mT steps is not."""
+    from train.prepare import rebin
+    rec = load_recipe("epr-validation")
+    B = np.linspace(200.0, 500.0, 30001)
+    y = cw_spectrum(SpinSystem(g=2.0055, lw=0.06), Experiment(B, mw_freq=9.5))
+    for n, flagged in ((1024, True), (15001, False)):
+        xn = np.linspace(200.0, 500.0, n)
+        p = prepare(_meas(xn, rebin(B, y, xn)), rec)
+        assert ("undersamples" in (p.info.get("warning") or "")) is flagged, n

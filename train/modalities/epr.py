@@ -524,6 +524,15 @@ def gaussian_smooth(x: np.ndarray, y: np.ndarray, fwhm: float) -> tuple[np.ndarr
     return grid, out
 
 
+def line_pp_width(x: np.ndarray, y: np.ndarray, reach_mT: float = 2.0) -> float:
+    """Peak-to-peak width (mT) of the strongest line of a derivative spectrum: the distance from its largest
+    |y| to the opposite-sign extremum within ``reach_mT`` of it."""
+    i = int(np.argmax(np.abs(y)))
+    near = np.where(np.abs(x - x[i]) <= reach_mT)[0]
+    j = near[int(np.argmin(y[near] * np.sign(y[i])))]
+    return float(abs(x[j] - x[i]))
+
+
 def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bool = True) -> Prepared:
     """Put a CW EPR spectrum on the model's field axis (see :class:`EPRAdapter`)."""
     axis = spec.axis
@@ -594,9 +603,12 @@ def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bo
                     "cannot pad")
         info["steps"].append(f"padded with the zero baseline outside {span(x)} mT")
     s = smoothing_width(spec)
-    if step > max(s, B[1] - B[0]):
-        add_warning(info, f"field step {step:.3g} mT is coarser than the model's resolution: lines narrower "
-                          "than a few steps are undersampled by the file itself")
+    pp = line_pp_width(x, y)
+    info["strongest_line_pp_mT"] = pp
+    if pp <= 1.5 * step:
+        add_warning(info, f"the strongest line's peak-to-peak width ({pp:.3g} mT) spans at most 1.5 field steps "
+                          f"({step:.3g} mT): the file undersamples it, so its shape, g and splittings are unreliable; "
+                          "record with a step of a third of the line width or less")
     if s > 0:
         grid, ys = gaussian_smooth(x, y, s)
         out = np.interp(B, grid, ys)

@@ -183,7 +183,7 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
     return out
 
 
-def _fmt(v, nd=4):
+def _fmt(v, nd=5):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return f"{v:.{nd}g}" if isinstance(v, float) else str(v)
