@@ -630,13 +630,21 @@ def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bo
 class EPRAdapter(Adapter):
     """CW EPR (simulator ``epr``): derivative spectra on a field axis in mT.
 
-    Preparation: the field is rescaled by nu_model / nu_measured (B' = B nu'/nu keeps every g; a hyperfine
-    splitting in mT scales by the same factor, so A predicted from the rescaled spectrum is divided by
-    ``info['field_scale']``); nu_model is the measured frequency clipped into the recipe's ``mw_freq`` prior (no
-    rescale when it lies inside).  A linear baseline through both ends is removed, the spectrum is max-|y|
-    normalised like the simulator, rebinned onto the axis and padded with the zero baseline where the model's
-    sweep is wider (refused when the signal has not returned to the baseline at the measured window's edge, or
-    the strongest feature lies outside the model's sweep).  Options: ``mw_frequency_GHz``, ``pad``.
+    Preparation (any sweep width and point count): the field is rescaled by nu_model / nu_measured (B' = B nu'/nu
+    keeps every g; a hyperfine splitting in mT scales by the same factor, so A predicted from the rescaled spectrum
+    is divided by ``info['field_scale']``); nu_model is the measured frequency clipped into the recipe's
+    ``mw_freq`` prior (no rescale when it lies inside).  A linear baseline through both ends is removed and the
+    spectrum max-|y| normalised like the simulator.  When the recipe's narrowest Gaussian width ``lw`` is at
+    least one axis step (:func:`smoothing_width`), the spectrum is convolved with a Gaussian of that FWHM on a
+    fine grid and sampled on the axis (a narrow line on a wide sweep keeps its shape and position; the
+    convolution only adds that width in quadrature, which the recipe's ``lw`` prior already spans), else it is
+    bin-averaged.  Outside the measured window the axis is the zero baseline (refused when the signal has not
+    returned to the baseline at the window's edge).  Out of domain (:class:`FieldOutOfDomain`, an
+    :class:`~train.modalities.OutOfDomain` and a MeasurementError, with the reason): a frequency outside the
+    recipe's ``mw_freq`` support +-16 % (:data:`FREQ_BAND`), a field step above :data:`MAX_FIELD_STEP_MT`, a
+    field range that misses the axis, or a strongest feature outside it (its g is named).  A strongest line
+    whose peak-to-peak width spans at most 1.5 field steps gets a warning (the file undersamples it).
+    Options: ``mw_frequency_GHz``, ``pad``.
 
     Derived quantities: ``g_iso`` = mean of g_x, g_y, g_z (g_y = g_x when the run learns x and z only, the axial
     tie); ``g_perp`` = mean of g_x and g_y (axial centres); ``A_iso_MHz`` = mean of A_x, A_y, A_z divided by the
