@@ -672,9 +672,10 @@ def test_validation_recipe_matches_reference_classes_and_fixes_frequency():
     assert np.isfinite(out["x"]).all()
     cropped = (p["crop_below"] > 0) & (out["x"][:, :50] == 0).all(axis=1)
     assert cropped.any()
-    # A is a target for the nitroxide and Mn2 classes only (NaN elsewhere)
+    # A is a target for the classes with a nucleus only (NaN for the single lines)
     A = out["params"]["A_x"]
-    has = np.isin(np.asarray(p["label"]), [sim.classes.index("nitroxide"), sim.classes.index("Mn2")])
+    has = np.isin(np.asarray(p["label"]), [sim.classes.index(c) for c in ("radical_hf", "nitroxide", "Mn2",
+                                                                           "Cu2_axial")])
     assert np.all(np.isfinite(A[has])) and np.all(np.isnan(A[~has]))
 
 

@@ -60,7 +60,7 @@ def test_epr_refusals():
     rec = load_recipe("epr-oxides")
     B = np.linspace(600, 620, 500)
     m = Measurement(B, np.sin(B), "field", "mT", "", "epr", {"mw_frequency_GHz": 9.5, "source": "far.DSC"})
-    with pytest.raises(MeasurementError, match=r"far\.DSC: field 600-620 mT .*does not overlap the model's axis 50-450"):
+    with pytest.raises(MeasurementError, match=r"far\.DSC: out of domain: field 600-620 mT .*does not overlap the model's axis 50-450"):
         prepare(m, rec)
     B = np.linspace(330, 340, 500)
     y = np.linspace(-1, 1, 500) + 0.01 * np.sin(B)   # never returns to the baseline

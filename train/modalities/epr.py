@@ -17,7 +17,7 @@ from scipy.constants import physical_constants
 
 from ..measurements import Measurement, MeasurementError
 from ..prepare import Prepared, TargetSpec, check_units, prior_support, rebin, refuse, span
-from . import Adapter, add_warning, refuse_stack
+from . import Adapter, OutOfDomain, add_warning, refuse_stack
 
 __all__ = ["read_bes3t", "read_esp", "read_adani_json", "read_magnettech_xml", "read_magnettech_spe", "EPRAdapter",
            "MUB_MHZ_PER_MT"]
@@ -460,22 +460,102 @@ def read_adani_json(path) -> Measurement:
 
 
 # ------------------------------------------------------------------------------------------------ EPR
+#: frequencies accepted, as a fraction of the model's: the field is rescaled by nu_model / nu_file, which keeps g but
+#: scales field-independent splittings and widths in mT; beyond +-16 % (8.0-11.0 GHz for an X-band model at 9.5)
+#: they leave the trained ranges, so the file is out of the model's domain
+FREQ_BAND = (0.84, 1.16)
+#: the coarsest field step (mT, after rescaling) a file may have: coarser sweeps cannot place a line to +-0.002 in g
+MAX_FIELD_STEP_MT = 1.0
+
+
+class FieldOutOfDomain(OutOfDomain, MeasurementError):
+    """A spectrum outside the field, g or frequency range a model was trained on (an :class:`OutOfDomain` that is
+    also a :class:`MeasurementError`, so callers of either see it)."""
+
+    def __init__(self, path, why: str):
+        self.path, self.why, self.what = str(path), why, f"out of domain: {why}"
+        Exception.__init__(self, f"{path}: out of domain: {why}")
+
+
+def smoothing_width(spec: TargetSpec) -> float:
+    """Gaussian FWHM (mT) preparation convolves a measured spectrum with before sampling it on the model's axis:
+    the smallest lower bound of the recipe's ``lw`` priors (top level and every class), when it is at least one
+    axis step; 0 otherwise (then the spectrum is bin-averaged onto the axis).
+
+    A Gaussian convolution adds in quadrature to a line's Gaussian width, so a measured line of any width becomes
+    one the recipe could have drawn; a line narrower than the axis step on a wide sweep keeps its derivative shape
+    and position instead of vanishing between two axis points."""
+    r = spec.recipe
+    if r is None:
+        return 0.0
+    lows = []
+    sup = prior_support(spec, "lw")
+    if sup is not None:
+        lows.append(sup[0])
+    label = getattr(r, "label", None)
+    for ov in (getattr(label, "overrides", None) or {}).values():
+        if "lw" in ov:
+            lows.append(ov["lw"].support()[0])
+    B = spec.axis.coords[0]
+    step = float(B[1] - B[0]) if len(B) > 1 else 0.0
+    s = min(lows) if lows else 0.0
+    return float(s) if s >= step > 0 else 0.0
+
+
+def gaussian_smooth(x: np.ndarray, y: np.ndarray, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
+    """``y(x)`` on a uniform grid of step <= fwhm / 8 (linear interpolation) convolved with a unit-area Gaussian
+    of FWHM ``fwhm`` (same units as x), zero beyond the ends; returns ``(grid, smoothed)``."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    h = min(float(np.median(np.diff(x))), fwhm / 8.0)
+    n = int(np.floor((x[-1] - x[0]) / h)) + 1
+    grid = x[0] + h * np.arange(n)
+    yy = np.interp(grid, x, y)
+    sig = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    half = int(np.ceil(4.0 * sig / h))
+    t = h * np.arange(-half, half + 1)
+    k = np.exp(-0.5 * (t / sig) ** 2)
+    k /= k.sum()
+    if len(yy) > 4 * len(k):
+        from scipy.signal import fftconvolve
+        out = fftconvolve(yy, k, mode="same")
+    else:
+        out = np.convolve(yy, k, mode="same")
+    return grid, out
+
+
+def line_pp_width(x: np.ndarray, y: np.ndarray, reach_mT: float = 2.0) -> float:
+    """Peak-to-peak width (mT) of the strongest line of a derivative spectrum: the distance from its largest
+    |y| to the opposite-sign extremum within ``reach_mT`` of it."""
+    i = int(np.argmax(np.abs(y)))
+    near = np.where(np.abs(x - x[i]) <= reach_mT)[0]
+    j = near[int(np.argmin(y[near] * np.sign(y[i])))]
+    return float(abs(x[j] - x[i]))
+
+
 def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bool = True) -> Prepared:
+    """Put a CW EPR spectrum on the model's field axis (see :class:`EPRAdapter`)."""
     axis = spec.axis
     check_units(m, axis, "mT")
-    B = spec_axis = axis.coords[0]
+    B = axis.coords[0]
     nu = m.meta.get("mw_frequency_GHz")
     info: dict = {"steps": []}
+    sup = prior_support(spec, "mw_freq")
     if mw_frequency_GHz is not None:
         nu_t = float(mw_frequency_GHz)
     else:
-        sup = prior_support(spec, "mw_freq")
         if nu is None:
             nu_t = None
         elif sup is not None:
             nu_t = float(np.clip(nu, sup[0], sup[1]))
         else:
             nu_t = nu
+    if nu is not None and sup is not None and mw_frequency_GHz is None:
+        lo, hi = sup[0] * FREQ_BAND[0], sup[1] * FREQ_BAND[1]
+        if not lo <= nu <= hi:
+            raise FieldOutOfDomain(m.source, f"measured at {nu:.4g} GHz; the model reads {lo:.3g}-{hi:.3g} GHz "
+                                   f"(its {sup[0]:g}-{sup[1]:g} GHz +-16 %: splittings and widths in mT would "
+                                   "leave the trained ranges)")
     scale = 1.0
     if nu is not None and nu_t is not None and nu > 0:
         scale = nu_t / nu
@@ -488,6 +568,10 @@ def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bo
     if scale != 1.0:
         info["steps"].append(f"field x {scale:.6f} (nu {nu:.6f} -> {nu_t:.6f} GHz)")
     n = len(y)
+    step = float(np.median(np.diff(x))) if n > 1 else np.inf
+    if step > MAX_FIELD_STEP_MT:
+        raise FieldOutOfDomain(m.source, f"field step {step:.3g} mT (sweep {x[-1] - x[0]:.4g} mT in {n} points): "
+                               f"coarser than {MAX_FIELD_STEP_MT:g} mT, lines cannot be placed to 0.002 in g")
     w = max(3, n // 20)
     # linear baseline through the medians of both end windows
     xa, xb = np.median(x[:w]), np.median(x[-w:])
@@ -500,11 +584,14 @@ def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bo
     info["steps"].append("linear baseline through the end 5 % removed; max |y| = 1")
     inside = (x >= B[0]) & (x <= B[-1])
     if not inside.any():
-        refuse(m, f"field {span(x)} mT (after rescaling x{scale:.5f}) does not overlap the model's axis "
-                f"{span(B)} mT")
+        raise FieldOutOfDomain(m.source, f"field {span(x)} mT (after rescaling x{scale:.5f}) does not overlap the "
+                               f"model's axis {span(B)} mT")
     ipk = int(np.argmax(np.abs(y)))
     if not (B[0] <= x[ipk] <= B[-1]):
-        refuse(m, f"the strongest feature at {x[ipk]:.3f} mT lies outside the model's axis {span(B)} mT")
+        nu_g = nu_t if nu_t is not None else 9.5
+        g_at = lambda b: nu_g * 1e3 / (MUB_MHZ_PER_MT * b)
+        raise FieldOutOfDomain(m.source, f"the strongest feature at {x[ipk]:.3f} mT (g {g_at(x[ipk]):.4g}) lies "
+                               f"outside the model's axis {span(B)} mT (g {g_at(B[-1]):.4g}-{g_at(B[0]):.4g})")
     covers = x[0] <= B[0] + 1e-9 and x[-1] >= B[-1] - 1e-9
     if not covers:
         if not pad:
@@ -515,9 +602,27 @@ def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bo
                     f"not return to the baseline at the window's edge (mean |y| {edge:.2f} of the maximum): "
                     "cannot pad")
         info["steps"].append(f"padded with the zero baseline outside {span(x)} mT")
-    out = rebin(x, y, B)
+    s = smoothing_width(spec)
+    pp = line_pp_width(x, y)
+    info["strongest_line_pp_mT"] = pp
+    if pp <= 1.5 * step:
+        add_warning(info, f"the strongest line's peak-to-peak width ({pp:.3g} mT) spans at most 1.5 field steps "
+                          f"({step:.3g} mT): the file undersamples it, so its shape, g and splittings are unreliable; "
+                          "record with a step of a third of the line width or less")
+    if s > 0:
+        grid, ys = gaussian_smooth(x, y, s)
+        out = np.interp(B, grid, ys)
+        info["smoothing_fwhm_mT"] = s
+        info["steps"].append(f"convolved with a Gaussian of FWHM {s:g} mT (the recipe's narrowest lw) and "
+                             "sampled on the axis")
+    else:
+        out = rebin(x, y, B)
     out[(B < x[0]) | (B > x[-1])] = 0.0
+    mx = np.max(np.abs(out))
+    if mx > 0 and s > 0:
+        out /= mx
     info["coverage"] = float(np.mean((B >= x[0]) & (B <= x[-1])))
+    info["sweep_mT"] = float(x[-1] - x[0])
     return Prepared(out[None].astype(np.float32), axis, m, info)
 
 
@@ -525,16 +630,26 @@ def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bo
 class EPRAdapter(Adapter):
     """CW EPR (simulator ``epr``): derivative spectra on a field axis in mT.
 
-    Preparation: the field is rescaled by nu_model / nu_measured (B' = B nu'/nu keeps every g; a hyperfine
-    splitting in mT scales by the same factor, so A predicted from the rescaled spectrum is divided by
-    ``info['field_scale']``); nu_model is the measured frequency clipped into the recipe's ``mw_freq`` prior (no
-    rescale when it lies inside).  A linear baseline through both ends is removed, the spectrum is max-|y|
-    normalised like the simulator, rebinned onto the axis and padded with the zero baseline where the model's
-    sweep is wider (refused when the signal has not returned to the baseline at the measured window's edge, or
-    the strongest feature lies outside the model's sweep).  Options: ``mw_frequency_GHz``, ``pad``.
+    Preparation (any sweep width and point count): the field is rescaled by nu_model / nu_measured (B' = B nu'/nu
+    keeps every g; a hyperfine splitting in mT scales by the same factor, so A predicted from the rescaled spectrum
+    is divided by ``info['field_scale']``); nu_model is the measured frequency clipped into the recipe's
+    ``mw_freq`` prior (no rescale when it lies inside).  A linear baseline through both ends is removed and the
+    spectrum max-|y| normalised like the simulator.  When the recipe's narrowest Gaussian width ``lw`` is at
+    least one axis step (:func:`smoothing_width`), the spectrum is convolved with a Gaussian of that FWHM on a
+    fine grid and sampled on the axis (a narrow line on a wide sweep keeps its shape and position; the
+    convolution only adds that width in quadrature, which the recipe's ``lw`` prior already spans), else it is
+    bin-averaged.  Outside the measured window the axis is the zero baseline (refused when the signal has not
+    returned to the baseline at the window's edge).  Out of domain (:class:`FieldOutOfDomain`, an
+    :class:`~train.modalities.OutOfDomain` and a MeasurementError, with the reason): a frequency outside the
+    recipe's ``mw_freq`` support +-16 % (:data:`FREQ_BAND`), a field step above :data:`MAX_FIELD_STEP_MT`, a
+    field range that misses the axis, or a strongest feature outside it (its g is named).  A strongest line
+    whose peak-to-peak width spans at most 1.5 field steps gets a warning (the file undersamples it).
+    Options: ``mw_frequency_GHz``, ``pad``.
 
-    Derived quantities: ``g_iso`` = mean of g_x, g_y, g_z; ``g_perp`` = mean of g_x and g_y (axial centres); ``A_iso_MHz`` = mean of A_x, A_y, A_z divided by the
-    preparation's field scale; ``a_iso_mT`` = A_iso / (g_iso mu_B/h).
+    Derived quantities: ``g_iso`` = mean of g_x, g_y, g_z (g_y = g_x when the run learns x and z only, the axial
+    tie); ``g_perp`` = mean of g_x and g_y (axial centres); ``A_iso_MHz`` = mean of A_x, A_y, A_z divided by the
+    preparation's field scale; ``a_iso_mT`` = A_iso / (g_iso mu_B/h).  :meth:`refine` then re-reads g (and A for
+    nitroxides and Mn2+) from the spectrum itself; the network-only values stay in ``result['network']``.
     """
 
     name = "epr"
@@ -568,12 +683,20 @@ class EPRAdapter(Adapter):
     def derived(self, names, samples, info):
         idx = {t: j for j, t in enumerate(names)}
         out = {}
-        gs = [samples[..., idx[t]] for t in ("g_x", "g_y", "g_z") if t in idx]
+
+        def principal(pre):
+            # the three principal values; a missing y is the axial tie y = x (recipes that learn x and z only)
+            cols = [samples[..., idx[pre + a]] if pre + a in idx else None for a in "xyz"]
+            if cols[1] is None and cols[0] is not None and cols[2] is not None:
+                cols[1] = cols[0]
+            return [c for c in cols if c is not None]
+
+        gs = principal("g_")
         if gs:
             out["g_iso"] = np.mean(gs, axis=0)
-        if "g_x" in idx and "g_y" in idx and "g_z" in idx:
-            out["g_perp"] = 0.5 * (samples[..., idx["g_x"]] + samples[..., idx["g_y"]])
-        As = [samples[..., idx[t]] for t in ("A_x", "A_y", "A_z") if t in idx]
+        if "g_x" in idx and "g_z" in idx:
+            out["g_perp"] = 0.5 * (samples[..., idx["g_x"]] + samples[..., idx.get("g_y", idx["g_x"])])
+        As = principal("A_")
         if As:
             scale = float(info.get("field_scale", 1.0) or 1.0)
             A = np.mean(As, axis=0) / scale
@@ -581,3 +704,30 @@ class EPRAdapter(Adapter):
             if "g_iso" in out:
                 out["a_iso_mT"] = A / (MUB_MHZ_PER_MT * out["g_iso"])
         return out
+
+    def refine(self, m, prep, result, run=None, spec=None) -> None:
+        """Physics refinement (:mod:`train.modalities.epr_refine`): for the isotropic classes of a classifying
+        run, g_iso (and for nitroxides and Mn2+ A_iso / a_iso) re-read from the measured spectrum, started from
+        the network's class and values.  The network's values stay in ``result['network']``; ``result['refined']``
+        says what was done."""
+        from .epr_refine import refine_epr
+        vals = result.get("values") or {}
+        cls = result.get("class")
+        if cls is None or "g_iso" not in vals:
+            return
+        A = vals.get("A_iso_MHz", {}).get("value")
+        try:
+            out = refine_epr(m, cls, vals["g_iso"]["value"], A, prep.info.get("mw_frequency_GHz"))
+        except Exception as exc:  # never lose the network's reading to a failed fit; say why
+            result["refined"] = {"error": f"{type(exc).__name__}: {exc}"}
+            return
+        if out is None:
+            result["refined"] = {"method": f"none for class {cls} (network values)"}
+            return
+        result["refined"] = out.pop("refine")
+        import copy
+        network = result.setdefault("network", {})
+        for q, v in out.items():
+            if q in vals and q not in network:
+                network[q] = copy.deepcopy(vals[q])
+            vals[q] = {"value": float(v), "unc": None, "source": "fit"}

@@ -165,7 +165,7 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
                    if s["predicted"] in (p.get("network") or {})]
             if net:  # a physics refinement followed the network: its own reading stays visible
                 nv = np.asarray(net, float)
-                row.update(network_mean=float(nv.mean()), network_std=float(nv.std()),
+                row.update(predicted_as=s["predicted"] + "; network + fit", network_mean=float(nv.mean()), network_std=float(nv.std()),
                            network_verdict="PASS" if bool(np.all(np.abs(nv - kv) <= row["tol"])) else "FAIL",
                            refined=preds[0].get("refined", {}).get("method"))
             rows.append(row)
@@ -185,7 +185,7 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
     return out
 
 
-def _fmt(v, nd=4):
+def _fmt(v, nd=5):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
     return f"{v:.{nd}g}" if isinstance(v, float) else str(v)
