@@ -178,8 +178,8 @@ class Options:
     #                                   hyperfine coupling to second order (allowed lines) at high field where
     #                                   max|A| I < hf_threshold * nu; "exact" = the full product space always
     hf_threshold: float = 0.08
-    hf_zfs_max: float = 0.02          # ... and |D| + 3|E| <= this * nu (the forbidden-line intensities miss the
-    #                                   hyperfine admixture term, which grows with D: nRMS vs exact ~5e-3 here)
+    hf_zfs_max: float = 0.01          # ... and |D| + 3|E| <= this * nu (the forbidden-line intensities miss the
+    #                                   hyperfine admixture term, which grows with D A: nRMS vs exact <= 6e-3)
     node_tol: float = 0.05            # exact route away from high field, automatic node count: nodes are doubled
     #                                   until the resonance fields move by less than this fraction of the
     #                                   narrowest line width (0 = the fixed count)
