@@ -341,13 +341,16 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
     return B, In, W, _partners(L, opt.max_roots), frac / (2 * I + 1)
 
 
-def _converged_nodes(run, nvec, n0, tol, partner=None, near_mT=0.0, n_probe=7, n_max=193):
-    """Field-node count at which the resonance fields have converged: on ``n_probe`` knots spread over the grid,
+def _converged_nodes(run, nvec, n0, tol, partner=None, near_mT=0.0, n_probe=None, n_max=193):
+    """Field-node count at which the resonance fields have converged: on ``n_probe`` knots spread over the grid
+    (default: one in sixteen, 3 to 6),
     the node count is doubled (n -> 2n - 1, nested nodes) until every line above 1 % of its knot's strongest
     appears in both runs and moves by less than ``tol`` mT; returns the coarser count of that comparison (the
     starting count ``n0`` where it has already converged; at most ``n_max``).  Lines whose partner root
     (``partner[l]``, -1 if none) lies within ``near_mT`` mT are left out of the comparison."""
     K = nvec.shape[0]
+    if n_probe is None:
+        n_probe = min(max(3, K // 16), 6)
     pv = nvec[np.unique(np.linspace(0, K - 1, min(n_probe, K)).round().astype(np.int64))]
     n = n0
     B0, I0, _ = run(pv, n)
