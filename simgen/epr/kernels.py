@@ -736,11 +736,73 @@ def _roots_screened(k, E, dE, d2E, Bnodes, mw, R, rel_threshold, real, Vs, VsR, 
 
 
 @numba.njit(cache=True, nogil=True)
+def _poly3_root(a0, a1, a2, a3, lo, hi):
+    """Root in [lo, hi] of a0 + a1 t + a2 t^2 + a3 t^3 (a sign change between lo and hi): bracketed Newton."""
+    flo = a0 + lo * (a1 + lo * (a2 + lo * a3))
+    t = 0.5 * (lo + hi)
+    for _ in range(60):
+        f = a0 + t * (a1 + t * (a2 + t * a3))
+        df = a1 + t * (2.0 * a2 + t * 3.0 * a3)
+        if (f < 0) == (flo < 0):
+            lo, flo = t, f
+        else:
+            hi = t
+        if abs(f) < 1e-10:
+            break
+        tn = t - f / df if df != 0 else 0.5 * (lo + hi)
+        if tn <= lo or tn >= hi:
+            tn = 0.5 * (lo + hi)
+        if abs(tn - t) < 1e-13:
+            t = tn
+            break
+        t = tn
+    return t
+
+
+@numba.njit(cache=True, nogil=True)
+def _hermite_dip(x0, x1, f0, f1, d0, d1):
+    """The two roots in [x0, x1] of the cubic Hermite interpolant of f when f0 and f1 have the same sign but the
+    interpolant crosses zero in between (a looping transition opening and closing between two nodes).
+    Returns (found, xa, ta, slope_a, xb, tb, slope_b)."""
+    h = x1 - x0
+    a0 = f0
+    a1 = h * d0
+    a2 = -3.0 * f0 - 2.0 * h * d0 + 3.0 * f1 - h * d1
+    a3 = 2.0 * f0 + h * d0 - 2.0 * f1 + h * d1
+    # critical points: a1 + 2 a2 t + 3 a3 t^2 = 0
+    tc = -1.0
+    if a3 != 0.0:
+        disc = a2 * a2 - 3.0 * a3 * a1
+        if disc >= 0.0:
+            sq = math.sqrt(disc)
+            for tt in ((-a2 - sq) / (3.0 * a3), (-a2 + sq) / (3.0 * a3)):
+                if 0.0 < tt < 1.0:
+                    fc = a0 + tt * (a1 + tt * (a2 + tt * a3))
+                    if (fc < 0.0) != (f0 < 0.0) and fc != 0.0:
+                        tc = tt
+    elif a2 != 0.0:
+        tt = -a1 / (2.0 * a2)
+        if 0.0 < tt < 1.0:
+            fc = a0 + tt * (a1 + tt * a2)
+            if (fc < 0.0) != (f0 < 0.0) and fc != 0.0:
+                tc = tt
+    if tc < 0.0:
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    ta = _poly3_root(a0, a1, a2, a3, 0.0, tc)
+    tb = _poly3_root(a0, a1, a2, a3, tc, 1.0)
+    sa = (a1 + ta * (2.0 * a2 + ta * 3.0 * a3)) / h
+    sb = (a1 + tb * (2.0 * a2 + tb * 3.0 * a3)) / h
+    return True, x0 + ta * h, ta, sa, x0 + tb * h, tb, sb
+
+
+@numba.njit(cache=True, nogil=True)
 def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz, bw,
-               outB, outI, outW):
+               outB, outI, outW, dips=False):
     """Resonances of knot k: for each level pair, up to R sign changes of E_b - E_a - mw between nodes, each
-    located on the Hermite interpolant (cubic, quintic with curvatures); the transition probability is
-    interpolated linearly between the nodes.  Returns the strongest intensity."""
+    located on the Hermite interpolant (cubic, quintic with curvatures); with ``dips`` (cubic only) also the
+    two roots of an interval whose cubic interpolant crosses zero and back between same-sign ends (a looping
+    transition inside one interval).  The transition probability is interpolated linearly between the nodes.
+    Returns the strongest intensity."""
     N = E.shape[1]
     M = E.shape[0]
     pmax = 0.0
@@ -772,6 +834,25 @@ def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI
                         if val > pmax:
                             pmax = val
                         r += 1
+                elif dips and f0 != 0.0 and f1 != 0.0:
+                    d0 = dE[m, b] - dE[m, a]
+                    d1 = dE[m + 1, b] - dE[m + 1, a]
+                    # only where the slopes point towards zero at both ends (cheap test before the cubic)
+                    if (f0 > 0.0 and (d0 < 0.0 or d1 > 0.0)) or (f0 < 0.0 and (d0 > 0.0 or d1 < 0.0)):
+                        found, xa, ta, sa, xb, tb, sb = _hermite_dip(Bnodes[m], Bnodes[m + 1], f0, f1, d0, d1)
+                        if found:
+                            p0 = _node_prob(real, Vs, VsR, m, a, b, ms, spc, nI, g, nx, ny, nz)
+                            p1 = _node_prob(real, Vs, VsR, m + 1, a, b, ms, spc, nI, g, nx, ny, nz)
+                            for (Br, t, sl) in ((xa, ta, sa), (xb, tb, sb)):
+                                if r < R and sl != 0.0:
+                                    idx = pair * R + r
+                                    val = ((1.0 - t) * p0 + t * p1) / abs(sl)
+                                    outB[k, idx] = Br
+                                    outI[k, idx] = val
+                                    outW[k, idx] = Br * bw
+                                    if val > pmax:
+                                        pmax = val
+                                    r += 1
             pair += 1
     return pmax
 
@@ -787,7 +868,7 @@ def _drop_weak(k, pmax, rel_threshold, outB, outI):
 
 @numba.njit(cache=True, nogil=True)
 def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_threshold, outB, outI, outW,
-                quintic=False):
+                quintic=False, dips=False):
     """Resonance fields by exact diagonalisation on field nodes with Hermite-cubic interpolation.
 
     H0, Gx, Gy, Gz from ``build_ops`` (product basis |mS, mI>, mS and mI descending).
@@ -859,7 +940,7 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
                                    nx, ny, nz, bw, ca, cb, cm, cpair, cp0, cp1, outB, outI, outW)
         else:
             pmax = _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz,
-                              bw, outB, outI, outW)
+                              bw, outB, outI, outW, dips)
         _drop_weak(k, pmax, rel_threshold, outB, outI)
 
 

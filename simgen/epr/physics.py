@@ -320,6 +320,10 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
     else:
         L = N * (N - 1) // 2 * opt.max_roots
 
+    # away from high field a looping transition can open and close between two nodes: its two roots are taken
+    # from the cubic interpolant's dip below zero
+    dips = not high_field and not quintic
+
     def run(nv, nn):
         Bn = np.array([b0 + (b1 - b0) * j / (nn - 1) for j in range(nn)])
         out = tuple(np.empty((nv.shape[0], L)) for _ in range(3))
@@ -328,17 +332,20 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
                              Uy, muy, dmax, *out)
         else:
             kernels.exact_knots(nv, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
-                                opt.rel_threshold, *out, quintic)
+                                opt.rel_threshold, *out, quintic, dips)
         return out
 
     if not opt.n_nodes and not quintic and not high_field and opt.node_tol > 0:
         wl = max(float(sys.lw), float(sys.lwL))
-        n_nodes = _converged_nodes(run, nvec, n_nodes, opt.node_tol * wl, _partners(L, opt.max_roots)
+        n_nodes = _converged_nodes(run, nvec, _N0_TEST or n_nodes, opt.node_tol * wl, _partners(L, opt.max_roots)
                                    if opt.max_roots == 2 else None, 4.0 * wl)
     B, In, W = run(nvec, n_nodes)
     # lines without any resonance stay in (NaN fields are skipped by powder_bin); partner = the other root of
     # the same level pair (line index pair * R + r)
     return B, In, W, _partners(L, opt.max_roots), frac / (2 * I + 1)
+
+
+_N0_TEST = 0
 
 
 def _converged_nodes(run, nvec, n0, tol, partner=None, near_mT=0.0, n_probe=None, n_max=193):

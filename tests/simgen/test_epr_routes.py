@@ -186,3 +186,28 @@ def test_adaptive_nodes_match_many_nodes():
         auto = cw_spectrum(s, ex)
         assert _nrms(fixed, ref) > 5e-3
         assert _nrms(auto, ref) < 2e-3, (lw, _nrms(auto, ref))
+
+
+def test_hermite_dip_matches_numpy_roots():
+    """The two roots of a cubic Hermite interpolant that dips across zero between same-sign ends (looping
+    transitions inside one node interval) vs numpy.roots of the same cubic; none when it does not cross."""
+    rng = np.random.default_rng(3)
+    n_found = 0
+    for _ in range(400):
+        x0, h = rng.uniform(0, 100), rng.uniform(1, 50)
+        f0, f1 = rng.uniform(0.1, 5) * np.array([1, 1]) * rng.choice([-1, 1])
+        d0, d1 = rng.uniform(-2, 2, 2) * 10 / h
+        a = [f0, h * d0, -3 * f0 - 2 * h * d0 + 3 * f1 - h * d1, 2 * f0 + h * d0 - 2 * f1 + h * d1]
+        r = np.roots(a[::-1])
+        r = np.sort(r[(np.abs(r.imag) < 1e-9) & (r.real > 0) & (r.real < 1)].real)
+        found, xa, ta, sa, xb, tb, sb = kernels._hermite_dip(x0, x0 + h, f0, f1, d0, d1)
+        if len(r) == 2:
+            n_found += 1
+            assert found and abs(ta - r[0]) < 1e-9 and abs(tb - r[1]) < 1e-9
+            assert abs(xa - (x0 + ta * h)) < 1e-9
+            slope = lambda t: (a[1] + 2 * a[2] * t + 3 * a[3] * t * t) / h
+            assert abs(sa - slope(ta)) < 1e-8 * max(1, abs(slope(ta)))
+            assert abs(sb - slope(tb)) < 1e-8 * max(1, abs(slope(tb)))
+        elif len(r) == 0:
+            assert not found
+    assert n_found > 20
