@@ -11,7 +11,8 @@ Three stages, each checked against a slow NumPy version in ``tests/simgen/test_e
    ``exact_knots`` (any S, one nucleus, full spin Hamiltonian diagonalised on a few field nodes per knot with
    Hermite-cubic interpolation of the level energies between nodes, using Hellmann-Feynman slopes; for S = 1/2
    at high field quintic Hermite with the second-order-perturbation curvatures on two nodes instead of three);
-   real symmetric arithmetic when the field lies in the xz plane (axial systems);
+   real symmetric arithmetic when the field lies in the xz plane (axial systems), or
+   ``hf_knots`` (S > 1/2 with one nucleus: the electron spin exactly, the hyperfine coupling to second order);
 2. ``powder_bin``: interpolation of the knot values to a refined orientation grid (separable Catmull-Rom with
    tabulated weights) and "box" binning of each refined cell's field range onto a stick spectrum, split over
    Gaussian-width classes;
@@ -1765,16 +1766,23 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
              outW):
     """Resonance fields of an electron spin S with one nucleus I: the electron Hamiltonian (zero-field
     splitting ``Hz`` + Zeeman, nS x nS) diagonalised exactly on the field nodes, the hyperfine coupling
-    (diagonal A, MHz) and the nuclear Zeeman term to second order in the electron eigenbasis (first order:
-    m |A<S>_a - gn muN B n|; second order: sum over the other electron levels, diagonal in the first-order
-    nuclear states), instead of diagonalising the nS (2I + 1) product space.
+    (diagonal A, MHz) and the nuclear Zeeman term to second order in the electron eigenbasis, instead of
+    diagonalising the nS (2I + 1) product space.  First order: m |h_a| with h_a = A<S>_a - gn muN B n, the
+    nuclear states quantised along u_a = sign(h_a.n) h_a / |h_a|; second order: sum over the other electron
+    levels b and m' = m, m +- 1 of |<m|v.I|m'>|^2 / (E_(a,m) - E_(b,m')), v_i = A_i <a|S_i|b>, with the
+    first-order energies in the denominators (which carries the leading third-order term).
 
     Levels E_(a,m)(B) are Hermite-cubic between the nodes: electron slopes by Hellmann-Feynman, first-order
     hyperfine slopes from the field derivative of <S>_a (first-order perturbation of the eigenvectors), the
-    second-order part's slope by finite differences over the nodes.  Allowed transitions only: (a, m) ->
-    (b, m), a < b; line index ((pair * (2I + 1)) + j) * R + r with j = I - m and R = outB.shape[1] //
-    (npairs (2I + 1)); the intensity is the electron transition probability (interpolated linearly) / |slope|.
-    Lines weaker than rel_threshold * strongest are dropped (NaN field).  Sx, Sy, Sz from ``electron_ops``.
+    second-order part's slope by finite differences over the nodes.  Transitions (a, m) -> (b, m'), a < b,
+    |m' - m| <= dmax, with intensity P_ab |<m'_b|m_a>|^2 / |slope| (P_ab the electron transition probability,
+    the overlap of nuclear states quantised along u_a and u_b from the rotation by their angle, Uy and muy the
+    eigenvectors (columns) and eigenvalues of I_y; both interpolated linearly between nodes).  The admixture of
+    other electron levels into the transition moments is not included, so the forbidden (m' != m) lines are
+    approximate where the zero-field splitting tilts u_a against u_b.  Line index
+    (((pair (2I + 1)) + j) (2 dmax + 1) + m' - m + dmax) R + r with j = I - m, R = outB.shape[1] // (npairs
+    (2I + 1) (2 dmax + 1)).  Lines weaker than rel_threshold * strongest are dropped (NaN field).  Sx, Sy, Sz
+    from ``electron_ops``.
     """
     K = nvec.shape[0]
     nS = Hz.shape[0]

@@ -175,15 +175,17 @@ class Options:
     tri_grid: str = "exact"           # rhombic grids as triangular octant knots (grids.tri_grid, the pole one
     #                                   knot, n (n+1)/2 knots instead of n^2): "exact" route only, "all", "none"
     hyperfine: str = "auto"           # S > 1/2 with a nucleus: "auto" = the electron spin exactly and the
-    #                                   hyperfine coupling to second order (allowed lines) at high field where
-    #                                   max|A| I < hf_threshold * nu; "exact" = the full product space always
+    #                                   hyperfine coupling to second order (kernels.hf_knots) where
+    #                                   max|A| I < hf_threshold * nu and |D| + 3|E| <= hf_zfs_max * nu;
+    #                                   "exact" = the full product space always
     hf_threshold: float = 0.08
-    hf_zfs_max: float = 0.01          # ... and |D| + 3|E| <= this * nu (the forbidden-line intensities miss the
-    #                                   hyperfine admixture term, which grows with D A: nRMS vs exact <= 6e-3)
+    hf_zfs_max: float = 0.01          # (the forbidden-line intensities miss the admixture of other electron
+    #                                   levels, an error growing with D A: nRMS vs the product space <= 6e-3 for
+    #                                   Mn2+ at X band up to this limit, 1e-2 .. 4e-2 at |D| = 300 .. 800 MHz)
+    hf_forbidden: int = 1             # hf route: nuclear |delta m| <= this (tilted nuclear quantisation axes)
     node_tol: float = 0.05            # exact route away from high field, automatic node count: nodes are doubled
     #                                   until the resonance fields move by less than this fraction of the
-    #                                   narrowest line width (0 = the fixed count)
-    hf_forbidden: int = 1             # ... and nuclear |delta m| <= this (tilted nuclear quantisation axes)
+    #                                   widest line width (lw, lwL) on probe knots (0 = the fixed count)
     binning: str = "easyspin"         # "easyspin": box bins [x_i, x_i+1) on the output step, as EasySpin's
                                       # projection (puts lines dx/2 low); "hat": unbiased linear binning
 
