@@ -1587,47 +1587,6 @@ def electron_ops(S, D, E):
 
 
 @numba.njit(cache=True, nogil=True)
-def _fact(n):
-    r = 1.0
-    for i in range(2, n + 1):
-        r *= i
-    return r
-
-
-@numba.njit(cache=True, nogil=True)
-def wigner_d2(I, cb, out):
-    """out[j', j] = |d^I_(m', m)(beta)|^2 with m = I - j, m' = I - j' and cos(beta) = cb (Wigner's formula)."""
-    n = int(round(2 * I + 1))
-    c = math.sqrt(max(0.0, 0.5 * (1.0 + cb)))      # cos(beta / 2)
-    s = math.sqrt(max(0.0, 0.5 * (1.0 - cb)))      # sin(beta / 2)
-    tI = int(round(2 * I))
-    for jp in range(n):
-        for j in range(n):
-            # m' = I - jp, m = I - j; integer combinations j + m etc. via the doubled values
-            a = tI - jp       # I + m'
-            b = jp            # I - m'
-            e = tI - j        # I + m
-            f = j             # I - m
-            pre = math.sqrt(_fact(a) * _fact(b) * _fact(e) * _fact(f))
-            tot = 0.0
-            for k in range(0, tI + 1):
-                # terms with factorial arguments >= 0: (I + m - k), (k), (I - m' - k), (m' - m + k)
-                x1 = e - k
-                x3 = b - k
-                x4 = k + (a - e)     # m' - m + k
-                if x1 < 0 or x3 < 0 or x4 < 0:
-                    continue
-                term = pre / (_fact(x1) * _fact(k) * _fact(x3) * _fact(x4))
-                powc = x1 + x3        # 2I + m - m' - 2k
-                pows = x4 + k         # m' - m + 2k
-                v = term * (c ** powc if powc > 0 else 1.0) * (s ** pows if pows > 0 else 1.0)
-                if k % 2 == 1:
-                    v = -v
-                tot += v
-            out[jp, j] = tot * tot
-
-
-@numba.njit(cache=True, nogil=True)
 def _d2_from_eig(U, mu, cb, out, tmp):
     """out[j', j] = |<m'| exp(-i beta Iy) |m>|^2 with Iy = U diag(mu) U^H and cos(beta) = cb."""
     n = mu.shape[0]

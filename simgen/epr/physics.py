@@ -339,15 +339,12 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
 
     if not opt.n_nodes and not quintic and not high_field and opt.node_tol > 0:
         wl = max(float(sys.lw), float(sys.lwL))
-        n_nodes = _converged_nodes(run, nvec, _N0_TEST or n_nodes, opt.node_tol * wl, _partners(L, opt.max_roots)
+        n_nodes = _converged_nodes(run, nvec, n_nodes, opt.node_tol * wl, _partners(L, opt.max_roots)
                                    if opt.max_roots == 2 else None, 4.0 * wl)
     B, In, W = run(nvec, n_nodes)
     # lines without any resonance stay in (NaN fields are skipped by powder_bin); partner = the other root of
     # the same level pair (line index pair * R + r)
     return B, In, W, _partners(L, opt.max_roots), frac / (2 * I + 1)
-
-
-_N0_TEST = 0
 
 
 def _converged_nodes(run, nvec, n0, tol, partner=None, near_mT=0.0, n_probe=None, n_max=193):
