@@ -11,7 +11,8 @@ Three stages, each checked against a slow NumPy version in ``tests/simgen/test_e
    ``exact_knots`` (any S, one nucleus, full spin Hamiltonian diagonalised on a few field nodes per knot with
    Hermite-cubic interpolation of the level energies between nodes, using Hellmann-Feynman slopes; for S = 1/2
    at high field quintic Hermite with the second-order-perturbation curvatures on two nodes instead of three);
-   real symmetric arithmetic when the field lies in the xz plane (axial systems);
+   real symmetric arithmetic when the field lies in the xz plane (axial systems), or
+   ``hf_knots`` (S > 1/2 with one nucleus: the electron spin exactly, the hyperfine coupling to second order);
 2. ``powder_bin``: interpolation of the knot values to a refined orientation grid (separable Catmull-Rom with
    tabulated weights) and "box" binning of each refined cell's field range onto a stick spectrum, split over
    Gaussian-width classes;
@@ -736,11 +737,73 @@ def _roots_screened(k, E, dE, d2E, Bnodes, mw, R, rel_threshold, real, Vs, VsR, 
 
 
 @numba.njit(cache=True, nogil=True)
+def _poly3_root(a0, a1, a2, a3, lo, hi):
+    """Root in [lo, hi] of a0 + a1 t + a2 t^2 + a3 t^3 (a sign change between lo and hi): bracketed Newton."""
+    flo = a0 + lo * (a1 + lo * (a2 + lo * a3))
+    t = 0.5 * (lo + hi)
+    for _ in range(60):
+        f = a0 + t * (a1 + t * (a2 + t * a3))
+        df = a1 + t * (2.0 * a2 + t * 3.0 * a3)
+        if (f < 0) == (flo < 0):
+            lo, flo = t, f
+        else:
+            hi = t
+        if abs(f) < 1e-10:
+            break
+        tn = t - f / df if df != 0 else 0.5 * (lo + hi)
+        if tn <= lo or tn >= hi:
+            tn = 0.5 * (lo + hi)
+        if abs(tn - t) < 1e-13:
+            t = tn
+            break
+        t = tn
+    return t
+
+
+@numba.njit(cache=True, nogil=True)
+def _hermite_dip(x0, x1, f0, f1, d0, d1):
+    """The two roots in [x0, x1] of the cubic Hermite interpolant of f when f0 and f1 have the same sign but the
+    interpolant crosses zero in between (a looping transition opening and closing between two nodes).
+    Returns (found, xa, ta, slope_a, xb, tb, slope_b)."""
+    h = x1 - x0
+    a0 = f0
+    a1 = h * d0
+    a2 = -3.0 * f0 - 2.0 * h * d0 + 3.0 * f1 - h * d1
+    a3 = 2.0 * f0 + h * d0 - 2.0 * f1 + h * d1
+    # critical points: a1 + 2 a2 t + 3 a3 t^2 = 0
+    tc = -1.0
+    if a3 != 0.0:
+        disc = a2 * a2 - 3.0 * a3 * a1
+        if disc >= 0.0:
+            sq = math.sqrt(disc)
+            for tt in ((-a2 - sq) / (3.0 * a3), (-a2 + sq) / (3.0 * a3)):
+                if 0.0 < tt < 1.0:
+                    fc = a0 + tt * (a1 + tt * (a2 + tt * a3))
+                    if (fc < 0.0) != (f0 < 0.0) and fc != 0.0:
+                        tc = tt
+    elif a2 != 0.0:
+        tt = -a1 / (2.0 * a2)
+        if 0.0 < tt < 1.0:
+            fc = a0 + tt * (a1 + tt * a2)
+            if (fc < 0.0) != (f0 < 0.0) and fc != 0.0:
+                tc = tt
+    if tc < 0.0:
+        return False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    ta = _poly3_root(a0, a1, a2, a3, 0.0, tc)
+    tb = _poly3_root(a0, a1, a2, a3, tc, 1.0)
+    sa = (a1 + ta * (2.0 * a2 + ta * 3.0 * a3)) / h
+    sb = (a1 + tb * (2.0 * a2 + tb * 3.0 * a3)) / h
+    return True, x0 + ta * h, ta, sa, x0 + tb * h, tb, sb
+
+
+@numba.njit(cache=True, nogil=True)
 def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz, bw,
-               outB, outI, outW):
+               outB, outI, outW, dips=False):
     """Resonances of knot k: for each level pair, up to R sign changes of E_b - E_a - mw between nodes, each
-    located on the Hermite interpolant (cubic, quintic with curvatures); the transition probability is
-    interpolated linearly between the nodes.  Returns the strongest intensity."""
+    located on the Hermite interpolant (cubic, quintic with curvatures); with ``dips`` (cubic only) also the
+    two roots of an interval whose cubic interpolant crosses zero and back between same-sign ends (a looping
+    transition inside one interval).  The transition probability is interpolated linearly between the nodes.
+    Returns the strongest intensity."""
     N = E.shape[1]
     M = E.shape[0]
     pmax = 0.0
@@ -772,6 +835,25 @@ def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI
                         if val > pmax:
                             pmax = val
                         r += 1
+                elif dips and f0 != 0.0 and f1 != 0.0:
+                    d0 = dE[m, b] - dE[m, a]
+                    d1 = dE[m + 1, b] - dE[m + 1, a]
+                    # only where the slopes point towards zero at both ends (cheap test before the cubic)
+                    if (f0 > 0.0 and (d0 < 0.0 or d1 > 0.0)) or (f0 < 0.0 and (d0 > 0.0 or d1 < 0.0)):
+                        found, xa, ta, sa, xb, tb, sb = _hermite_dip(Bnodes[m], Bnodes[m + 1], f0, f1, d0, d1)
+                        if found:
+                            p0 = _node_prob(real, Vs, VsR, m, a, b, ms, spc, nI, g, nx, ny, nz)
+                            p1 = _node_prob(real, Vs, VsR, m + 1, a, b, ms, spc, nI, g, nx, ny, nz)
+                            for (Br, t, sl) in ((xa, ta, sa), (xb, tb, sb)):
+                                if r < R and sl != 0.0:
+                                    idx = pair * R + r
+                                    val = ((1.0 - t) * p0 + t * p1) / abs(sl)
+                                    outB[k, idx] = Br
+                                    outI[k, idx] = val
+                                    outW[k, idx] = Br * bw
+                                    if val > pmax:
+                                        pmax = val
+                                    r += 1
             pair += 1
     return pmax
 
@@ -787,7 +869,7 @@ def _drop_weak(k, pmax, rel_threshold, outB, outI):
 
 @numba.njit(cache=True, nogil=True)
 def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_threshold, outB, outI, outW,
-                quintic=False):
+                quintic=False, dips=False):
     """Resonance fields by exact diagonalisation on field nodes with Hermite-cubic interpolation.
 
     H0, Gx, Gy, Gz from ``build_ops`` (product basis |mS, mI>, mS and mI descending).
@@ -859,7 +941,7 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
                                    nx, ny, nz, bw, ca, cb, cm, cpair, cp0, cp1, outB, outI, outW)
         else:
             pmax = _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz,
-                              bw, outB, outI, outW)
+                              bw, outB, outI, outW, dips)
         _drop_weak(k, pmax, rel_threshold, outB, outI)
 
 
@@ -1481,3 +1563,291 @@ def finish_spectrum(y, u, c0, c1, c2, bg_amp, bg_center, hw, hw3, bg_scale, out)
             d = u[1, j] - bg_center
             t = d * d + hw * hw
             out[j] = out[j] + bg_amp * (-2.0 * d * hw3 / (t * t) * bg_scale)
+
+
+# ------------------------------------------------------------------- exact electron spin, perturbative nucleus
+@numba.njit(cache=True, nogil=True)
+def electron_ops(S, D, E):
+    """Zero-field splitting (nS x nS, MHz) and the electron spin matrices Sx, Sy, Sz (|mS> descending), complex."""
+    nS = int(round(2 * S + 1))
+    sx = np.zeros((nS, nS), np.complex128)
+    sy = np.zeros((nS, nS), np.complex128)
+    sz = np.zeros((nS, nS), np.complex128)
+    for a in range(nS):
+        sz[a, a] = S - a
+        if a > 0:
+            m = S - a
+            c = math.sqrt(S * (S + 1) - m * (m + 1))
+            sx[a - 1, a] = 0.5 * c
+            sx[a, a - 1] = 0.5 * c
+            sy[a - 1, a] = -0.5j * c
+            sy[a, a - 1] = 0.5j * c
+    zfs = D * (sz @ sz - S * (S + 1) / 3.0 * np.eye(nS)) + E * (sx @ sx - sy @ sy)
+    return zfs, sx, sy, sz
+
+
+@numba.njit(cache=True, nogil=True)
+def _d2_from_eig(U, mu, cb, out, tmp):
+    """out[j', j] = |<m'| exp(-i beta Iy) |m>|^2 with Iy = U diag(mu) U^H and cos(beta) = cb."""
+    n = mu.shape[0]
+    beta = math.acos(min(1.0, max(-1.0, cb)))
+    for q in range(n):
+        tmp[q] = complex(math.cos(beta * mu[q]), -math.sin(beta * mu[q]))
+    for jp in range(n):
+        for j in range(n):
+            z = 0.0 + 0.0j
+            for q in range(n):
+                z += U[jp, q] * tmp[q] * U[j, q].conjugate()
+            out[jp, j] = z.real * z.real + z.imag * z.imag
+
+
+@numba.njit(cache=True, nogil=True)
+def _hf_node(Bm, nx, ny, nz, Hz, Sx, Sy, Sz, g, A, I, gn, H, w, V, scratch, Qc, Zr, uc, pc, Sab, Gab,
+             eel, del_, hf1, dhf1, hf2, prob, uvec, split):
+    """One field node of ``hf_knots``: the electron levels (exact), their slopes, the hyperfine energies of each
+    level and nuclear projection m (first order with its exact field derivative, second order) and the
+    electron transition probabilities."""
+    nS = Hz.shape[0]
+    nI = int(round(2 * I + 1))
+    gx, gy, gz = BMAGN * g[0] * nx, BMAGN * g[1] * ny, BMAGN * g[2] * nz
+    for i in range(nS):
+        for j in range(nS):
+            H[i, j] = Hz[i, j] + Bm * (gx * Sx[i, j] + gy * Sy[i, j] + gz * Sz[i, j])
+    herm_eigh(H, w, V, scratch, Qc, Zr, uc, pc)
+    # <a|S_i|b> (i = x, y, z) and <a|G|b> with G = dH/dB
+    for i in range(3):
+        Sop = Sx if i == 0 else (Sy if i == 1 else Sz)
+        for a in range(nS):
+            for b in range(nS):
+                s = 0.0 + 0.0j
+                for p in range(nS):
+                    vp = V[p, a].conjugate()
+                    for q in range(nS):
+                        if Sop[p, q] != 0.0:
+                            s += vp * Sop[p, q] * V[q, b]
+                Sab[i, a, b] = s
+    for a in range(nS):
+        for b in range(nS):
+            Gab[a, b] = gx * Sab[0, a, b] + gy * Sab[1, a, b] + gz * Sab[2, a, b]
+    II = I * (I + 1.0)
+    nzc = gn * NMAGN
+    # first order: h_a = A <S>_a - gn muN B n, the nuclear states quantised along u_a = sign(h_a.n) h_a / |h_a|
+    # (m: the projection on u_a; the sign keeps m the same nuclear state on every level at high field)
+    for a in range(nS):
+        eel[a] = w[a]
+        del_[a] = Gab[a, a].real
+        hx = A[0] * Sab[0, a, a].real - nzc * Bm * nx
+        hy = A[1] * Sab[1, a, a].real - nzc * Bm * ny
+        hz = A[2] * Sab[2, a, a].real - nzc * Bm * nz
+        hn = math.sqrt(hx * hx + hy * hy + hz * hz)
+        sgn = 1.0 if hx * nx + hy * ny + hz * nz >= 0.0 else -1.0
+        if hn > 0.0:
+            ux, uy, uz = sgn * hx / hn, sgn * hy / hn, sgn * hz / hn
+        else:
+            ux, uy, uz = nx, ny, nz
+        uvec[a, 0], uvec[a, 1], uvec[a, 2] = ux, uy, uz
+        split[a] = sgn * hn
+        # d<S_i>_a/dB = 2 Re sum_b <a|S_i|b><b|G|a> / (E_a - E_b) (first-order perturbation of |a>)
+        dsx = 0.0
+        dsy = 0.0
+        dsz = 0.0
+        for b in range(nS):
+            de = w[a] - w[b]
+            if b == a or de == 0.0:
+                continue
+            ga = Gab[b, a] / de
+            dsx += 2.0 * (Sab[0, a, b] * ga).real
+            dsy += 2.0 * (Sab[1, a, b] * ga).real
+            dsz += 2.0 * (Sab[2, a, b] * ga).real
+        dh = (A[0] * dsx - nzc * nx) * ux + (A[1] * dsy - nzc * ny) * uy + (A[2] * dsz - nzc * nz) * uz
+        for j in range(nI):
+            m = I - j
+            hf1[a, j] = m * split[a]
+            dhf1[a, j] = m * dh
+    # second order in the hyperfine coupling between electron levels, v_i = A_i <a|S_i|b>:
+    # sum_b sum_m' |<m|v.I|m'>|^2 / (E_(a,m) - E_(b,m')) with the first-order energies in the denominators
+    # (v.I = v_u Iu + c+ I+ + c- I- in a frame x', y', u_a; m' = m, m + 1, m - 1)
+    for a in range(nS):
+        ux, uy, uz = uvec[a, 0], uvec[a, 1], uvec[a, 2]
+        # x' normal to u (the axis of u's smallest component), y' = u x x'
+        if abs(ux) <= abs(uy) and abs(ux) <= abs(uz):
+            px, py, pz = 0.0, uz, -uy
+        elif abs(uy) <= abs(uz):
+            px, py, pz = -uz, 0.0, ux
+        else:
+            px, py, pz = uy, -ux, 0.0
+        pn = math.sqrt(px * px + py * py + pz * pz)
+        px, py, pz = px / pn, py / pn, pz / pn
+        qx, qy, qz = uy * pz - uz * py, uz * px - ux * pz, ux * py - uy * px
+        for j in range(nI):
+            hf2[a, j] = 0.0
+        for b in range(nS):
+            if b == a:
+                continue
+            vx, vy, vz = A[0] * Sab[0, a, b], A[1] * Sab[1, a, b], A[2] * Sab[2, a, b]
+            vu = vx * ux + vy * uy + vz * uz
+            vp = vx * px + vy * py + vz * pz
+            vq = vx * qx + vy * qy + vz * qz
+            au = vu.real * vu.real + vu.imag * vu.imag
+            cp = 0.5 * (vp - 1j * vq)          # coefficient of I+
+            cm = 0.5 * (vp + 1j * vq)          # coefficient of I-
+            ap = cp.real * cp.real + cp.imag * cp.imag
+            am = cm.real * cm.real + cm.imag * cm.imag
+            for j in range(nI):
+                m = I - j
+                ea = w[a] + m * split[a]
+                s = 0.0
+                den = ea - w[b] - m * split[b]
+                if den != 0.0:
+                    s += au * m * m / den
+                if m < I:                       # <m|v.I|m+1> = c- sqrt(I(I+1) - m(m+1))
+                    den = ea - w[b] - (m + 1.0) * split[b]
+                    if den != 0.0:
+                        s += am * (II - m * (m + 1.0)) / den
+                if m > -I:                      # <m|v.I|m-1> = c+ sqrt(I(I+1) - m(m-1))
+                    den = ea - w[b] - (m - 1.0) * split[b]
+                    if den != 0.0:
+                        s += ap * (II - m * (m - 1.0)) / den
+                hf2[a, j] += s
+    # perpendicular-mode electron transition probabilities 0.5 (|M|^2 - |n.M|^2), M_i = g_i <a|S_i|b>
+    for a in range(nS):
+        for b in range(a + 1, nS):
+            mx = g[0] * Sab[0, a, b]
+            my = g[1] * Sab[1, a, b]
+            mz = g[2] * Sab[2, a, b]
+            tot = abs(mx) ** 2 + abs(my) ** 2 + abs(mz) ** 2
+            par = abs(nx * mx + ny * my + nz * mz) ** 2
+            prob[a, b] = 0.5 * (tot - par)
+
+
+@numba.njit(cache=True, nogil=True)
+def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_threshold, Uy, muy, dmax, outB, outI,
+             outW):
+    """Resonance fields of an electron spin S with one nucleus I: the electron Hamiltonian (zero-field
+    splitting ``Hz`` + Zeeman, nS x nS) diagonalised exactly on the field nodes, the hyperfine coupling
+    (diagonal A, MHz) and the nuclear Zeeman term to second order in the electron eigenbasis, instead of
+    diagonalising the nS (2I + 1) product space.  First order: m |h_a| with h_a = A<S>_a - gn muN B n, the
+    nuclear states quantised along u_a = sign(h_a.n) h_a / |h_a|; second order: sum over the other electron
+    levels b and m' = m, m +- 1 of |<m|v.I|m'>|^2 / (E_(a,m) - E_(b,m')), v_i = A_i <a|S_i|b>, with the
+    first-order energies in the denominators (which carries the leading third-order term).
+
+    Levels E_(a,m)(B) are Hermite-cubic between the nodes: electron slopes by Hellmann-Feynman, first-order
+    hyperfine slopes from the field derivative of <S>_a (first-order perturbation of the eigenvectors), the
+    second-order part's slope by finite differences over the nodes.  Transitions (a, m) -> (b, m'), a < b,
+    |m' - m| <= dmax, with intensity P_ab |<m'_b|m_a>|^2 / |slope| (P_ab the electron transition probability,
+    the overlap of nuclear states quantised along u_a and u_b from the rotation by their angle, Uy and muy the
+    eigenvectors (columns) and eigenvalues of I_y; both interpolated linearly between nodes).  The admixture of
+    other electron levels into the transition moments is not included, so the forbidden (m' != m) lines are
+    approximate where the zero-field splitting tilts u_a against u_b.  Line index
+    (((pair (2I + 1)) + j) (2 dmax + 1) + m' - m + dmax) R + r with j = I - m, R = outB.shape[1] // (npairs
+    (2I + 1) (2 dmax + 1)).  Lines weaker than rel_threshold * strongest are dropped (NaN field).  Sx, Sy, Sz
+    from ``electron_ops``.
+    """
+    K = nvec.shape[0]
+    nS = Hz.shape[0]
+    nI = int(round(2 * I + 1))
+    M = Bnodes.shape[0]
+    npair = nS * (nS - 1) // 2
+    nd = 2 * dmax + 1
+    R = outB.shape[1] // (npair * nI * nd)
+    D2 = np.empty((M, npair, nI, nI))
+    Uv = np.empty((M, nS, 3))
+    tmpc = np.empty(nI, np.complex128)
+    El = np.empty((M, nS, nI))
+    dEl = np.empty((M, nS, nI))
+    hf2 = np.empty((M, nS, nI))
+    P = np.empty((M, nS, nS))
+    eel = np.empty(nS)
+    del_ = np.empty(nS)
+    hf1 = np.empty((nS, nI))
+    dhf1 = np.empty((nS, nI))
+    H = np.empty((nS, nS), np.complex128)
+    w = np.empty(nS)
+    V = np.empty((nS, nS), np.complex128)
+    scratch = np.empty(nS)
+    Qc = np.empty((nS, nS), np.complex128)
+    Zr = np.empty((nS, nS))
+    uc = np.empty(nS, np.complex128)
+    pc = np.empty(nS, np.complex128)
+    Sab = np.empty((3, nS, nS), np.complex128)
+    Gab = np.empty((nS, nS), np.complex128)
+    uvec = np.empty((nS, 3))
+    split = np.empty(nS)
+    for k in range(K):
+        nx, ny, nz = nvec[k, 0], nvec[k, 1], nvec[k, 2]
+        gxn, gyn, gzn = g[0] * nx, g[1] * ny, g[2] * nz
+        geff = math.sqrt(gxn * gxn + gyn * gyn + gzn * gzn)
+        bw = math.sqrt((gxn * gstrain[0]) ** 2 + (gyn * gstrain[1]) ** 2 + (gzn * gstrain[2]) ** 2) / geff / geff
+        for m in range(M):
+            _hf_node(Bnodes[m], nx, ny, nz, Hz, Sx, Sy, Sz, g, A, I, gn, H, w, V, scratch, Qc, Zr, uc, pc, Sab,
+                     Gab, eel, del_, hf1, dhf1, hf2[m], P[m], uvec, split)
+            pr = 0
+            for a in range(nS):
+                for b in range(a + 1, nS):
+                    cb = uvec[a, 0] * uvec[b, 0] + uvec[a, 1] * uvec[b, 1] + uvec[a, 2] * uvec[b, 2]
+                    if dmax == 0 or cb >= 1.0 - 1e-15:
+                        for jp in range(nI):
+                            for j in range(nI):
+                                D2[m, pr, jp, j] = 1.0 if jp == j else 0.0
+                    else:
+                        _d2_from_eig(Uy, muy, cb, D2[m, pr], tmpc)
+                    pr += 1
+            for a in range(nS):
+                for j in range(nI):
+                    El[m, a, j] = eel[a] + hf1[a, j] + hf2[m, a, j]
+                    dEl[m, a, j] = del_[a] + dhf1[a, j]
+        # slopes of the second-order part by finite differences (second order at the ends)
+        if M >= 3:
+            for m in range(M):
+                if m == 0:
+                    i0, i1, i2, c0, c1, c2 = 0, 1, 2, -1.5, 2.0, -0.5
+                elif m == M - 1:
+                    i0, i1, i2, c0, c1, c2 = M - 3, M - 2, M - 1, 0.5, -2.0, 1.5
+                else:
+                    i0, i1, i2, c0, c1, c2 = m - 1, m, m + 1, -0.5, 0.0, 0.5
+                h = (Bnodes[M - 1] - Bnodes[0]) / (M - 1)
+                for a in range(nS):
+                    for j in range(nI):
+                        dEl[m, a, j] += (c0 * hf2[i0, a, j] + c1 * hf2[i1, a, j] + c2 * hf2[i2, a, j]) / h
+        elif M == 2:
+            h = Bnodes[1] - Bnodes[0]
+            for a in range(nS):
+                for j in range(nI):
+                    s = (hf2[1, a, j] - hf2[0, a, j]) / h
+                    dEl[0, a, j] += s
+                    dEl[1, a, j] += s
+        for jj in range(outB.shape[1]):
+            outB[k, jj] = np.nan
+            outI[k, jj] = 0.0
+            outW[k, jj] = 0.0
+        pmax = 0.0
+        pair = 0
+        for a in range(nS):
+            for b in range(a + 1, nS):
+                for j in range(nI):
+                    for dj in range(-dmax, dmax + 1):
+                        jb = j + dj
+                        if jb < 0 or jb >= nI:
+                            continue
+                        r = 0
+                        for m in range(M - 1):
+                            if r >= R:
+                                break
+                            f0 = El[m, b, jb] - El[m, a, j] - mw
+                            f1 = El[m + 1, b, jb] - El[m + 1, a, j] - mw
+                            if (f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0):
+                                Br, t, sl = _hermite_root(Bnodes[m], Bnodes[m + 1], f0, f1,
+                                                          dEl[m, b, jb] - dEl[m, a, j],
+                                                          dEl[m + 1, b, jb] - dEl[m + 1, a, j])
+                                if sl != 0.0:
+                                    idx = ((pair * nI + j) * nd + dj + dmax) * R + r
+                                    val = ((1.0 - t) * P[m, a, b] * D2[m, pair, jb, j]
+                                           + t * P[m + 1, a, b] * D2[m + 1, pair, jb, j]) / abs(sl)
+                                    outB[k, idx] = Br
+                                    outI[k, idx] = val
+                                    outW[k, idx] = Br * bw
+                                    if val > pmax:
+                                        pmax = val
+                                    r += 1
+                pair += 1
+        _drop_weak(k, pmax, rel_threshold, outB, outI)

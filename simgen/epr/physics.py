@@ -174,6 +174,18 @@ class Options:
     max_roots: int = 2                # resonances kept per level pair (looping transitions)
     tri_grid: str = "exact"           # rhombic grids as triangular octant knots (grids.tri_grid, the pole one
     #                                   knot, n (n+1)/2 knots instead of n^2): "exact" route only, "all", "none"
+    hyperfine: str = "auto"           # S > 1/2 with a nucleus: "auto" = the electron spin exactly and the
+    #                                   hyperfine coupling to second order (kernels.hf_knots) where
+    #                                   max|A| I < hf_threshold * nu and |D| + 3|E| <= hf_zfs_max * nu;
+    #                                   "exact" = the full product space always
+    hf_threshold: float = 0.08
+    hf_zfs_max: float = 0.01          # (the forbidden-line intensities miss the admixture of other electron
+    #                                   levels, an error growing with D A: nRMS vs the product space <= 6e-3 for
+    #                                   Mn2+ at X band up to this limit, 1e-2 .. 4e-2 at |D| = 300 .. 800 MHz)
+    hf_forbidden: int = 1             # hf route: nuclear |delta m| <= this (tilted nuclear quantisation axes)
+    node_tol: float = 0.05            # exact route away from high field, automatic node count: nodes are doubled
+    #                                   until the resonance fields move by less than this fraction of the
+    #                                   widest line width (lw, lwL) on probe knots (0 = the fixed count)
     binning: str = "easyspin"         # "easyspin": box bins [x_i, x_i+1) on the output step, as EasySpin's
                                       # projection (puts lines dx/2 low); "hat": unbiased linear binning
 
@@ -266,14 +278,22 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
         return B, In, W, _partners(L, 1), frac / L
     I, gn, ascale = nucs[0] if nucs else (0.0, 0.0, 0.0)
     A = A0 * ascale
-    # exact: one nucleus (or none)
-    H0, Gx, Gy, Gz, _, _, _ = kernels.build_ops(float(sys.S), float(I), g, A, float(gn),
-                                                float(sys.D), float(sys.E))
-    N = H0.shape[0]
     lo, hi = Bext
     zfs = abs(sys.D) + 3 * abs(sys.E)
     high_field = zfs < 0.15 * mw_mhz
     Amax = max(abs(a) for a in A)
+    # S > 1/2 with a nucleus, small zero-field splitting: the electron spin exactly, the hyperfine coupling to
+    # second order (kernels.hf_knots) instead of the nS (2I + 1) product space
+    hf_pert = (sys.S > 0.5 and I > 0 and opt.hyperfine == "auto" and zfs <= opt.hf_zfs_max * mw_mhz
+               and Amax * I < opt.hf_threshold * mw_mhz)
+    # exact: one nucleus (or none)
+    if hf_pert:
+        H0, Sx, Sy, Sz = kernels.electron_ops(float(sys.S), float(sys.D), float(sys.E))
+        N = H0.shape[0] * int(round(2 * I + 1))
+    else:
+        H0, Gx, Gy, Gz, _, _, _ = kernels.build_ops(float(sys.S), float(I), g, A, float(gn),
+                                                    float(sys.D), float(sys.E))
+        N = H0.shape[0]
     if high_field:
         # high-field regime: all allowed lines lie within the fine-structure + hyperfine spread of g ~ gmin..gmax
         spread = (2 * sys.S - 1) * zfs + 1.2 * I * Amax + 0.05 * mw_mhz
@@ -294,17 +314,86 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
     else:
         n_nodes = opt.n_nodes or int(min(max(3 + span / (250.0 if sys.S == 0.5 else 150.0) + extra, 3), 24))
     b0, b1 = max(lo, 0.5), max(hi, 1.0)
-    Bn = np.array([b0 + (b1 - b0) * j / (n_nodes - 1) for j in range(n_nodes)])
-    K = nvec.shape[0]
-    L = N * (N - 1) // 2 * opt.max_roots
-    B = np.empty((K, L))
-    In = np.empty((K, L))
-    W = np.empty((K, L))
-    kernels.exact_knots(nvec, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
-                        opt.rel_threshold, B, In, W, quintic)
+    if hf_pert:
+        nS = H0.shape[0]
+        dmax = int(opt.hf_forbidden)
+        L = nS * (nS - 1) // 2 * int(round(2 * I + 1)) * (2 * dmax + 1) * opt.max_roots
+        Uy, muy = _iy_eig(float(I))
+    else:
+        L = N * (N - 1) // 2 * opt.max_roots
+
+    # away from high field a looping transition can open and close between two nodes: its two roots are taken
+    # from the cubic interpolant's dip below zero
+    dips = not high_field and not quintic
+
+    def run(nv, nn):
+        Bn = np.array([b0 + (b1 - b0) * j / (nn - 1) for j in range(nn)])
+        out = tuple(np.empty((nv.shape[0], L)) for _ in range(3))
+        if hf_pert:
+            kernels.hf_knots(nv, H0, Sx, Sy, Sz, float(I), g, A, float(gn), gs, mw_mhz, Bn, opt.rel_threshold,
+                             Uy, muy, dmax, *out)
+        else:
+            kernels.exact_knots(nv, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
+                                opt.rel_threshold, *out, quintic, dips)
+        return out
+
+    if not opt.n_nodes and not quintic and not high_field and opt.node_tol > 0:
+        wl = max(float(sys.lw), float(sys.lwL))
+        n_nodes = _converged_nodes(run, nvec, n_nodes, opt.node_tol * wl, _partners(L, opt.max_roots)
+                                   if opt.max_roots == 2 else None, 4.0 * wl)
+    B, In, W = run(nvec, n_nodes)
     # lines without any resonance stay in (NaN fields are skipped by powder_bin); partner = the other root of
     # the same level pair (line index pair * R + r)
     return B, In, W, _partners(L, opt.max_roots), frac / (2 * I + 1)
+
+
+def _converged_nodes(run, nvec, n0, tol, partner=None, near_mT=0.0, n_probe=None, n_max=193):
+    """Field-node count at which the resonance fields have converged: on ``n_probe`` knots spread over the grid
+    (default: one in sixteen, 3 to 6),
+    the node count is doubled (n -> 2n - 1, nested nodes) until every line above 1 % of its knot's strongest
+    appears in both runs and moves by less than ``tol`` mT; returns the coarser count of that comparison (the
+    starting count ``n0`` where it has already converged; at most ``n_max``).  Lines whose partner root
+    (``partner[l]``, -1 if none) lies within ``near_mT`` mT are left out of the comparison."""
+    K = nvec.shape[0]
+    if n_probe is None:
+        n_probe = min(max(3, K // 16), 6)
+    pv = nvec[np.unique(np.linspace(0, K - 1, min(n_probe, K)).round().astype(np.int64))]
+    n = n0
+    B0, I0, _ = run(pv, n)
+    while n < n_max:
+        n2 = 2 * n - 1
+        B1, I1, _ = run(pv, n2)
+        strong = ((I0 > 0.01 * I0.max(axis=1, keepdims=True)) | (I1 > 0.01 * I1.max(axis=1, keepdims=True)))
+        if partner is not None:
+            # the two roots of a looping transition close to coalescence move fast with any change of the
+            # levels (the field goes as the square root of the distance to tangency) while their lines merge
+            # into one (binned up to the coalescence point): left out
+            near = np.zeros_like(strong)
+            for Bx in (B0, B1):
+                with np.errstate(invalid="ignore"):
+                    near |= np.abs(Bx - Bx[:, partner]) < near_mT
+            strong &= ~near
+        both = np.isfinite(B0) & np.isfinite(B1)
+        if not np.any(strong & ~both) and not np.any(np.abs(B1 - B0)[strong & both] > tol):
+            return n
+        n, B0, I0 = n2, B1, I1
+    return n
+
+
+@functools.lru_cache(maxsize=16)
+def _iy_eig(I):
+    """Eigenvalues and eigenvectors (columns) of the nuclear I_y (|m> descending), for the overlaps of nuclear
+    states quantised along two axes (``kernels.hf_knots``)."""
+    n = int(round(2 * I + 1))
+    m = I - np.arange(n)
+    sp = np.zeros((n, n))
+    for k in range(1, n):
+        sp[k - 1, k] = math.sqrt(I * (I + 1) - m[k] * (m[k] + 1))
+    mu, U = np.linalg.eigh((sp - sp.T) / 2j)
+    U = np.ascontiguousarray(U)
+    for a in (mu, U):
+        a.flags.writeable = False
+    return U, mu
 
 
 @functools.lru_cache(maxsize=256)
