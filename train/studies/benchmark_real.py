@@ -9,7 +9,11 @@ split and each modality that has runs:
   run's domain is reported as "out of domain: <reason>", never given a number;
 * every run of the modality (one per training seed) predicts; the table gives mean ± std over seeds, the error of
   the mean, and PASS only when **every** seed is within the tolerance (a borderline pass on one seed is no pass);
-* beside it, the mean predictor: the average of the quantity over the run's training corpus (the prior mean).
+* beside it, the mean predictor: the average of the quantity over the run's training corpus (the prior mean);
+* runs of one modality trained on different corpora (several recipes: metal foils, oxides, 5d L3 edges) form one
+  model each; every file is read by the model its modality's adapter chooses (``Adapter.choose_model``: for XAFS
+  the models whose domain holds the file's absorber and edge, then the nearest first-shell |chi(R)| peak), and a
+  file no model holds is "out of domain" with each model's reason.
 
 ``dev`` files may be looked at while building; ``test`` files are for the final evaluation only (``--split test``),
 never for choosing a prior, a crop, a seed or a setting.  Files missing from the download cache are fetched on first
@@ -109,7 +113,8 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
         raise ValueError(f"split {split!r}: expected dev, test or all")
     spec = load_spec(spec) if not isinstance(spec, dict) else spec
     loaded = {mod: [load_run(r) if not hasattr(r, "predict_arrays") else r for r in rs] for mod, rs in runs.items()}
-    means = {mod: mean_predictor(rs[0]) for mod, rs in loaded.items() if rs}
+    models = {mod: _models(rs) for mod, rs in loaded.items()}
+    means = {(mod, name): mean_predictor(rs[0]) for mod, g in models.items() for name, rs in g.items()}
     entries = [(e, p) for e, p in manifest_files(None if split == "all" else split, present=False, path=manifest)
                if e.get("modality") in loaded]
     _ensure_files(entries, fetch, log)
@@ -127,8 +132,20 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
         except MeasurementError as exc:
             rec["status"] = f"unreadable: {exc}"
             continue
+        name = next(iter(models[mod]))
+        if len(models[mod]) > 1:
+            try:
+                name, route = _choose_model(mod, models[mod], m0)
+            except modalities.OutOfDomain as exc:
+                rec["status"] = f"out of domain: {exc.why}"
+                continue
+            except MeasurementError as exc:
+                rec["status"] = f"refused: {exc.what}"
+                continue
+            rec["route"] = route
+        rec["model"] = name
         preds = []
-        for run in loaded[mod]:
+        for run in models[mod][name]:
             try:
                 res, _ = predict_measurement(run, copy.deepcopy(m0), mc=mc, log=lambda *a: None)
             except modalities.OutOfDomain as exc:
@@ -148,7 +165,7 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
                 continue
             kv = float(known[q]["value"])
             vals = [p["values"][s["predicted"]]["value"] for p in preds if s["predicted"] in p["values"]]
-            row = {"file": e["id"], "split": e.get("split"), "modality": mod, "quantity": q,
+            row = {"file": e["id"], "split": e.get("split"), "modality": mod, "model": name, "quantity": q,
                    "predicted_as": s["predicted"], "known": kv, "units": s.get("units", known[q].get("units", "")),
                    "ref": known[q].get("ref", ""), "tol": _tolerance(s, kv)}
             if not vals:
@@ -156,7 +173,7 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
                 rows.append(row)
                 continue
             v = np.asarray(vals, float)
-            mp = means.get(mod, {}).get(s["predicted"])
+            mp = means.get((mod, name), {}).get(s["predicted"])
             row.update(mean=float(v.mean()), std=float(v.std()), n_seeds=len(v), error=float(v.mean() - kv),
                        verdict="PASS" if bool(np.all(np.abs(v - kv) <= row["tol"])) else "FAIL",
                        mean_predictor=mp, mean_predictor_error=None if mp is None else float(mp - kv))
@@ -170,10 +187,44 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
                         "not_evaluated": sum(x["status"] != "ok" and not x["status"].startswith("out of domain")
                                              for x in f),
                         "checks": len(r), "pass": sum(x["verdict"] == "PASS" for x in r),
-                        "beats_mean": sum(bool(x.get("beats_mean")) for x in r), "seeds": len(loaded[mod])}
+                        "beats_mean": sum(bool(x.get("beats_mean")) for x in r),
+                        "seeds": min(len(g) for g in models[mod].values()),
+                        "models": {n: len(g) for n, g in models[mod].items()}}
     out = {"split": split, "rows": rows, "files": files, "summary": summary}
     out.update(_table(out))
     return out
+
+
+def _models(runs) -> dict:
+    """Runs of one modality grouped by training corpus (one model per corpus, its runs the training seeds), named
+    by the corpus store's stem (``exafs-oxides.zarr`` -> ``exafs-oxides``), in the order given."""
+    out: dict = {}
+    for r in runs:
+        try:
+            store = json.loads((Path(r.path) / "config.json").read_text()).get("store", "")
+        except (OSError, ValueError, TypeError):
+            store = ""
+        name = Path(str(store).rstrip("/")).stem or "model"
+        out.setdefault(name, []).append(r)
+    return out
+
+
+def _choose_model(mod, models: dict, m0):
+    """(model name, how it was chosen) for measurement ``m0`` among several models of modality ``mod``."""
+    from .. import modalities
+    from ..prepare import target_spec
+    adapter = modalities.get(mod)
+    specs = {name: target_spec(rs[0]) for name, rs in models.items()}
+    if hasattr(adapter, "choose_model"):
+        return adapter.choose_model(copy.deepcopy(m0), specs)
+    why = {}
+    for name, spec in specs.items():       # no rule: the first model whose domain holds the file
+        try:
+            adapter.check_domain(copy.deepcopy(m0), spec)
+            return name, {"rule": "first model whose domain holds the file", "candidates": list(specs)}
+        except modalities.OutOfDomain as exc:
+            why[name] = exc.why
+    raise modalities.OutOfDomain(m0.source, "; ".join(f"{n}: {w}" for n, w in why.items()))
 
 
 def _fmt(v, nd=4):
@@ -183,19 +234,20 @@ def _fmt(v, nd=4):
 
 
 def _table(res: dict) -> dict:
-    head = ["file", "split", "quantity", "known", "predicted (mean ± std over seeds)", "error", "tolerance",
+    head = ["file", "split", "model", "quantity", "known", "predicted (mean ± std over seeds)", "error", "tolerance",
             "verdict", "mean predictor", "beats mean predictor"]
     trs, classes = [], []
     for r in res["rows"]:
         pred = "-" if "mean" not in r else f"{_fmt(r['mean'])} ± {_fmt(r['std'], 2)} ({r['n_seeds']} seeds)"
-        trs.append([r["file"], r["split"], f"{r['quantity']} ({r['predicted_as']})",
+        trs.append([r["file"], r["split"], r.get("model", "-"), f"{r['quantity']} ({r['predicted_as']})",
                     f"{_fmt(r['known'])} {r['units']}".strip(), pred, _fmt(r.get("error"), 3), _fmt(r["tol"], 3),
                     r["verdict"], _fmt(r.get("mean_predictor")),
                     {True: "yes", False: "no", None: "-"}[r.get("beats_mean")]])
         classes.append({"PASS": "pass", "FAIL": "fail"}.get(r["verdict"], "skip"))
     for f in res["files"]:
         if f["status"] != "ok":
-            trs.append([f["file"], f["split"], "-", "-", f["status"], "", "", "not judged", "", ""])
+            trs.append([f["file"], f["split"], f.get("model", "-"), "-", "-", f["status"], "", "", "not judged", "",
+                        ""])
             classes.append("skip")
     lines = ["  ".join(str(c) for c in head)] + ["  ".join(str(c) for c in r) for r in trs]
     summ = [f"{m}: {s['pass']}/{s['checks']} checks PASS on every seed, {s['beats_mean']}/{s['checks']} beat the "
