@@ -664,9 +664,11 @@ class EXAFSAdapter(Adapter):
             except OutOfDomain as exc:
                 why[name] = exc.why
         if not ok:
-            reasons = sorted(set(why.values()))
-            raise OutOfDomain(m.source, reasons[0] if len(reasons) == 1 else
-                              "; ".join(f"{n}: {w}" for n, w in why.items()))
+            heads = {w.split("; the model reads only ")[0] for w in why.values()}
+            if len(heads) == 1 and all("; the model reads only " in w for w in why.values()):
+                raise OutOfDomain(m.source, f"{heads.pop()}; no model reads it (" + "; ".join(
+                    f"{n}: {w.split('; the model reads only ')[1]}" for n, w in why.items()) + ")")
+            raise OutOfDomain(m.source, "; ".join(f"{n}: {w}" for n, w in why.items()))
         if len(ok) == 1:
             return ok[0], {"rule": "the only model whose domain holds the file's absorber and edge",
                            "candidates": ok}
