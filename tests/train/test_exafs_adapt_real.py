@@ -49,6 +49,7 @@ def test_pool_and_labels(manifest):
     assert pool["x_pool"].shape == (3, spec.axis.shape[0]) and np.isfinite(pool["x_pool"]).all()
 
 
+@pytest.mark.slow
 def test_adapt_real_runs_and_scores(manifest, tmp_path):
     from train.studies.adapt_real import adapt_real
     store = tmp_path / "foils.zarr"

@@ -159,6 +159,9 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
             continue
         if preds and preds[0].get("class") is not None:
             rec["class"] = [p.get("class") for p in preds]
+        if preds:   # every predicted quantity (sub-shells N1..3, R1..3 beside the derived ones), mean over seeds
+            rec["predicted"] = {q: float(np.mean([p["values"][q]["value"] for p in preds]))
+                                for q in preds[0]["values"] if all(q in p["values"] for p in preds)}
         known = e.get("known") or {}
         for q, s in (spec.get(mod) or {}).items():
             if q not in known or not isinstance(known[q].get("value"), (int, float)):
