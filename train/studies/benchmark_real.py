@@ -201,14 +201,19 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
 def _models(runs) -> dict:
     """Runs of one modality grouped by training corpus (one model per corpus, its runs the training seeds), named
     by the corpus store's stem (``exafs-oxides.zarr`` -> ``exafs-oxides``), in the order given."""
-    out: dict = {}
+    by_store: dict = {}
     for r in runs:
         try:
             store = json.loads((Path(r.path) / "config.json").read_text()).get("store", "")
         except (OSError, ValueError, TypeError):
             store = ""
-        name = Path(str(store).rstrip("/")).stem or "model"
-        out.setdefault(name, []).append(r)
+        by_store.setdefault(str(store).rstrip("/"), []).append(r)
+    out: dict = {}
+    for store, rs in by_store.items():
+        name = Path(store).stem or "model"
+        if name in out:         # two corpora with one name in different folders: the folder tells them apart
+            name = f"{Path(store).parent.name}/{name}"
+        out[name] = rs
     return out
 
 
