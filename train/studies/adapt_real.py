@@ -139,7 +139,7 @@ def adapt_real(store, others=("exafs-oxides",), split="dev", n_sim=4000, seeds=3
             + "; adapted " + ", ".join(f"{t} {v:.4g}" for t, v in zip(TARGETS, res["adapted"]["mae"]))
             + f" ({time.time() - t0:.0f} s)")
     summ = {}
-    for arm in ("raw_sim", "adapted", "mean_predictor"):
+    for arm in [a for a in ("raw_sim", "adapted", "raw_aligned", "adapted_plain", "mean_predictor") if a in runs[0]]:
         a = np.array([r[arm]["mae"] for r in runs])
         summ[arm] = {"mae_mean": a.mean(0).tolist(), "mae_std": a.std(0).tolist()}
     summ["prior_mean"] = {"mae_mean": prior_mae.tolist(), "mae_std": [0.0, 0.0]}
@@ -147,6 +147,7 @@ def adapt_real(store, others=("exafs-oxides",), split="dev", n_sim=4000, seeds=3
              f"{len(pool['pool_files'])} unlabelled files, {len(sim['x'])} simulated spectra, {seeds} seeds",
              f"{'training':22s} " + " ".join(f"{t:>20s}" for t in TARGETS)]
     label = {"raw_sim": "raw simulations", "adapted": "adapted (VAE + aligned)",
+             "raw_aligned": "raw sims + aligned net", "adapted_plain": "VAE-adapted + plain net",
              "mean_predictor": "mean of the labelled", "prior_mean": "prior mean (corpus)"}
     for arm, s in summ.items():
         lines.append(f"{label[arm]:22s} " + " ".join(f"{m:10.4g} +- {sd:<7.2g}" for m, sd in
@@ -174,6 +175,8 @@ def main(argv=None) -> int:
     p.add_argument("--bin", type=int, default=2, help="average adjacent k points")
     p.add_argument("--vae-epochs", type=int, default=None)
     p.add_argument("--reg-epochs", type=int, default=None)
+    p.add_argument("--ablation", action="store_true",
+                   help="also each half alone: raw sims + aligned inverse net, VAE-adapted sims + plain net")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--manifest", default=None)
     p.add_argument("--out", default=None)
@@ -181,6 +184,7 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(max(1, a.threads))
     cfg = {k: v for k, v in (("vae_epochs", a.vae_epochs), ("reg_epochs", a.reg_epochs)) if v is not None}
+    cfg["ablation"] = a.ablation
     adapt_real(a.store, tuple(o for o in a.others.split(",") if o), a.split, a.n_sim, a.seeds, a.bin, cfg,
                a.manifest, a.out)
     return 0
