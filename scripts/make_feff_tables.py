@@ -10,7 +10,13 @@ one compact ``<key>.npz`` with, per path: nleg, degeneracy, reff, the leg atoms 
 on FEFF's k grid amp = mag[feff]*red_factor, pha = real[2 phc] + phase[feff], lambda and real[p] (the columns
 larch's feffdat uses), plus the average Norman radius (for the correlated Debye model).
 
-Usage:  python scripts/make_feff_tables.py [KEY ...]      (default: all)
+Structures: the entries of ``MATERIALS`` built here with ASE (the original set) and the entries of ``CATALOG``
+read from ``catalogs/pdf/structures/<name>.cif`` (P1 CIFs whose sources are in that folder's README or in the CIF's
+leading comment).  ``catalogs/exafs/coverage.yaml`` lists, per catalog structure, the tables made from it and the
+edges left out with the reason; the tests check the two agree and that every listed table simulates.
+
+Usage:  python scripts/make_feff_tables.py [--missing] [KEY ...]      (default: all; --missing: only tables whose
+        .npz is not there yet)
 """
 from __future__ import annotations
 
@@ -68,6 +74,56 @@ MATERIALS = {
                  "ZnO wurtzite a 3.2495 c 5.2069 u 0.3819"),
     "Cu_K_cu2o": ("Cu", "K", cuprite, 5.0, 4, "Cu2O cuprite a 4.2685"),
 }
+
+
+def _cif(name):
+    """Factory reading catalog structure ``name`` (catalogs/pdf/structures/<name>.cif)."""
+    def make():
+        import ase.io
+        return ase.io.read(ROOT / "catalogs" / "pdf" / "structures" / f"{name}.cif")
+    return make
+
+
+# key: (absorber, edge, catalog structure, rpath, nleg).  K edges of the 3d/4d(+4p) elements of the catalog, L3 of
+# the 5d metals (and Ce L3 of CeO2), O K of the oxides, Ti L3/L2 of anatase for EXELFS.
+CATALOG = {
+    # 5d metals, L3 edge
+    "Pt_L3_fcc": ("Pt", "L3", "Pt_fcc", 5.5, 4),
+    "Au_L3_fcc": ("Au", "L3", "Au_fcc", 5.5, 4),
+    "W_L3_bcc": ("W", "L3", "W_bcc", 5.5, 4),
+    "Ir_L3_fcc": ("Ir", "L3", "Ir_fcc", 5.5, 4),
+    # 4d metals, K edge
+    "Mo_K_bcc": ("Mo", "K", "Mo_bcc", 5.5, 4),
+    "Pd_K_fcc": ("Pd", "K", "Pd_fcc", 5.5, 4),
+    "Ag_K_fcc": ("Ag", "K", "Ag_fcc", 5.5, 4),
+    # oxides: metal K (or Ce L3) and O K
+    "Ti_K_anatase": ("Ti", "K", "TiO2_anatase", 5.0, 4),
+    "Ti_L3_anatase": ("Ti", "L3", "TiO2_anatase", 4.5, 4),
+    "Ti_L2_anatase": ("Ti", "L2", "TiO2_anatase", 4.5, 4),
+    "O_K_anatase": ("O", "K", "TiO2_anatase", 4.5, 4),
+    "Ti_K_srtio3": ("Ti", "K", "SrTiO3_perovskite", 5.0, 4),
+    "Sr_K_srtio3": ("Sr", "K", "SrTiO3_perovskite", 5.0, 4),
+    "O_K_nio": ("O", "K", "NiO_rocksalt", 4.5, 4),
+    "O_K_mgo": ("O", "K", "MgO_rocksalt", 4.5, 4),
+    "O_K_zno": ("O", "K", "ZnO_wurtzite", 4.5, 4),
+    "O_K_spinel": ("O", "K", "MgAl2O4_spinel", 4.5, 4),
+    "O_K_ceo2": ("O", "K", "CeO2_fluorite", 4.5, 4),
+    "Ce_L3_ceo2": ("Ce", "L3", "CeO2_fluorite", 5.0, 4),
+    "Fe_K_feo": ("Fe", "K", "FeO_rocksalt", 5.0, 4),
+    "Fe_K_hematite": ("Fe", "K", "Fe2O3_hematite", 5.0, 4),
+    "Cu_K_cuo": ("Cu", "K", "CuO_tenorite", 5.0, 4),
+    # semiconductors
+    "Zn_K_zns": ("Zn", "K", "ZnS_zincblende", 5.0, 4),
+    "Ga_K_gaas": ("Ga", "K", "GaAs_zincblende", 5.0, 4),
+    "As_K_gaas": ("As", "K", "GaAs_zincblende", 5.0, 4),
+    "Cd_K_cdsezb": ("Cd", "K", "CdSe_zincblende", 5.0, 4),
+    "Se_K_cdsezb": ("Se", "K", "CdSe_zincblende", 5.0, 4),
+    "Cd_K_cdsewz": ("Cd", "K", "CdSe_wurtzite", 5.0, 4),
+    "Se_K_cdsewz": ("Se", "K", "CdSe_wurtzite", 5.0, 4),
+}
+for _k, (_el, _ed, _cif_name, _rp, _nl) in CATALOG.items():
+    MATERIALS[_k] = (_el, _ed, _cif(_cif_name), _rp, _nl, f"{_cif_name} (catalogs/pdf/structures/{_cif_name}.cif), "
+                     f"{_el} {_ed}")
 
 
 def cluster(atoms, absorber, rmax):
@@ -177,8 +233,15 @@ def run_one(key):
 
 def main(keys):
     OUT.mkdir(parents=True, exist_ok=True)
+    missing = "--missing" in keys
+    keys = [k for k in keys if k != "--missing"]
+    unknown = [k for k in keys if k not in MATERIALS]
+    if unknown:
+        raise SystemExit(f"unknown table key(s) {', '.join(unknown)}; known: {', '.join(MATERIALS)}")
     summary = {}
     for key in keys or MATERIALS:
+        if missing and (OUT / f"{key}.npz").exists():
+            continue
         summary[key] = run_one(key)
     print(json.dumps(summary))
 

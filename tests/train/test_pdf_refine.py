@@ -97,3 +97,10 @@ def test_measured_ni_refines_within_the_benchmark_tolerance(shared):
     assert res["class"] == "Ni_fcc"
     assert res["values"]["a"]["value"] == pytest.approx(3.5238, rel=0.003)
     assert res["refined"]["qmax"] == 25.0 and res["refined"]["rw"] < 0.1
+
+
+def test_bulk_recipe_holds_every_catalog_phase():
+    """Files are refused when their structure type is outside the model's phases, so the bulk recipe must hold
+    every phase of catalogs/pdf/structures."""
+    from simgen.pdf.structures import list_phases
+    assert sorted(load_recipe("pdf-bulk").label.classes) == sorted(list_phases())

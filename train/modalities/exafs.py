@@ -23,7 +23,7 @@ from ..prepare import Prepared, TargetSpec, check_units, covers, rebin, refuse, 
 from . import Adapter, OutOfDomain, refuse_stack
 
 __all__ = ["read_xdi", "read_xafs_columns", "read_dat", "read_fio", "read_athena", "identify_edge", "find_e0",
-           "extract_chi", "prepare_exafs", "EXAFSAdapter"]
+           "extract_chi", "prepare_exafs", "first_shell_peak", "EXAFSAdapter"]
 
 
 # ------------------------------------------------------------------------------------------------ XAFS
@@ -520,21 +520,8 @@ def model_edges(spec) -> dict[tuple[str, str], float]:
     if spec.recipe is None:
         return {}
     from simgen.exafs.edges import edge_energy
-    from simgen.priors import Choice, Fixed
-    sim = spec.recipe.build()
-    names: set[str] = set()
-
-    def add(prior):
-        if isinstance(prior, Choice):
-            names.update(str(v) for v in prior.values)
-        elif isinstance(prior, Fixed):
-            names.add(str(prior.value))
-    add(sim.priors.get("material"))
-    if sim.label is not None:
-        for over in sim.label.overrides.values():
-            add(over.get("material"))
     out = {}
-    for n in sorted(names):
+    for n in sorted(model_materials(spec)):
         parts = n.split("_")
         if len(parts) >= 2:
             out[(parts[0], parts[1])] = edge_energy(parts[0], parts[1])
@@ -550,6 +537,68 @@ def file_edge(m: Measurement) -> tuple[str | None, str | None, float | None]:
         return el, edge, e
     found = identify_edge(m.axis, m.values)
     return found.get("element"), found.get("edge"), found.get("edge_found_eV")
+
+
+# ------------------------------------------------------------------------------------------------ model choice
+def first_shell_peak(k, chik, r_min: float = 1.0, r_max: float = 4.0, frac: float = 0.4) -> float:
+    """Position of the first major peak of |chi(R)| (A, not phase-corrected).
+
+    Parameters
+    ----------
+    k : (nk,) array, 1/A — evenly spaced wavenumbers.
+    chik : (nk,) array — chi(k) k^w on ``k``.
+    r_min, r_max : float, A — the R window searched (below 1 A lies what a background removal leaves).
+    frac : float — the first local maximum of |chi(R)| in the window at least ``frac`` of the window's largest.
+
+    Returns
+    -------
+    float, A: the peak's R (parabolic interpolation between grid points).
+    """
+    k = np.asarray(k, float)
+    y = np.asarray(chik, float) * np.hanning(len(k))
+    r = np.arange(0.0, r_max + 0.5, 0.01)
+    a = np.abs(y @ np.exp(2j * np.outer(k, r)))
+    sel = np.flatnonzero((r >= r_min) & (r <= r_max))
+    top = a[sel].max()
+    for i in sel:
+        if 0 < i < len(r) - 1 and a[i] >= a[i - 1] and a[i] > a[i + 1] and a[i] >= frac * top:
+            d = a[i - 1] - 2 * a[i] + a[i + 1]
+            return float(r[i] + (0.5 * (a[i - 1] - a[i + 1]) / d * 0.01 if d < 0 else 0.0))
+    return float(r[sel[np.argmax(a[sel])]])
+
+
+def _class_templates(spec, el, edge, temperature):
+    """{class: first-shell |chi(R)| peak of the class simulated at the recipe's defaults (no noise)} for the classes
+    of ``spec``'s recipe with absorber ``el`` and ``edge``."""
+    built = spec.recipe.build()
+    sim = type(built)({k: v for k, v in built.config.items() if v is not None})   # no priors, no labels
+    out = {}
+    for mat in sorted(model_materials(spec)):
+        if mat.split("_")[:2] != [el, edge]:
+            continue
+        y = sim.simulate({"material": mat, "T": float(temperature), "noise": 0.0, "bkg_residual": 0.0})[0]
+        out[mat] = first_shell_peak(sim.axis.coords[0], y)
+    return out
+
+
+def model_materials(spec) -> set[str]:
+    """FEFF materials a model's recipe can draw (its ``material`` prior and label classes)."""
+    if spec.recipe is None:
+        return set()
+    from simgen.priors import Choice, Fixed
+    sim = spec.recipe.build()
+    names: set[str] = set()
+
+    def add(prior):
+        if isinstance(prior, Choice):
+            names.update(str(v) for v in prior.values)
+        elif isinstance(prior, Fixed):
+            names.add(str(prior.value))
+    add(sim.priors.get("material"))
+    if sim.label is not None:
+        for over in sim.label.overrides.values():
+            add(over.get("material"))
+    return names
 
 
 # ------------------------------------------------------------------------------------------------ adapter
@@ -597,6 +646,48 @@ class EXAFSAdapter(Adapter):
         if not el:
             return None
         return [c.split("_")[:2] == [el, edge] if edge else c.split("_")[0] == el for c in classes]
+
+    def choose_model(self, m, specs: dict) -> tuple[str, dict]:
+        """Which of several models (``{name: TargetSpec}``) reads measurement ``m``: first those whose trained
+        domain holds the file's absorber and edge (:meth:`check_domain`); when several do (a metal-foil and an
+        oxide model both read Cu K), the one with a class whose simulated first-shell |chi(R)| peak lies nearest
+        the file's.  The rule rests on the 0.4-0.9 A gap between M-O (1.8-2.2 A) and M-M (2.5-2.9 A) first shells
+        of the 3d metals and their oxides, which moves the first major |chi(R)| peak by as much; templates are
+        simulated at the recipe's defaults and the file's temperature (295 K when unknown), never read from
+        measured files.  Returns ``(name, info)``; raises OutOfDomain (all reasons) when no model holds the file.
+        """
+        ok, why = [], {}
+        for name, spec in specs.items():
+            try:
+                self.check_domain(m, spec)
+                ok.append(name)
+            except OutOfDomain as exc:
+                why[name] = exc.why
+        if not ok:
+            heads = {w.split("; the model reads only ")[0] for w in why.values()}
+            if len(heads) == 1 and all("; the model reads only " in w for w in why.values()):
+                raise OutOfDomain(m.source, f"{heads.pop()}; no model reads it (" + "; ".join(
+                    f"{n}: {w.split('; the model reads only ')[1]}" for n, w in why.items()) + ")")
+            raise OutOfDomain(m.source, "; ".join(f"{n}: {w}" for n, w in why.items()))
+        if len(ok) == 1:
+            return ok[0], {"rule": "the only model whose domain holds the file's absorber and edge",
+                           "candidates": ok}
+        el, edge = m.meta.get("element"), m.meta.get("edge")
+        temp = m.meta.get("temperature_K") or 295.0
+        best, info = None, {"rule": "nearest first-shell |chi(R)| peak among the candidate models' classes",
+                            "candidates": ok, "peaks": {}}
+        for name in ok:
+            spec = specs[name]
+            x = prepare_exafs(m, spec).x[0]
+            r_file = first_shell_peak(spec.axis.coords[0], x)
+            tm = _class_templates(spec, el, edge, temp)
+            info["peaks"][name] = {"file": round(r_file, 3), **{c: round(v, 3) for c, v in tm.items()}}
+            for c, v in tm.items():
+                d = abs(v - r_file)
+                if best is None or d < best[0]:
+                    best = (d, name, c)
+        info["nearest_class"] = best[2]
+        return best[1], info
 
     def derived(self, names, samples, info):
         """The nearest-neighbour shell as users define it: sub-shells within 10 % of R1 (such as the 6 + 6 of

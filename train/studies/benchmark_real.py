@@ -9,7 +9,11 @@ split and each modality that has runs:
   run's domain is reported as "out of domain: <reason>", never given a number;
 * every run of the modality (one per training seed) predicts; the table gives mean ± std over seeds, the error of
   the mean, and PASS only when **every** seed is within the tolerance (a borderline pass on one seed is no pass);
-* beside it, the mean predictor: the average of the quantity over the run's training corpus (the prior mean).
+* beside it, the mean predictor: the average of the quantity over the run's training corpus (the prior mean);
+* runs of one modality trained on different corpora (several recipes: metal foils, oxides, 5d L3 edges) form one
+  model each; every file is read by the model its modality's adapter chooses (``Adapter.choose_model``: for XAFS
+  the models whose domain holds the file's absorber and edge, then the nearest first-shell |chi(R)| peak), and a
+  file no model holds is "out of domain" with each model's reason.
 
 ``dev`` files may be looked at while building; ``test`` files are for the final evaluation only (``--split test``),
 never for choosing a prior, a crop, a seed or a setting.  Files missing from the download cache are fetched on first
@@ -109,7 +113,8 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
         raise ValueError(f"split {split!r}: expected dev, test or all")
     spec = load_spec(spec) if not isinstance(spec, dict) else spec
     loaded = {mod: [load_run(r) if not hasattr(r, "predict_arrays") else r for r in rs] for mod, rs in runs.items()}
-    means = {mod: mean_predictor(rs[0]) for mod, rs in loaded.items() if rs}
+    models = {mod: _models(rs) for mod, rs in loaded.items()}
+    means = {(mod, name): mean_predictor(rs[0]) for mod, g in models.items() for name, rs in g.items()}
     entries = [(e, p) for e, p in manifest_files(None if split == "all" else split, present=False, path=manifest)
                if e.get("modality") in loaded]
     _ensure_files(entries, fetch, log)
@@ -127,8 +132,20 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
         except MeasurementError as exc:
             rec["status"] = f"unreadable: {exc}"
             continue
+        name = next(iter(models[mod]))
+        if len(models[mod]) > 1:
+            try:
+                name, route = _choose_model(mod, models[mod], m0)
+            except modalities.OutOfDomain as exc:
+                rec["status"] = f"out of domain: {exc.why}"
+                continue
+            except MeasurementError as exc:
+                rec["status"] = f"refused: {exc.what}"
+                continue
+            rec["route"] = route
+        rec["model"] = name
         preds = []
-        for run in loaded[mod]:
+        for run in models[mod][name]:
             try:
                 res, _ = predict_measurement(run, copy.deepcopy(m0), mc=mc, log=lambda *a: None)
             except modalities.OutOfDomain as exc:
@@ -142,13 +159,16 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
             continue
         if preds and preds[0].get("class") is not None:
             rec["class"] = [p.get("class") for p in preds]
+        if preds:   # every predicted quantity (sub-shells N1..3, R1..3 beside the derived ones), mean over seeds
+            rec["predicted"] = {q: float(np.mean([p["values"][q]["value"] for p in preds]))
+                                for q in preds[0]["values"] if all(q in p["values"] for p in preds)}
         known = e.get("known") or {}
         for q, s in (spec.get(mod) or {}).items():
             if q not in known or not isinstance(known[q].get("value"), (int, float)):
                 continue
             kv = float(known[q]["value"])
             vals = [p["values"][s["predicted"]]["value"] for p in preds if s["predicted"] in p["values"]]
-            row = {"file": e["id"], "split": e.get("split"), "modality": mod, "quantity": q,
+            row = {"file": e["id"], "split": e.get("split"), "modality": mod, "model": name, "quantity": q,
                    "predicted_as": s["predicted"], "known": kv, "units": s.get("units", known[q].get("units", "")),
                    "ref": known[q].get("ref", ""), "tol": _tolerance(s, kv)}
             if not vals:
@@ -156,7 +176,7 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
                 rows.append(row)
                 continue
             v = np.asarray(vals, float)
-            mp = means.get(mod, {}).get(s["predicted"])
+            mp = means.get((mod, name), {}).get(s["predicted"])
             row.update(mean=float(v.mean()), std=float(v.std()), n_seeds=len(v), error=float(v.mean() - kv),
                        verdict="PASS" if bool(np.all(np.abs(v - kv) <= row["tol"])) else "FAIL",
                        mean_predictor=mp, mean_predictor_error=None if mp is None else float(mp - kv))
@@ -165,7 +185,8 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
                    if s["predicted"] in (p.get("network") or {})]
             if net:  # a physics refinement followed the network: its own reading stays visible
                 nv = np.asarray(net, float)
-                row.update(predicted_as=s["predicted"] + "; network + fit", network_mean=float(nv.mean()), network_std=float(nv.std()),
+                row.update(predicted_as=s["predicted"] + "; network + fit", network_mean=float(nv.mean()),
+                           network_std=float(nv.std()),
                            network_verdict="PASS" if bool(np.all(np.abs(nv - kv) <= row["tol"])) else "FAIL",
                            refined=preds[0].get("refined", {}).get("method"))
             rows.append(row)
@@ -177,12 +198,51 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
                         "not_evaluated": sum(x["status"] != "ok" and not x["status"].startswith("out of domain")
                                              for x in f),
                         "checks": len(r), "pass": sum(x["verdict"] == "PASS" for x in r),
-                        "beats_mean": sum(bool(x.get("beats_mean")) for x in r), "seeds": len(loaded[mod]),
+                        "beats_mean": sum(bool(x.get("beats_mean")) for x in r),
+                        "seeds": min(len(g) for g in models[mod].values()),
+                        "models": {n: len(g) for n, g in models[mod].items()},
                         "refined": sum("network_verdict" in x for x in r),
                         "network_pass": sum(x.get("network_verdict") == "PASS" for x in r)}
     out = {"split": split, "rows": rows, "files": files, "summary": summary}
     out.update(_table(out))
     return out
+
+
+def _models(runs) -> dict:
+    """Runs of one modality grouped by training corpus (one model per corpus, its runs the training seeds), named
+    by the corpus store's stem (``exafs-oxides.zarr`` -> ``exafs-oxides``), in the order given."""
+    by_store: dict = {}
+    for r in runs:
+        try:
+            store = json.loads((Path(r.path) / "config.json").read_text()).get("store", "")
+        except (OSError, ValueError, TypeError):
+            store = ""
+        by_store.setdefault(str(store).rstrip("/"), []).append(r)
+    out: dict = {}
+    for store, rs in by_store.items():
+        name = Path(store).stem or "model"
+        if name in out:         # two corpora with one name in different folders: the folder tells them apart
+            name = f"{Path(store).parent.name}/{name}"
+        out[name] = rs
+    return out
+
+
+def _choose_model(mod, models: dict, m0):
+    """(model name, how it was chosen) for measurement ``m0`` among several models of modality ``mod``."""
+    from .. import modalities
+    from ..prepare import target_spec
+    adapter = modalities.get(mod)
+    specs = {name: target_spec(rs[0]) for name, rs in models.items()}
+    if hasattr(adapter, "choose_model"):
+        return adapter.choose_model(copy.deepcopy(m0), specs)
+    why = {}
+    for name, spec in specs.items():       # no rule: the first model whose domain holds the file
+        try:
+            adapter.check_domain(copy.deepcopy(m0), spec)
+            return name, {"rule": "first model whose domain holds the file", "candidates": list(specs)}
+        except modalities.OutOfDomain as exc:
+            why[name] = exc.why
+    raise modalities.OutOfDomain(m0.source, "; ".join(f"{n}: {w}" for n, w in why.items()))
 
 
 def _fmt(v, nd=5):
@@ -192,12 +252,12 @@ def _fmt(v, nd=5):
 
 
 def _table(res: dict) -> dict:
-    head = ["file", "split", "quantity", "known", "predicted (mean ± std over seeds)", "error", "tolerance",
+    head = ["file", "split", "model", "quantity", "known", "predicted (mean ± std over seeds)", "error", "tolerance",
             "verdict", "mean predictor", "beats mean predictor", "network alone (before refinement)"]
     trs, classes = [], []
     for r in res["rows"]:
         pred = "-" if "mean" not in r else f"{_fmt(r['mean'])} ± {_fmt(r['std'], 2)} ({r['n_seeds']} seeds)"
-        trs.append([r["file"], r["split"], f"{r['quantity']} ({r['predicted_as']})",
+        trs.append([r["file"], r["split"], r.get("model", "-"), f"{r['quantity']} ({r['predicted_as']})",
                     f"{_fmt(r['known'])} {r['units']}".strip(), pred, _fmt(r.get("error"), 3), _fmt(r["tol"], 3),
                     r["verdict"], _fmt(r.get("mean_predictor")),
                     {True: "yes", False: "no", None: "-"}[r.get("beats_mean")],
@@ -206,7 +266,8 @@ def _table(res: dict) -> dict:
         classes.append({"PASS": "pass", "FAIL": "fail"}.get(r["verdict"], "skip"))
     for f in res["files"]:
         if f["status"] != "ok":
-            trs.append([f["file"], f["split"], "-", "-", f["status"], "", "", "not judged", "", "", ""])
+            trs.append([f["file"], f["split"], f.get("model", "-"), "-", "-", f["status"], "", "", "not judged", "",
+                        "", ""])
             classes.append("skip")
     lines = ["  ".join(str(c) for c in head)] + ["  ".join(str(c) for c in r) for r in trs]
     summ = [f"{m}: {s['pass']}/{s['checks']} checks PASS on every seed, {s['beats_mean']}/{s['checks']} beat the "
@@ -223,13 +284,17 @@ def _table(res: dict) -> dict:
 def cmd_benchmark(args) -> int:
     from ..prepare import target_spec
     from ..run import load_run
-    # runs of one recipe are the training seeds of one network; several recipes of a modality (bulk crystals and
-    # nanoparticles, metal foils and oxides) are benchmarked side by side, each on the files of its modality
+    from .. import modalities
+    # runs of one corpus are the training seeds of one network.  Where the modality's adapter has a rule that sends
+    # each file to one of several models (XAFS: metal foils, oxides, 5d L3 edges), all its runs go into one
+    # benchmark; otherwise each model (PDF: bulk crystals and nanoparticles) is benchmarked on every file of its
+    # modality, side by side
     groups: dict = {}
     for r in args.runs:
         run = load_run(r)
         ts = target_spec(run)
-        key = (ts.simulator, getattr(ts.recipe, "description", "") or "")
+        key = (ts.simulator, "" if hasattr(modalities.get(ts.simulator), "choose_model")
+               else getattr(ts.recipe, "description", "") or "")
         groups.setdefault(key, []).append(run)
     saved, tables = {}, []
     for (mod, _), runs in groups.items():
