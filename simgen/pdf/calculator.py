@@ -298,13 +298,15 @@ def cluster_histogram(positions: np.ndarray, typ: np.ndarray, ntype: int, rlo: f
                       threads: int | None = None) -> np.ndarray:
     """Linear-binned counts of ordered pairs i != j with rlo <= d_ij <= rhi, one row per type pair.
 
-    Returns ``hist`` (ntype*ntype, int(rhi/h)+3); row ta*ntype+tb.  A cell list (cells of rhi/4, atoms sorted by
-    cell and type, float32 coordinates centred on the cluster) visits only pairs of cells within rhi, so time is
-    O(N * neighbours within rhi) and memory O(N + cells + bins).  ``threads`` > 1 runs the numba-parallel variant over
+    Returns ``hist`` (ntype*ntype, int(rhi/h)+3); row ta*ntype+tb.  A cell list (cells of rhi/4, float32
+    coordinates centred on the cluster) visits only pairs of cells within rhi, and inside a row of cells only the
+    atoms within the z window the lateral gap allows, so time is O(N * neighbours within rhi) and memory
+    O(N + cells + bins).  ``threads`` > 1 runs the numba-parallel variant (atoms sorted by cell and type) over
     that many threads (each with its own histogram) when there are more than PARALLEL_MIN_PAIRS candidate pairs;
     the default is the serial kernel.
     """
     pos = np.asarray(positions, dtype=np.float64)
+    typ = np.asarray(typ, dtype=np.int64)
     n = pos.shape[0]
     nb = int(rhi / h) + 3
     hist = np.zeros((ntype * ntype, nb))
@@ -318,20 +320,31 @@ def cluster_histogram(positions: np.ndarray, typ: np.ndarray, ntype: int, rlo: f
     dims = np.maximum(1, ((hi - lo) / cs).astype(np.int64) + 1)
     ci = np.minimum(((pos - lo) / cs).astype(np.int64), dims - 1)
     cid = (ci[:, 0] * dims[1] + ci[:, 1]) * dims[2] + ci[:, 2]
+    ncell = int(dims.prod())
+    if threads is None or threads <= 1:
+        # serial: one pass over rows of cells, atoms sorted by cell and by z inside a cell (so a row of cells
+        # along z is one z-sorted run)
+        order = np.lexsort((pos[:, 2], cid))
+        cstart = np.zeros(ncell + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cid, minlength=ncell), out=cstart[1:])
+        p = (pos[order] - 0.5 * (lo + hi)).astype(np.float32)
+        xs, ys, zs = (np.ascontiguousarray(p[:, k]) for k in range(3))
+        # scratch tail for the pairs out of [rlo, rhi]: wide enough for the farthest visited pair (cells whose
+        # nearest points are within rhi: d <= rhi + 2 sqrt(3) cs, and never past the box diagonal)
+        dvis = min(float(np.linalg.norm(hi - lo)), rhi + 2.0 * math.sqrt(3.0) * cs) + 2.0 * h
+        ntail = int(dvis / h) + int(max(rlo, 0.0) / h) + 8
+        flat = np.zeros(ntype * ntype * nb + ntail)
+        kernels.hist_cluster_rows(xs, ys, zs, np.ascontiguousarray(typ[order]), cstart, dims, ntype, reach, cs,
+                                  rlo, rhi, h, nb, flat)
+        hist[:] = flat[:ntype * ntype * nb].reshape(ntype * ntype, nb)
+        return _ordered(hist, ntype)
     key = cid * ntype + typ
     order = np.argsort(key, kind="stable")
-    nseg = int(dims.prod()) * ntype
+    nseg = ncell * ntype
     seg = np.zeros(nseg + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=nseg), out=seg[1:])
     p = (pos[order] - 0.5 * (lo + hi)).astype(np.float32)
     xs, ys, zs = (np.ascontiguousarray(p[:, k]) for k in range(3))
-    if threads is None or threads <= 1:
-        # serial: one pass over rows of cells (atoms sorted by cell and type, so each cell's atoms are the
-        # segments of its types back to back)
-        cstart = np.ascontiguousarray(seg[::ntype])
-        kernels.hist_cluster_rows(xs, ys, zs, np.ascontiguousarray(typ[order], dtype=np.int64), cstart, dims,
-                                  ntype, reach, cs, rlo, rhi, h, hist)
-        return _ordered(hist, ntype)
     npairs = kernels.cluster_cell_pairs(seg, dims, ntype, reach, cs, rhi, np.empty((0, 3), dtype=np.int64))
     pairs = np.empty((npairs, 3), dtype=np.int64)
     kernels.cluster_cell_pairs(seg, dims, ntype, reach, cs, rhi, pairs)
@@ -560,6 +573,18 @@ def debye_fq(model: Model, u: np.ndarray, radiation: str, q: np.ndarray, rlo: fl
     return num / (totocc * favg * favg)
 
 
+def sine_nodes(fq: np.ndarray, padlen: int, nodes: np.ndarray) -> np.ndarray:
+    """sum_k fq[k] sin(2 pi k n / padlen) at the integer ``nodes`` n, by one FFT of length ``padlen``.
+
+    With Q_k = k dQ and r_n = n * 2 pi / (padlen dQ) this is the sine transform sum_k F(Q_k) sin(Q_k r_n) on
+    srreal's padded r grid (len(fq) <= padlen)."""
+    spec = np.fft.rfft(np.asarray(fq, dtype=np.float64), padlen)
+    m = np.asarray(nodes) % padlen
+    half = padlen // 2
+    # rfft holds n <= padlen/2; the rest follow from sin(2 pi k (padlen - n)/padlen) = -sin(2 pi k n/padlen)
+    return np.where(m <= half, -spec.imag[np.minimum(m, half)], spec.imag[np.minimum(padlen - m, half)])
+
+
 def _debye(model, u, radiation, rmin, rmax, rstep, qmin, qmax, qdamp, qbroad, delta1, delta2, scale, spdiameter,
            cluster_baseline=None, threads=None):
     if qmax <= 0:
@@ -588,9 +613,7 @@ def _debye(model, u, radiation, rmin, rmax, rstep, qmin, qmax, qdamp, qbroad, de
     ilo = x.astype(np.int64)
     wt = x - ilo
     nodes = np.arange(ilo.min(), ilo.max() + 2)
-    gn = np.empty(len(nodes))
-    kernels.sine_sum(0.0, qstep, np.ascontiguousarray(fq), nodes * drpad, gn)
-    gn *= (2.0 / math.pi) * qstep
+    gn = sine_nodes(fq, padlen, nodes) * ((2.0 / math.pi) * qstep)
     g = (1.0 - wt) * gn[ilo - nodes[0]] + wt * gn[ilo + 1 - nodes[0]]
     if cluster_baseline is not None:
         # the particle baseline is smooth: subtract it after termination (its band-limited form differs

@@ -397,26 +397,37 @@ def hist_cluster_cells(xs, ys, zs, seg, ntype, pairs, p0, p1, rlo, rhi, h, hist)
 
 
 @numba.njit(**_NJIT)
-def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, h, hist):
+def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, h, nreal, flat):
     """Linear-binned counts of unordered pairs (i < j) with rlo <= d <= rhi in one pass, nothing stored.
 
-    Atoms sorted by cell (cell index (c0 * n1 + c1) * n2 + c2, atoms of cell c at cstart[c]:cstart[c+1]), so
-    the cells (a, b, e0..e1) of one row along the last axis are one contiguous run of atoms: for each atom i
-    and each neighbouring row (only rows whose nearest point is within rhi, and only cells after i's own), the
-    distances to the whole run are computed in one straight loop (vectorised), then the in-range ones are
-    scattered into ``hist[min(ti, tj) * ntype + max(ti, tj)]`` (1 - t in bin k, t in bin k + 1, d = (k + t) h;
-    pairs past the last bin dropped).  Float32 coordinates as in :func:`hist_cluster_cells`.
+    Atoms sorted by cell (cell index (c0 * n1 + c1) * n2 + c2, atoms of cell c at cstart[c]:cstart[c+1]) and by
+    z inside a cell, so the cells (a, b, e0..e1) of one row along the last axis are one run of atoms sorted by z.
+    For each cell and each neighbouring row whose nearest point is within rhi (lateral gap g), only atoms with
+    |z_j - z_i| <= sqrt(rhi^2 - g^2) can be within rhi: two pointers find that window for the atoms of the cell
+    in z order (amortised O(1) per atom).  The distances u = d/h to the window are computed in one straight loop
+    over contiguous slices (vectorised), then scattered without a branch: a pair at d = (k + t) h adds 1 - t to
+    bin k and t to bin k + 1 of row min(ti, tj) * ntype + max(ti, tj), i.e. ``flat[row * nreal + k]`` (pairs
+    past bin nreal - 2 dropped).  Pairs out of [rlo, rhi] are shifted to u >= nreal inside the loop and land in
+    the scratch tail ``flat[ntype**2 * nreal:]`` (no mispredicted branch per pair, no single hot junk bin); the
+    caller discards it.  Float32 coordinates as in :func:`hist_cluster_cells`.
     """
     n0 = dims[0]
     n1 = dims[1]
     n2 = dims[2]
-    nb = hist.shape[1]
     invh = np.float32(1.0 / h)
     ulo = np.float32(rlo / h)
-    uhi = np.float32(min(rhi / h, nb - 2.0))
+    uhi = np.float32(min(rhi / h, nreal - 2.0))
+    # out-of-range pairs: u -> u + shift (>= nreal), clamped to the scratch tail (memory safety)
+    shift_hi = np.float32(nreal - math.floor(uhi))
+    shift_lo = np.float32(nreal)
+    nrow = ntype * ntype
+    tail = nrow * nreal
+    umax = np.float32(flat.shape[0] - tail + nreal - 2)
     r2hi = rhi * rhi
+    zabs = 0.0
+    for i in range(zs.shape[0]):
+        zabs = max(zabs, abs(np.float64(zs[i])))
     buf = np.empty(xs.shape[0], dtype=np.float32)
-    h0 = hist[0]
     for c0 in range(n0):
         for c1 in range(n1):
             for c2 in range(n2):
@@ -434,7 +445,8 @@ def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, 
                         rest = r2hi - g0 * g0 - g1 * g1
                         if rest < 0.0:
                             continue
-                        span = min(int(math.sqrt(rest) / cs) + 1, reach)
+                        wz = math.sqrt(rest)
+                        span = min(int(wz / cs) + 1, reach)
                         e0 = max(c2 - span, 0)
                         e1 = min(c2 + span, n2 - 1)
                         own = a == c0 and b == c1
@@ -445,39 +457,55 @@ def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, 
                         j1 = cstart[row0 + e1 + 1]
                         if j1 == j0:
                             continue
+                        # z window half-width, widened by a few float32 roundings of the coordinates
+                        wf = np.float32(wz + 1e-6 * (zabs + wz) + 1e-6)
+                        lo = j0
+                        hi = j0
                         for i in range(i0, i1):
-                            js = i + 1 if own else j0
-                            nj = j1 - js
+                            zi = zs[i]
+                            while lo < j1 and zs[lo] < zi - wf:
+                                lo += 1
+                            if hi < lo:
+                                hi = lo
+                            while hi < j1 and zs[hi] <= zi + wf:
+                                hi += 1
+                            js = max(i + 1, lo) if own else lo
+                            nj = hi - js
                             if nj <= 0:
                                 continue
                             xi = xs[i]
                             yi = ys[i]
-                            zi = zs[i]
+                            # slices: indices provably >= 0, so LLVM emits contiguous vector loads, not gathers
+                            xr = xs[js:hi]
+                            yr = ys[js:hi]
+                            zr = zs[js:hi]
                             for jj in range(nj):
-                                j = js + jj
-                                dx = xs[j] - xi
-                                dy = ys[j] - yi
-                                dz = zs[j] - zi
-                                buf[jj] = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
+                                dx = xr[jj] - xi
+                                dy = yr[jj] - yi
+                                dz = zr[jj] - zi
+                                u = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
+                                u = u + shift_hi if u > uhi else u
+                                u = u + shift_lo if u < ulo else u
+                                buf[jj] = u if u < umax else umax
                             if ntype == 1:
                                 for jj in range(nj):
                                     u = buf[jj]
-                                    if u <= uhi and u >= ulo:
-                                        k = int(u)
-                                        t = np.float64(u - k)
-                                        h0[k] += 1.0 - t
-                                        h0[k + 1] += t
+                                    k = int(u)
+                                    t = np.float64(u - k)
+                                    flat[k] += 1.0 - t
+                                    flat[k + 1] += t
                             else:
                                 ti = ts[i]
+                                tr = ts[js:hi]
                                 for jj in range(nj):
                                     u = buf[jj]
-                                    if u <= uhi and u >= ulo:
-                                        tj = ts[js + jj]
-                                        row = min(ti, tj) * ntype + max(ti, tj)
-                                        k = int(u)
-                                        t = np.float64(u - k)
-                                        hist[row, k] += 1.0 - t
-                                        hist[row, k + 1] += t
+                                    tj = tr[jj]
+                                    k = int(u)
+                                    t = np.float64(u - k)
+                                    f = (min(ti, tj) * ntype + max(ti, tj)) * nreal + k if k < nreal \
+                                        else tail + k - nreal
+                                    flat[f] += 1.0 - t
+                                    flat[f + 1] += t
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
