@@ -349,11 +349,15 @@ def _segment_pair_hist(xs, ys, zs, i0, i1, j0, j1, same, ulo, uhi, invh, hrow, b
         zi = zs[i]
         js = i + 1 if same else j0
         nj = j1 - js
+        if nj <= 0:
+            continue
+        xr = xs[js:j1]         # slices: contiguous vector loads (an index js + jj that may be < 0 makes gathers)
+        yr = ys[js:j1]
+        zr = zs[js:j1]
         for jj in range(nj):
-            j = js + jj
-            dx = xs[j] - xi
-            dy = ys[j] - yi
-            dz = zs[j] - zi
+            dx = xr[jj] - xi
+            dy = yr[jj] - yi
+            dz = zr[jj] - zi
             buf[jj] = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
         for jj in range(nj):
             u = buf[jj]
@@ -427,7 +431,8 @@ def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, 
     zabs = 0.0
     for i in range(zs.shape[0]):
         zabs = max(zabs, abs(np.float64(zs[i])))
-    buf = np.empty(xs.shape[0], dtype=np.float32)
+    kbuf = np.empty(xs.shape[0], dtype=np.int32)
+    tbuf = np.empty(xs.shape[0], dtype=np.float64)
     for c0 in range(n0):
         for c1 in range(n1):
             for c2 in range(n2):
@@ -486,22 +491,23 @@ def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, 
                                 u = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
                                 u = u + shift_hi if u > uhi else u
                                 u = u + shift_lo if u < ulo else u
-                                buf[jj] = u if u < umax else umax
+                                u = u if u < umax else umax
+                                k = np.int32(u)
+                                kbuf[jj] = k
+                                tbuf[jj] = np.float64(u - np.float32(k))
                             if ntype == 1:
                                 for jj in range(nj):
-                                    u = buf[jj]
-                                    k = int(u)
-                                    t = np.float64(u - k)
+                                    k = kbuf[jj]
+                                    t = tbuf[jj]
                                     flat[k] += 1.0 - t
                                     flat[k + 1] += t
                             else:
                                 ti = ts[i]
                                 tr = ts[js:hi]
                                 for jj in range(nj):
-                                    u = buf[jj]
+                                    k = kbuf[jj]
+                                    t = tbuf[jj]
                                     tj = tr[jj]
-                                    k = int(u)
-                                    t = np.float64(u - k)
                                     f = (min(ti, tj) * ntype + max(ti, tj)) * nreal + k if k < nreal \
                                         else tail + k - nreal
                                     flat[f] += 1.0 - t
