@@ -238,7 +238,8 @@ def _nrep(cell: np.ndarray, rcut: float) -> np.ndarray:
 
 class PeriodicPairCache:
     """Neighbour structure of one periodic phase, built once; distances under any strain are recomputed
-    analytically from the cached fractional separations (d = |dfrac @ cell'|).
+    analytically from the cached fractional separations (d = |dfrac @ cell'|).  Used by the anisotropic-ADP
+    route (one Gaussian per pair); isotropic ADPs are binned by an enumerating pass instead.
 
     ``rcut`` is the largest distance needed in the *unstrained* cell; build it with a margin for the largest
     strain you will apply (pairs are looked up again whenever a strained query needs more).
@@ -258,14 +259,6 @@ class PeriodicPairCache:
         kernels.fill_periodic_pairs(frac, self.cell0, rcut, nrep, self.pi, self.pj, self.dfrac)
         self.rcut = float(rcut)
         self.nsites = frac.shape[0]
-        # unordered half: i < j, or i == j with the lattice vector n > 0 lexicographically (its mirror -n has the
-        # same length): binned with weight 2, it halves the work of every strained query
-        n_ = np.rint(self.dfrac - (frac[self.pj] - frac[self.pi])).astype(np.int64)
-        pos = (n_[:, 0] > 0) | ((n_[:, 0] == 0) & ((n_[:, 1] > 0) | ((n_[:, 1] == 0) & (n_[:, 2] > 0))))
-        keep = (self.pi < self.pj) | ((self.pi == self.pj) & pos)
-        self.half_pi = np.ascontiguousarray(self.pi[keep])
-        self.half_pj = np.ascontiguousarray(self.pj[keep])
-        self.half_dfrac = np.ascontiguousarray(self.dfrac[keep])
 
     def covers(self, cell: np.ndarray, rneed: float) -> bool:
         # the smallest singular value bounds how much a strained cell can shrink distances
@@ -412,7 +405,8 @@ def compute_pdf(structure, *, radiation: str = "xray", rmin: float = 0.5, rmax: 
     check : bool
         Validate the arguments (names the argument and value on error).
     cache : PeriodicPairCache, optional
-        Re-use the pair enumeration of an unchanged structure (fits, strained series).
+        Re-use the pair enumeration of an unchanged structure (fits, strained series) with anisotropic ADPs;
+        isotropic ADPs bin the pairs in one enumerating pass, which is faster than reading cached pairs.
     uani : array, A^2, optional
         Cartesian anisotropic U, (3, 3) or (n, 3, 3) (real-space route).
     threads : int, optional
@@ -484,21 +478,18 @@ def pdf_from_model(model: Model, *, radiation="xray", rmin=0.5, rmax=30.0, rstep
         c = np.ascontiguousarray(model.cell if cell is None else np.asarray(cell, dtype=np.float64))
         rho0 = totocc / abs(np.linalg.det(c))
         sfc = np.ascontiguousarray(sf_site, dtype=np.float64)
-        covered = cache is not None and cache.covers(c, grid.rcalc_hi)
         if uani is not None:
-            if not covered:
+            if cache is None or not cache.covers(c, grid.rcalc_hi):
                 cache = PeriodicPairCache(Model(model.symbols, model.positions, model.cell, model.occupancy),
                                           grid.rcalc_hi * 1.05 / max(1e-3, _shrink(model.cell, c)))
             pw = sf_site[cache.pi] * sf_site[cache.pj] * norm
             return grid.r, _aniso_periodic(cache, pw, c, uani, grid, delta1, delta2, qbroad,
                                            rho0, qdamp, scale, spdiameter)
-        if covered:
-            # the unordered half of the cached pairs, each standing for itself and its mirror (weight 2)
-            kernels.hist_periodic(cache.half_dfrac, cache.half_pi, cache.half_pj, typ, sfc, 2.0 * norm, nt, c,
-                                  grid.rcalc_lo, grid.rcalc_hi, h, True, hist)
-        else:
-            kernels.hist_periodic_fused(np.ascontiguousarray(model.frac), c, _nrep(c, grid.rcalc_hi), typ, sfc, norm, nt, grid.rcalc_lo,
-                                        grid.rcalc_hi, h, True, hist)
+        # one pass that enumerates the unordered pairs within rcalc_hi and bins them: faster than streaming the
+        # cached pairs (which reach the cache's larger cutoff) for every phase of the catalog, so the cache only
+        # serves anisotropic ADPs
+        kernels.hist_periodic_fused(np.ascontiguousarray(model.frac), c, _nrep(c, grid.rcalc_hi), typ, sfc, norm,
+                                    nt, grid.rcalc_lo, grid.rcalc_hi, h, True, hist)
     elif uani is not None:
         rho0, shape_d = (0.0, 0.0) if cluster_baseline is None else map(float, cluster_baseline)
         rr = np.zeros(grid.kext_hi - grid.kext_lo)

@@ -69,35 +69,6 @@ def fill_periodic_pairs(frac, cell, rmax, nrep, pi, pj, dfrac):
 
 
 @numba.njit(**_NJIT)
-def hist_periodic(dfrac, pi, pj, typ, sf, norm, ntype, cell, rlo, rhi, h, divide_by_d, hist):
-    """Bin cached periodic pairs under (possibly strained) ``cell``: hist[typ_i * ntype + typ_j, bin] +=
-    sf[i] sf[j] norm (/ d), linear binning (no per-pair temporaries: weights and classes come from the sites)."""
-    nb = hist.shape[1]
-    for p in range(dfrac.shape[0]):
-        f0 = dfrac[p, 0]
-        f1 = dfrac[p, 1]
-        f2 = dfrac[p, 2]
-        x = f0 * cell[0, 0] + f1 * cell[1, 0] + f2 * cell[2, 0]
-        y = f0 * cell[0, 1] + f1 * cell[1, 1] + f2 * cell[2, 1]
-        z = f0 * cell[0, 2] + f1 * cell[1, 2] + f2 * cell[2, 2]
-        d = math.sqrt(x * x + y * y + z * z)
-        if d < rlo or d > rhi or d <= 0.0:
-            continue
-        i = pi[p]
-        j = pj[p]
-        w = sf[i] * sf[j] * norm
-        if divide_by_d:
-            w /= d
-        u = d / h
-        k = int(u)
-        t = u - k
-        if k + 1 < nb:
-            row = typ[i] * ntype + typ[j]
-            hist[row, k] += w * (1.0 - t)
-            hist[row, k + 1] += w * t
-
-
-@numba.njit(**_NJIT)
 def hist_periodic_fused(frac, cell, nrep, typ, sf, norm, ntype, rlo, rhi, h, divide_by_d, hist):
     """One pass that enumerates the unordered periodic pairs within rhi and bins them (nothing stored).
 
@@ -105,7 +76,7 @@ def hist_periodic_fused(frac, cell, nrep, typ, sf, norm, ntype, rlo, rhi, h, div
     themselves and their mirror (j, i, -n) at the same distance: each adds 2 sf[i] sf[j] norm (/ d) to row
     typ_i * ntype + typ_j (rows are only ever summed with symmetric widths).  For each (i, j, a, b) the range of
     c with |d| <= rhi is solved from the quadratic in c, so no translation outside the sphere is visited.
-    Same binning as :func:`hist_periodic` (a in -nrep[0]..nrep[0], b likewise).
+    Linear binning as in the module docstring (a in -nrep[0]..nrep[0], b likewise).
     """
     nat = frac.shape[0]
     nb = hist.shape[1]
@@ -207,7 +178,7 @@ def gauss_sum(hist, h, msd, delta1, delta2, qbroad, halfboundrel, rstep, klo, ou
 
     sigma^2 = msd[c] * (1 - delta1/r_b - delta2/r_b^2 + qbroad^2 r_b^2) (Jeong et al. 2003, srreal's
     convention); a peak is cut at |x| > halfboundrel * fwhm like srreal's GaussianProfile.  The Gaussian is
-    evaluated by a multiplicative recurrence (two multiplications per point).
+    evaluated by a multiplicative recurrence (two multiplications per point, see :func:`_gauss_run`).
     """
     ncls = hist.shape[0]
     nb = hist.shape[1]
@@ -244,10 +215,53 @@ def gauss_sum(hist, h, msd, delta1, delta2, qbroad, halfboundrel, rstep, klo, ou
             # ratio g(x+dr)/g(x) = exp(-(2 x dr + dr^2)/(2 s2)); successive ratios differ by exp(-dr^2/s2)
             ratio = math.exp(-(2.0 * x0 * rstep + rstep * rstep) * inv2s2)
             cmul = math.exp(-rstep * rstep / s2)
-            for k in range(k0, k1):
-                out[k - klo] += g
-                g *= ratio
-                ratio *= cmul
+            _gauss_run(out, k0 - klo, k1 - k0, g, ratio, cmul)
+
+
+@numba.njit(**_NJIT)
+def _gauss_run(out, j0, n, g, ratio, cmul):
+    """out[j0 + i] += g_i for i < n, g_{i+1} = g_i r_i, r_{i+1} = r_i cmul (g_0 = g, r_0 = ratio), as four
+    interleaved recurrences of stride 4 (g_{i+4} = g_i Q_i, Q_i = r_i^4 cmul^6, Q_{i+4} = Q_i cmul^16): four
+    independent multiplication chains instead of one, so the loop runs at throughput rather than latency."""
+    g0 = g
+    r0 = ratio
+    g1 = g0 * r0
+    r1 = r0 * cmul
+    g2 = g1 * r1
+    r2 = r1 * cmul
+    g3 = g2 * r2
+    r3 = r2 * cmul
+    c2 = cmul * cmul
+    c4 = c2 * c2
+    c6 = c4 * c2
+    c16 = (c4 * c4) * (c4 * c4)
+    q0 = (r0 * r0) * (r0 * r0) * c6
+    q1 = (r1 * r1) * (r1 * r1) * c6
+    q2 = (r2 * r2) * (r2 * r2) * c6
+    q3 = (r3 * r3) * (r3 * r3) * c6
+    i = 0
+    while i + 4 <= n:
+        j = j0 + i
+        out[j] += g0
+        out[j + 1] += g1
+        out[j + 2] += g2
+        out[j + 3] += g3
+        g0 *= q0
+        g1 *= q1
+        g2 *= q2
+        g3 *= q3
+        q0 *= c16
+        q1 *= c16
+        q2 *= c16
+        q3 *= c16
+        i += 4
+    j = j0 + i
+    if i < n:
+        out[j] += g0
+    if i + 1 < n:
+        out[j + 1] += g1
+    if i + 2 < n:
+        out[j + 2] += g2
 
 
 @numba.njit(**_NJIT)
