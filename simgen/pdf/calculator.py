@@ -10,7 +10,7 @@ added and the envelopes scale * exp(-(Qdamp r)^2/2) * spherical(r/d) are applied
 Two routes for finite clusters: ``method='real'`` (pair histogram + Gaussians, srreal's PDFCalculator) and
 ``method='debye'`` (pair histogram -> Debye F(Q) with Q-dependent X-ray form factors -> sine transform, srreal's
 DebyePDFCalculator).  Both keep memory O(N + bins): pairs are binned on the fly from a cell list
-(:func:`cluster_histogram`: float32 distances, atoms sorted by cell and type, counts per type pair; weights, 1/d
+(:func:`cluster_histogram`: float32 distances, atoms sorted by cell and z, counts per type pair; weights, 1/d
 and the Gaussian (or sin(Qd)/d) are applied per bin, not per pair).  Anisotropic ADPs (``uani``, Cartesian U per
 site) use srreal's bond msd n.(U_i + U_j).n with one Gaussian per pair (real-space route only).
 """
