@@ -86,26 +86,41 @@ def _selection(key: str, rmax: float):
 _TAB_CACHE: "collections.OrderedDict" = collections.OrderedDict()
 _TAB_CACHE_SIZE = 32
 _TAB_LOCK = threading.Lock()
+_TAB_LAST: list = [None]
 
 
 def path_columns(k, ps, table_idx, e0=0.0) -> np.ndarray:
     """Spline values of paths ``table_idx`` of ``ps`` at q(k, e0) as the columns of ``kernels.path_tables``
     (shape (npath, kernels.NTAB, len(k))), cached per (table, paths, k grid, e0): repeated calls on the same
     grid and E0 (fits, benchmarks, a corpus with a fixed E0) only combine them with the path parameters."""
-    k = np.ascontiguousarray(k, dtype=np.float64)
-    idx = np.ascontiguousarray(table_idx, dtype=np.int64)
-    key = (id(ps), idx.tobytes(), k.tobytes(), float(e0))
+    if type(k) is not np.ndarray or k.dtype != np.float64 or not k.flags.c_contiguous:
+        k = np.ascontiguousarray(k, dtype=np.float64)
+    if type(table_idx) is not np.ndarray or table_idx.dtype != np.int64:
+        table_idx = np.ascontiguousarray(table_idx, dtype=np.int64)
+    nk = k.shape[0]
+    e0 = float(e0)
+    kb = k.tobytes()
+    ib = table_idx.tobytes()
+    last = _TAB_LAST[0]          # the last (ps, paths, grid, e0) looked up: one tuple, read at once
+    if last is not None and last[0] is ps and last[3] == e0 and last[1] == ib and last[2] == kb:
+        return last[4]
+    # the dict key holds the grid's ends only (hashing all of k would cost more than the lookup saves); the
+    # entry keeps the whole grid, compared byte for byte on a hit
+    key = (id(ps), ib, nk, float(k[0]) if nk else 0.0, float(k[-1]) if nk else 0.0, e0)
     with _TAB_LOCK:
         hit = _TAB_CACHE.get(key)
-        if hit is not None and hit[0] is ps:
+        if hit is not None and hit[0] is ps and hit[1] == kb:
             _TAB_CACHE.move_to_end(key)
-            return hit[1]
-    tab = np.empty((len(idx), kernels.NTAB, len(k)))
-    kernels.path_tables(k, ps.knots, ps.nknots, ps.coefs, idx, float(e0), ETOK, np.empty((2, len(k))),
-                        np.empty(len(k), dtype=np.int64), tab)
+            _TAB_LAST[0] = (ps, ib, kb, e0, hit[2])
+            return hit[2]
+    tab = np.empty((len(table_idx), kernels.NTAB, nk))
+    kernels.path_tables(k, ps.knots, ps.nknots, ps.coefs, table_idx, e0, ETOK, np.empty((2, nk)),
+                        np.empty(nk, dtype=np.int64), tab)
     tab.flags.writeable = False
     with _TAB_LOCK:
-        _TAB_CACHE[key] = (ps, tab)
+        _TAB_CACHE[key] = (ps, kb, tab)
+        _TAB_CACHE.move_to_end(key)
+        _TAB_LAST[0] = (ps, ib, kb, e0, tab)
         if len(_TAB_CACHE) > _TAB_CACHE_SIZE:
             _TAB_CACHE.popitem(last=False)
     return tab
@@ -142,8 +157,13 @@ def chi_of_paths(k, ps, table_idx, degen, reff, dr, sigma2, c3=None, c4=None, s0
     return out
 
 
+_F64 = np.dtype(np.float64)
+
+
 def _vec(v, n):
     """``v`` as a float64 array of length n (a scalar is repeated; None means zeros)."""
+    if type(v) is np.ndarray and v.dtype is _F64 and v.ndim == 1 and v.shape[0] == n:
+        return v
     if v is None:
         return _zeros(n)
     if type(v) is not np.ndarray or v.dtype != np.float64:

@@ -10,7 +10,7 @@ added and the envelopes scale * exp(-(Qdamp r)^2/2) * spherical(r/d) are applied
 Two routes for finite clusters: ``method='real'`` (pair histogram + Gaussians, srreal's PDFCalculator) and
 ``method='debye'`` (pair histogram -> Debye F(Q) with Q-dependent X-ray form factors -> sine transform, srreal's
 DebyePDFCalculator).  Both keep memory O(N + bins): pairs are binned on the fly from a cell list
-(:func:`cluster_histogram`: float32 distances, atoms sorted by cell and type, counts per type pair; weights, 1/d
+(:func:`cluster_histogram`: float32 distances, atoms sorted by cell and z, counts per type pair; weights, 1/d
 and the Gaussian (or sin(Qd)/d) are applied per bin, not per pair).  Anisotropic ADPs (``uani``, Cartesian U per
 site) use srreal's bond msd n.(U_i + U_j).n with one Gaussian per pair (real-space route only).
 """
@@ -238,7 +238,8 @@ def _nrep(cell: np.ndarray, rcut: float) -> np.ndarray:
 
 class PeriodicPairCache:
     """Neighbour structure of one periodic phase, built once; distances under any strain are recomputed
-    analytically from the cached fractional separations (d = |dfrac @ cell'|).
+    analytically from the cached fractional separations (d = |dfrac @ cell'|).  Used by the anisotropic-ADP
+    route (one Gaussian per pair); isotropic ADPs are binned by an enumerating pass instead.
 
     ``rcut`` is the largest distance needed in the *unstrained* cell; build it with a margin for the largest
     strain you will apply (pairs are looked up again whenever a strained query needs more).
@@ -258,14 +259,6 @@ class PeriodicPairCache:
         kernels.fill_periodic_pairs(frac, self.cell0, rcut, nrep, self.pi, self.pj, self.dfrac)
         self.rcut = float(rcut)
         self.nsites = frac.shape[0]
-        # unordered half: i < j, or i == j with the lattice vector n > 0 lexicographically (its mirror -n has the
-        # same length): binned with weight 2, it halves the work of every strained query
-        n_ = np.rint(self.dfrac - (frac[self.pj] - frac[self.pi])).astype(np.int64)
-        pos = (n_[:, 0] > 0) | ((n_[:, 0] == 0) & ((n_[:, 1] > 0) | ((n_[:, 1] == 0) & (n_[:, 2] > 0))))
-        keep = (self.pi < self.pj) | ((self.pi == self.pj) & pos)
-        self.half_pi = np.ascontiguousarray(self.pi[keep])
-        self.half_pj = np.ascontiguousarray(self.pj[keep])
-        self.half_dfrac = np.ascontiguousarray(self.dfrac[keep])
 
     def covers(self, cell: np.ndarray, rneed: float) -> bool:
         # the smallest singular value bounds how much a strained cell can shrink distances
@@ -298,13 +291,15 @@ def cluster_histogram(positions: np.ndarray, typ: np.ndarray, ntype: int, rlo: f
                       threads: int | None = None) -> np.ndarray:
     """Linear-binned counts of ordered pairs i != j with rlo <= d_ij <= rhi, one row per type pair.
 
-    Returns ``hist`` (ntype*ntype, int(rhi/h)+3); row ta*ntype+tb.  A cell list (cells of rhi/4, atoms sorted by
-    cell and type, float32 coordinates centred on the cluster) visits only pairs of cells within rhi, so time is
-    O(N * neighbours within rhi) and memory O(N + cells + bins).  ``threads`` > 1 runs the numba-parallel variant over
+    Returns ``hist`` (ntype*ntype, int(rhi/h)+3); row ta*ntype+tb.  A cell list (cells of rhi/4, float32
+    coordinates centred on the cluster) visits only pairs of cells within rhi, and inside a row of cells only the
+    atoms within the z window the lateral gap allows, so time is O(N * neighbours within rhi) and memory
+    O(N + cells + bins).  ``threads`` > 1 runs the numba-parallel variant (atoms sorted by cell and type) over
     that many threads (each with its own histogram) when there are more than PARALLEL_MIN_PAIRS candidate pairs;
     the default is the serial kernel.
     """
     pos = np.asarray(positions, dtype=np.float64)
+    typ = np.asarray(typ, dtype=np.int64)
     n = pos.shape[0]
     nb = int(rhi / h) + 3
     hist = np.zeros((ntype * ntype, nb))
@@ -318,20 +313,31 @@ def cluster_histogram(positions: np.ndarray, typ: np.ndarray, ntype: int, rlo: f
     dims = np.maximum(1, ((hi - lo) / cs).astype(np.int64) + 1)
     ci = np.minimum(((pos - lo) / cs).astype(np.int64), dims - 1)
     cid = (ci[:, 0] * dims[1] + ci[:, 1]) * dims[2] + ci[:, 2]
+    ncell = int(dims.prod())
+    if threads is None or threads <= 1:
+        # serial: one pass over rows of cells, atoms sorted by cell and by z inside a cell (so a row of cells
+        # along z is one z-sorted run)
+        order = np.lexsort((pos[:, 2], cid))
+        cstart = np.zeros(ncell + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cid, minlength=ncell), out=cstart[1:])
+        p = (pos[order] - 0.5 * (lo + hi)).astype(np.float32)
+        xs, ys, zs = (np.ascontiguousarray(p[:, k]) for k in range(3))
+        # scratch tail for the pairs out of [rlo, rhi]: wide enough for the farthest visited pair (cells whose
+        # nearest points are within rhi: d <= rhi + 2 sqrt(3) cs, and never past the box diagonal)
+        dvis = min(float(np.linalg.norm(hi - lo)), rhi + 2.0 * math.sqrt(3.0) * cs) + 2.0 * h
+        ntail = int(dvis / h) + int(max(rlo, 0.0) / h) + 8
+        flat = np.zeros(ntype * ntype * nb + ntail)
+        kernels.hist_cluster_rows(xs, ys, zs, np.ascontiguousarray(typ[order]), cstart, dims, ntype, reach, cs,
+                                  rlo, rhi, h, nb, flat)
+        hist[:] = flat[:ntype * ntype * nb].reshape(ntype * ntype, nb)
+        return _ordered(hist, ntype)
     key = cid * ntype + typ
     order = np.argsort(key, kind="stable")
-    nseg = int(dims.prod()) * ntype
+    nseg = ncell * ntype
     seg = np.zeros(nseg + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=nseg), out=seg[1:])
     p = (pos[order] - 0.5 * (lo + hi)).astype(np.float32)
     xs, ys, zs = (np.ascontiguousarray(p[:, k]) for k in range(3))
-    if threads is None or threads <= 1:
-        # serial: one pass over rows of cells (atoms sorted by cell and type, so each cell's atoms are the
-        # segments of its types back to back)
-        cstart = np.ascontiguousarray(seg[::ntype])
-        kernels.hist_cluster_rows(xs, ys, zs, np.ascontiguousarray(typ[order], dtype=np.int64), cstart, dims,
-                                  ntype, reach, cs, rlo, rhi, h, hist)
-        return _ordered(hist, ntype)
     npairs = kernels.cluster_cell_pairs(seg, dims, ntype, reach, cs, rhi, np.empty((0, 3), dtype=np.int64))
     pairs = np.empty((npairs, 3), dtype=np.int64)
     kernels.cluster_cell_pairs(seg, dims, ntype, reach, cs, rhi, pairs)
@@ -399,7 +405,8 @@ def compute_pdf(structure, *, radiation: str = "xray", rmin: float = 0.5, rmax: 
     check : bool
         Validate the arguments (names the argument and value on error).
     cache : PeriodicPairCache, optional
-        Re-use the pair enumeration of an unchanged structure (fits, strained series).
+        Re-use the pair enumeration of an unchanged structure (fits, strained series) with anisotropic ADPs;
+        isotropic ADPs bin the pairs in one enumerating pass, which is faster than reading cached pairs.
     uani : array, A^2, optional
         Cartesian anisotropic U, (3, 3) or (n, 3, 3) (real-space route).
     threads : int, optional
@@ -471,21 +478,18 @@ def pdf_from_model(model: Model, *, radiation="xray", rmin=0.5, rmax=30.0, rstep
         c = np.ascontiguousarray(model.cell if cell is None else np.asarray(cell, dtype=np.float64))
         rho0 = totocc / abs(np.linalg.det(c))
         sfc = np.ascontiguousarray(sf_site, dtype=np.float64)
-        covered = cache is not None and cache.covers(c, grid.rcalc_hi)
         if uani is not None:
-            if not covered:
+            if cache is None or not cache.covers(c, grid.rcalc_hi):
                 cache = PeriodicPairCache(Model(model.symbols, model.positions, model.cell, model.occupancy),
                                           grid.rcalc_hi * 1.05 / max(1e-3, _shrink(model.cell, c)))
             pw = sf_site[cache.pi] * sf_site[cache.pj] * norm
             return grid.r, _aniso_periodic(cache, pw, c, uani, grid, delta1, delta2, qbroad,
                                            rho0, qdamp, scale, spdiameter)
-        if covered:
-            # the unordered half of the cached pairs, each standing for itself and its mirror (weight 2)
-            kernels.hist_periodic(cache.half_dfrac, cache.half_pi, cache.half_pj, typ, sfc, 2.0 * norm, nt, c,
-                                  grid.rcalc_lo, grid.rcalc_hi, h, True, hist)
-        else:
-            kernels.hist_periodic_fused(np.ascontiguousarray(model.frac), c, _nrep(c, grid.rcalc_hi), typ, sfc, norm, nt, grid.rcalc_lo,
-                                        grid.rcalc_hi, h, True, hist)
+        # one pass that enumerates the unordered pairs within rcalc_hi and bins them: faster than streaming the
+        # cached pairs (which reach the cache's larger cutoff) for every phase of the catalog, so the cache only
+        # serves anisotropic ADPs
+        kernels.hist_periodic_fused(np.ascontiguousarray(model.frac), c, _nrep(c, grid.rcalc_hi), typ, sfc, norm,
+                                    nt, grid.rcalc_lo, grid.rcalc_hi, h, True, hist)
     elif uani is not None:
         rho0, shape_d = (0.0, 0.0) if cluster_baseline is None else map(float, cluster_baseline)
         rr = np.zeros(grid.kext_hi - grid.kext_lo)
@@ -560,6 +564,18 @@ def debye_fq(model: Model, u: np.ndarray, radiation: str, q: np.ndarray, rlo: fl
     return num / (totocc * favg * favg)
 
 
+def sine_nodes(fq: np.ndarray, padlen: int, nodes: np.ndarray) -> np.ndarray:
+    """sum_k fq[k] sin(2 pi k n / padlen) at the integer ``nodes`` n, by one FFT of length ``padlen``.
+
+    With Q_k = k dQ and r_n = n * 2 pi / (padlen dQ) this is the sine transform sum_k F(Q_k) sin(Q_k r_n) on
+    srreal's padded r grid (len(fq) <= padlen)."""
+    spec = np.fft.rfft(np.asarray(fq, dtype=np.float64), padlen)
+    m = np.asarray(nodes) % padlen
+    half = padlen // 2
+    # rfft holds n <= padlen/2; the rest follow from sin(2 pi k (padlen - n)/padlen) = -sin(2 pi k n/padlen)
+    return np.where(m <= half, -spec.imag[np.minimum(m, half)], spec.imag[np.minimum(padlen - m, half)])
+
+
 def _debye(model, u, radiation, rmin, rmax, rstep, qmin, qmax, qdamp, qbroad, delta1, delta2, scale, spdiameter,
            cluster_baseline=None, threads=None):
     if qmax <= 0:
@@ -588,9 +604,7 @@ def _debye(model, u, radiation, rmin, rmax, rstep, qmin, qmax, qdamp, qbroad, de
     ilo = x.astype(np.int64)
     wt = x - ilo
     nodes = np.arange(ilo.min(), ilo.max() + 2)
-    gn = np.empty(len(nodes))
-    kernels.sine_sum(0.0, qstep, np.ascontiguousarray(fq), nodes * drpad, gn)
-    gn *= (2.0 / math.pi) * qstep
+    gn = sine_nodes(fq, padlen, nodes) * ((2.0 / math.pi) * qstep)
     g = (1.0 - wt) * gn[ilo - nodes[0]] + wt * gn[ilo + 1 - nodes[0]]
     if cluster_baseline is not None:
         # the particle baseline is smooth: subtract it after termination (its band-limited form differs

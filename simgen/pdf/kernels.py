@@ -69,35 +69,6 @@ def fill_periodic_pairs(frac, cell, rmax, nrep, pi, pj, dfrac):
 
 
 @numba.njit(**_NJIT)
-def hist_periodic(dfrac, pi, pj, typ, sf, norm, ntype, cell, rlo, rhi, h, divide_by_d, hist):
-    """Bin cached periodic pairs under (possibly strained) ``cell``: hist[typ_i * ntype + typ_j, bin] +=
-    sf[i] sf[j] norm (/ d), linear binning (no per-pair temporaries: weights and classes come from the sites)."""
-    nb = hist.shape[1]
-    for p in range(dfrac.shape[0]):
-        f0 = dfrac[p, 0]
-        f1 = dfrac[p, 1]
-        f2 = dfrac[p, 2]
-        x = f0 * cell[0, 0] + f1 * cell[1, 0] + f2 * cell[2, 0]
-        y = f0 * cell[0, 1] + f1 * cell[1, 1] + f2 * cell[2, 1]
-        z = f0 * cell[0, 2] + f1 * cell[1, 2] + f2 * cell[2, 2]
-        d = math.sqrt(x * x + y * y + z * z)
-        if d < rlo or d > rhi or d <= 0.0:
-            continue
-        i = pi[p]
-        j = pj[p]
-        w = sf[i] * sf[j] * norm
-        if divide_by_d:
-            w /= d
-        u = d / h
-        k = int(u)
-        t = u - k
-        if k + 1 < nb:
-            row = typ[i] * ntype + typ[j]
-            hist[row, k] += w * (1.0 - t)
-            hist[row, k + 1] += w * t
-
-
-@numba.njit(**_NJIT)
 def hist_periodic_fused(frac, cell, nrep, typ, sf, norm, ntype, rlo, rhi, h, divide_by_d, hist):
     """One pass that enumerates the unordered periodic pairs within rhi and bins them (nothing stored).
 
@@ -105,7 +76,7 @@ def hist_periodic_fused(frac, cell, nrep, typ, sf, norm, ntype, rlo, rhi, h, div
     themselves and their mirror (j, i, -n) at the same distance: each adds 2 sf[i] sf[j] norm (/ d) to row
     typ_i * ntype + typ_j (rows are only ever summed with symmetric widths).  For each (i, j, a, b) the range of
     c with |d| <= rhi is solved from the quadratic in c, so no translation outside the sphere is visited.
-    Same binning as :func:`hist_periodic` (a in -nrep[0]..nrep[0], b likewise).
+    Linear binning as in the module docstring (a in -nrep[0]..nrep[0], b likewise).
     """
     nat = frac.shape[0]
     nb = hist.shape[1]
@@ -207,7 +178,7 @@ def gauss_sum(hist, h, msd, delta1, delta2, qbroad, halfboundrel, rstep, klo, ou
 
     sigma^2 = msd[c] * (1 - delta1/r_b - delta2/r_b^2 + qbroad^2 r_b^2) (Jeong et al. 2003, srreal's
     convention); a peak is cut at |x| > halfboundrel * fwhm like srreal's GaussianProfile.  The Gaussian is
-    evaluated by a multiplicative recurrence (two multiplications per point).
+    evaluated by a multiplicative recurrence (two multiplications per point, see :func:`_gauss_run`).
     """
     ncls = hist.shape[0]
     nb = hist.shape[1]
@@ -244,10 +215,53 @@ def gauss_sum(hist, h, msd, delta1, delta2, qbroad, halfboundrel, rstep, klo, ou
             # ratio g(x+dr)/g(x) = exp(-(2 x dr + dr^2)/(2 s2)); successive ratios differ by exp(-dr^2/s2)
             ratio = math.exp(-(2.0 * x0 * rstep + rstep * rstep) * inv2s2)
             cmul = math.exp(-rstep * rstep / s2)
-            for k in range(k0, k1):
-                out[k - klo] += g
-                g *= ratio
-                ratio *= cmul
+            _gauss_run(out, k0 - klo, k1 - k0, g, ratio, cmul)
+
+
+@numba.njit(**_NJIT)
+def _gauss_run(out, j0, n, g, ratio, cmul):
+    """out[j0 + i] += g_i for i < n, g_{i+1} = g_i r_i, r_{i+1} = r_i cmul (g_0 = g, r_0 = ratio), as four
+    interleaved recurrences of stride 4 (g_{i+4} = g_i Q_i, Q_i = r_i^4 cmul^6, Q_{i+4} = Q_i cmul^16): four
+    independent multiplication chains instead of one, so the loop runs at throughput rather than latency."""
+    g0 = g
+    r0 = ratio
+    g1 = g0 * r0
+    r1 = r0 * cmul
+    g2 = g1 * r1
+    r2 = r1 * cmul
+    g3 = g2 * r2
+    r3 = r2 * cmul
+    c2 = cmul * cmul
+    c4 = c2 * c2
+    c6 = c4 * c2
+    c16 = (c4 * c4) * (c4 * c4)
+    q0 = (r0 * r0) * (r0 * r0) * c6
+    q1 = (r1 * r1) * (r1 * r1) * c6
+    q2 = (r2 * r2) * (r2 * r2) * c6
+    q3 = (r3 * r3) * (r3 * r3) * c6
+    i = 0
+    while i + 4 <= n:
+        j = j0 + i
+        out[j] += g0
+        out[j + 1] += g1
+        out[j + 2] += g2
+        out[j + 3] += g3
+        g0 *= q0
+        g1 *= q1
+        g2 *= q2
+        g3 *= q3
+        q0 *= c16
+        q1 *= c16
+        q2 *= c16
+        q3 *= c16
+        i += 4
+    j = j0 + i
+    if i < n:
+        out[j] += g0
+    if i + 1 < n:
+        out[j + 1] += g1
+    if i + 2 < n:
+        out[j + 2] += g2
 
 
 @numba.njit(**_NJIT)
@@ -349,11 +363,15 @@ def _segment_pair_hist(xs, ys, zs, i0, i1, j0, j1, same, ulo, uhi, invh, hrow, b
         zi = zs[i]
         js = i + 1 if same else j0
         nj = j1 - js
+        if nj <= 0:
+            continue
+        xr = xs[js:j1]         # slices: contiguous vector loads (an index js + jj that may be < 0 makes gathers)
+        yr = ys[js:j1]
+        zr = zs[js:j1]
         for jj in range(nj):
-            j = js + jj
-            dx = xs[j] - xi
-            dy = ys[j] - yi
-            dz = zs[j] - zi
+            dx = xr[jj] - xi
+            dy = yr[jj] - yi
+            dz = zr[jj] - zi
             buf[jj] = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
         for jj in range(nj):
             u = buf[jj]
@@ -397,26 +415,38 @@ def hist_cluster_cells(xs, ys, zs, seg, ntype, pairs, p0, p1, rlo, rhi, h, hist)
 
 
 @numba.njit(**_NJIT)
-def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, h, hist):
+def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, h, nreal, flat):
     """Linear-binned counts of unordered pairs (i < j) with rlo <= d <= rhi in one pass, nothing stored.
 
-    Atoms sorted by cell (cell index (c0 * n1 + c1) * n2 + c2, atoms of cell c at cstart[c]:cstart[c+1]), so
-    the cells (a, b, e0..e1) of one row along the last axis are one contiguous run of atoms: for each atom i
-    and each neighbouring row (only rows whose nearest point is within rhi, and only cells after i's own), the
-    distances to the whole run are computed in one straight loop (vectorised), then the in-range ones are
-    scattered into ``hist[min(ti, tj) * ntype + max(ti, tj)]`` (1 - t in bin k, t in bin k + 1, d = (k + t) h;
-    pairs past the last bin dropped).  Float32 coordinates as in :func:`hist_cluster_cells`.
+    Atoms sorted by cell (cell index (c0 * n1 + c1) * n2 + c2, atoms of cell c at cstart[c]:cstart[c+1]) and by
+    z inside a cell, so the cells (a, b, e0..e1) of one row along the last axis are one run of atoms sorted by z.
+    For each cell and each neighbouring row whose nearest point is within rhi (lateral gap g), only atoms with
+    |z_j - z_i| <= sqrt(rhi^2 - g^2) can be within rhi: two pointers find that window for the atoms of the cell
+    in z order (amortised O(1) per atom).  The distances u = d/h to the window are computed in one straight loop
+    over contiguous slices (vectorised), then scattered without a branch: a pair at d = (k + t) h adds 1 - t to
+    bin k and t to bin k + 1 of row min(ti, tj) * ntype + max(ti, tj), i.e. ``flat[row * nreal + k]`` (pairs
+    past bin nreal - 2 dropped).  Pairs out of [rlo, rhi] are shifted to u >= nreal inside the loop and land in
+    the scratch tail ``flat[ntype**2 * nreal:]`` (no mispredicted branch per pair, no single hot junk bin); the
+    caller discards it.  Float32 coordinates as in :func:`hist_cluster_cells`.
     """
     n0 = dims[0]
     n1 = dims[1]
     n2 = dims[2]
-    nb = hist.shape[1]
     invh = np.float32(1.0 / h)
     ulo = np.float32(rlo / h)
-    uhi = np.float32(min(rhi / h, nb - 2.0))
+    uhi = np.float32(min(rhi / h, nreal - 2.0))
+    # out-of-range pairs: u -> u + shift (>= nreal), clamped to the scratch tail (memory safety)
+    shift_hi = np.float32(nreal - math.floor(uhi))
+    shift_lo = np.float32(nreal)
+    nrow = ntype * ntype
+    tail = nrow * nreal
+    umax = np.float32(flat.shape[0] - tail + nreal - 2)
     r2hi = rhi * rhi
-    buf = np.empty(xs.shape[0], dtype=np.float32)
-    h0 = hist[0]
+    zabs = 0.0
+    for i in range(zs.shape[0]):
+        zabs = max(zabs, abs(np.float64(zs[i])))
+    kbuf = np.empty(xs.shape[0], dtype=np.int32)
+    tbuf = np.empty(xs.shape[0], dtype=np.float64)
     for c0 in range(n0):
         for c1 in range(n1):
             for c2 in range(n2):
@@ -434,7 +464,8 @@ def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, 
                         rest = r2hi - g0 * g0 - g1 * g1
                         if rest < 0.0:
                             continue
-                        span = min(int(math.sqrt(rest) / cs) + 1, reach)
+                        wz = math.sqrt(rest)
+                        span = min(int(wz / cs) + 1, reach)
                         e0 = max(c2 - span, 0)
                         e1 = min(c2 + span, n2 - 1)
                         own = a == c0 and b == c1
@@ -445,39 +476,56 @@ def hist_cluster_rows(xs, ys, zs, ts, cstart, dims, ntype, reach, cs, rlo, rhi, 
                         j1 = cstart[row0 + e1 + 1]
                         if j1 == j0:
                             continue
+                        # z window half-width, widened by a few float32 roundings of the coordinates
+                        wf = np.float32(wz + 1e-6 * (zabs + wz) + 1e-6)
+                        lo = j0
+                        hi = j0
                         for i in range(i0, i1):
-                            js = i + 1 if own else j0
-                            nj = j1 - js
+                            zi = zs[i]
+                            while lo < j1 and zs[lo] < zi - wf:
+                                lo += 1
+                            if hi < lo:
+                                hi = lo
+                            while hi < j1 and zs[hi] <= zi + wf:
+                                hi += 1
+                            js = max(i + 1, lo) if own else lo
+                            nj = hi - js
                             if nj <= 0:
                                 continue
                             xi = xs[i]
                             yi = ys[i]
-                            zi = zs[i]
+                            # slices: indices provably >= 0, so LLVM emits contiguous vector loads, not gathers
+                            xr = xs[js:hi]
+                            yr = ys[js:hi]
+                            zr = zs[js:hi]
                             for jj in range(nj):
-                                j = js + jj
-                                dx = xs[j] - xi
-                                dy = ys[j] - yi
-                                dz = zs[j] - zi
-                                buf[jj] = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
+                                dx = xr[jj] - xi
+                                dy = yr[jj] - yi
+                                dz = zr[jj] - zi
+                                u = math.sqrt(dx * dx + dy * dy + dz * dz) * invh
+                                u = u + shift_hi if u > uhi else u
+                                u = u + shift_lo if u < ulo else u
+                                u = u if u < umax else umax
+                                k = np.int32(u)
+                                kbuf[jj] = k
+                                tbuf[jj] = np.float64(u - np.float32(k))
                             if ntype == 1:
                                 for jj in range(nj):
-                                    u = buf[jj]
-                                    if u <= uhi and u >= ulo:
-                                        k = int(u)
-                                        t = np.float64(u - k)
-                                        h0[k] += 1.0 - t
-                                        h0[k + 1] += t
+                                    k = kbuf[jj]
+                                    t = tbuf[jj]
+                                    flat[k] += 1.0 - t
+                                    flat[k + 1] += t
                             else:
                                 ti = ts[i]
+                                tr = ts[js:hi]
                                 for jj in range(nj):
-                                    u = buf[jj]
-                                    if u <= uhi and u >= ulo:
-                                        tj = ts[js + jj]
-                                        row = min(ti, tj) * ntype + max(ti, tj)
-                                        k = int(u)
-                                        t = np.float64(u - k)
-                                        hist[row, k] += 1.0 - t
-                                        hist[row, k + 1] += t
+                                    k = kbuf[jj]
+                                    t = tbuf[jj]
+                                    tj = tr[jj]
+                                    f = (min(ti, tj) * ntype + max(ti, tj)) * nreal + k if k < nreal \
+                                        else tail + k - nreal
+                                    flat[f] += 1.0 - t
+                                    flat[f + 1] += t
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

@@ -1,8 +1,7 @@
 """``pdf``: reduced pair distribution functions G(r) of crystals and nanoparticles (diffpy.srreal conventions).
 
 Per sample: pick a phase (the class label, or ``config.phase``), strain its cell, then either
-* ``shape: bulk`` - the periodic crystal (neighbour structure cached per phase; strain only rescales the cached
-  fractional separations), with vacancies/substitutions as mean-field occupancies/mixed scatterers and rattle as
+* ``shape: bulk`` - the periodic crystal (pairs enumerated and binned in one pass under the strained cell), with vacancies/substitutions as mean-field occupancies/mixed scatterers and rattle as
   extra isotropic static displacement (U_eff = Uiso + rattle^2);
 * ``shape: sphere_envelope`` - the bulk G(r) times the shape factor of a sphere of ``diameter`` (srreal's
   spherical envelope; few ms), or with ``size_sigma`` > 0 of a log-normal ensemble of spheres whose
@@ -23,7 +22,7 @@ import numpy as np
 
 from ..errors import ParameterError, RecipeError
 from ..simulator import Axis, Field, Simulator
-from .calculator import (Model, PeriodicPairCache, make_grid, pdf_from_model, polydisperse_envelope, MAXEXTENSION)
+from .calculator import Model, make_grid, pdf_from_model, polydisperse_envelope
 from .scattering import check_element, scattering_factor
 from .structures import (apply_substitution, apply_vacancies, equivalent_diameter, fcc_cluster, list_phases,
                          phase_model, rattle, sphere_cut, strained_cell)
@@ -62,7 +61,7 @@ class PDFSimulator(Simulator):
         "substitution_host": Field(kind="str", default="", doc="element replaced by `substitution`"),
         "substitution_dopant": Field(kind="str", default="", doc="element put in its place"),
         "vacancy_element": Field(kind="str", default="", doc="element whose sites get vacancies (empty: all)"),
-        "max_strain": Field(units="", low=0.0, high=0.5, default=0.1, doc="largest |strain| the pair cache covers"),
+        "max_strain": Field(units="", low=0.0, high=0.5, default=0.1, doc="largest |strain| accepted"),
     }
     PARAMS = {
         "shape": Field(kind="category", choices=SHAPES, default="bulk", doc="bulk crystal or particle shape"),
@@ -117,12 +116,6 @@ class PDFSimulator(Simulator):
         self._phases = phases
         g = make_grid(c["rmin"], c["rmax"], c["rstep"], 0.0, 25.0, 0.005)
         self._axis = Axis(("r",), (g.r,), ("A",), ("r",))
-        self._caches = {}
-
-    def __getstate__(self):
-        d = self.__dict__.copy()
-        d["_caches"] = {}
-        return d
 
     @property
     def axis(self) -> Axis:
@@ -133,14 +126,6 @@ class PDFSimulator(Simulator):
         if self.classes:
             return self._phases[int(p["label"][i])]
         return self._phases[0]
-
-    def _cache(self, name: str, model: Model) -> PeriodicPairCache:
-        cache = self._caches.get(name)
-        if cache is None:
-            rcut = (self.config["rmax"] + MAXEXTENSION + 0.5) / (1 - self.config["max_strain"])
-            cache = PeriodicPairCache(model, rcut)
-            self._caches[name] = cache
-        return cache
 
     def derive_params(self, params, rng):
         n = len(params["seed"])
@@ -209,7 +194,7 @@ class PDFSimulator(Simulator):
                 Model(model.symbols, model.positions, model.cell, occ, None, model.name)
             u = p["uiso"][i] + p["rattle"][i] ** 2
             sig = float(p["size_sigma"][i]) if shape == "sphere_envelope" else 0.0
-            r, g = pdf_from_model(m, uiso=u, cache=self._cache(name, model), cell=cell, sf_override=sf,
+            r, g = pdf_from_model(m, uiso=u, cell=cell, sf_override=sf,
                                   spdiameter=diam if (shape == "sphere_envelope" and sig == 0) else 0.0, **kw)
             if sig > 0:   # size distribution: the envelope multiplies the terminated G(r), as in finish()
                 g = g * polydisperse_envelope(r, diam, sig)
