@@ -15,13 +15,12 @@ Refinable names: ``a`` (cubic scaling of the cell to first lattice length a), ``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 from scipy.optimize import least_squares
 
 from ..errors import ParameterError
-from .calculator import Model, PeriodicPairCache, pdf_from_model
+from .calculator import Model, pdf_from_model
 from .structures import as_model
 
 __all__ = ["read_gr", "refine", "FitResult", "rw"]
@@ -40,13 +39,6 @@ def read_gr(path) -> tuple[np.ndarray, np.ndarray]:
     except (MeasurementError, OSError) as exc:
         raise ParameterError("path", str(path), f"a readable .gr file with r and G columns ({exc})") from None
     return m.axis, m.values
-
-
-@lru_cache(maxsize=16)
-def _pair_cache(name: str, radius: float) -> PeriodicPairCache:
-    """The neighbour list of a catalog phase (built once per phase and radius: refining several files or several
-    starting points against one phase reuses it; strain only rescales the cached pairs)."""
-    return PeriodicPairCache(as_model(name), radius)
 
 
 def rw(gobs: np.ndarray, gcalc: np.ndarray) -> float:
@@ -82,10 +74,6 @@ def refine(structure, r_obs, g_obs, *, rmin: float, rmax: float, free: dict, fix
     lo = np.array([_BOUNDS[k][0] for k in names])
     hi = np.array([_BOUNDS[k][1] for k in names])
     a0 = float(np.linalg.norm(model.cell[0])) if model.periodic else 1.0
-    cache = None
-    if model.periodic:
-        radius = (rhi + 10.5) * 1.1
-        cache = _pair_cache(structure, radius) if isinstance(structure, str) else PeriodicPairCache(model, radius)
 
     def calc(x):
         v = dict(fixed)
@@ -99,7 +87,7 @@ def refine(structure, r_obs, g_obs, *, rmin: float, rmax: float, free: dict, fix
                   delta1=v.get("delta1", 0.0), delta2=v.get("delta2", 0.0), scale=v.get("scale", 1.0),
                   uiso=v.get("uiso", 0.005), spdiameter=v.get("spdiameter", 0.0), method=method)
         if model.periodic:
-            rr, g = pdf_from_model(pos_model, cache=cache, cell=cell, **kw)
+            rr, g = pdf_from_model(pos_model, cell=cell, **kw)
         else:
             rr, g = pdf_from_model(pos_model, **kw)
         return np.interp(r, rr, g)
