@@ -56,7 +56,9 @@ def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI
         nx, ny, nz = nvec[k, 0], nvec[k, 1], nvec[k, 2]
         gx, gy, gz = g[0] * nx, g[1] * ny, g[2] * nz
         geff = math.sqrt(gx * gx + gy * gy + gz * gz)
-        ux, uy, uz = gx / geff, gy / geff, gz / geff
+        ux = uy = uz = 0.0
+        if nn > 0:               # the field direction in the g frame, for the hyperfine terms only
+            ux, uy, uz = gx / geff, gy / geff, gz / geff
         # perpendicular-mode transition probability averaged over B1 normal to B0
         P = 0.125 * (g[0] ** 2 + g[1] ** 2 + g[2] ** 2
                      - (g[0] ** 4 * nx * nx + g[1] ** 4 * ny * ny + g[2] ** 4 * nz * nz) / (geff * geff))
@@ -97,7 +99,7 @@ def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI
                 continue
             y = 0.5 * (a + math.sqrt(disc))  # y = geff * BMAGN * B (MHz)
             B = y / (geff * BMAGN)
-            dnudB = geff * BMAGN * (1.0 - X / (4.0 * y * y))
+            dnudB = geff * BMAGN * (1.0 - X / (4.0 * y * y)) if X != 0.0 else geff * BMAGN
             outB[k, l] = B
             outI[k, l] = cweight[l] * P / dnudB
             outW[k, l] = math.sqrt((B * dg / geff) ** 2 + wA2 / (geff * BMAGN) ** 2)
@@ -1296,7 +1298,7 @@ def _octant_lattice(V, l, ntheta, nphi, r, wt, ia, jc, centres, TB, BC):
                     BC[C, A] = TB[j0, A] * w0 + TB[j1, A] * w1 + TB[j2, A] * w2 + TB[j3, A] * w3
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _cell_boxes(stick, T, bc, qi, oa, oc, r, ws_row, single, inv_d, x0, dx, w00, w01, w10, w11, lwg, cw, logr):
     """Bin the r^2 sub-cells of one cell whose corner values are bc[oc:oc+r+1, oa:oa+r+1] and centre
     intensities qi[oc:oc+r, oa:oa+r] (phi index first): each sub-cell's field range [min, max] of its corners as a box of weight
