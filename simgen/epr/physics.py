@@ -265,9 +265,12 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
         method = "perturb"
     if method == "perturb":
         combos = _mcombos(tuple(I for I, _, _ in nucs))
-        Aall = np.array([[a * sc for a in At] for _, _, sc in nucs], dtype=np.float64).reshape(-1, 3)
-        Ival = np.array([I for I, _, _ in nucs], dtype=np.float64)
-        astr = np.full(len(nucs), float(sys.A_strain))
+        if nucs:
+            Aall = np.array([[a * sc for a in At] for _, _, sc in nucs], dtype=np.float64).reshape(-1, 3)
+            Ival = np.array([I for I, _, _ in nucs], dtype=np.float64)
+            astr = np.full(len(nucs), float(sys.A_strain))
+        else:
+            Aall, Ival, astr = np.empty((0, 3)), np.empty(0), np.empty(0)
         L = combos.shape[0]
         cw = _ones(L)
         K = nvec.shape[0]
@@ -633,9 +636,12 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
         else:
             # width classes no line fell into (most of them in corpora: near-isotropic strains put every line
             # in the top classes) are left out of the FFT; their terms in the sum over classes are exact zeros
-            used = np.empty(len(cw), dtype=np.bool_)
-            kernels.nonzero_rows(stick, used)
-            if used.all():
+            if len(cw) == 1:              # nnz > 0: the one class is used
+                used = None
+            else:
+                used = np.empty(len(cw), dtype=np.bool_)
+                kernels.nonzero_rows(stick, used)
+            if used is None or used.all():
                 F = _rfft_rows(stick, nfft)
             else:
                 F = _rfft_rows(stick[used], nfft)
