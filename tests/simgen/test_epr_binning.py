@@ -215,3 +215,13 @@ def test_fft_helpers_equal_scipy_fft():
         F = physics._rfft_rows(x, nfft)
         assert np.array_equal(F, scipy.fft.rfft(x, nfft, axis=1))
         assert np.array_equal(physics._irfft(F[0].copy(), nfft), scipy.fft.irfft(F[0], nfft))
+
+
+def test_octant_point_boxes():
+    """A field the same at every knot (isotropic g on the 2-D grid): every sub-cell is a point."""
+    th, ph, nv = _grid(6, 7)
+    B, In, W = _knots(nv, (2.05, 2.05, 2.05))
+    assert np.ptp(B) < 1e-9 * B.max()
+    B[:] = B[0, 0]
+    _check(B, In, W, np.full(1, -1), th, ph, 3, 330.0, -0.02, 0.4, np.array([0.4]))
+    _check(B, In, W, np.full(1, -1), th, ph, 3, 330.0, 0.02, 0.4, np.array([0.4]))
