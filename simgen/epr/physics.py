@@ -541,8 +541,11 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     x0, x1 = float(x[0]), float(x[-1])
     dx = (x1 - x0) / (n - 1)
     mw_mhz = float(exp.mw_freq) * 1e3
-    wmin = min(max(s.lw, s.lwL) for s in systems)
-    wmax = max(max(s.lw, s.lwL) for s in systems)
+    if len(systems) == 1:
+        wmin = wmax = max(systems[0].lw, systems[0].lwL)
+    else:
+        wmin = min(max(s.lw, s.lwL) for s in systems)
+        wmax = max(max(s.lw, s.lwL) for s in systems)
     sub = min(max(1, int(math.ceil(dx / (wmin / 5.0)))), opt.max_oversample)
     dxc = dx / sub
     margin = max(6.0 * wmax, 3.0 * exp.mod_amp, 20 * dx)
@@ -622,14 +625,22 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                 kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
                                    float(s.weight) * psc, stick, Tscr)
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
-        sigs = cw / _SQ2LN2
-        keeps = [min(nf, int(_SQ20 / (math.pi * sg) / df) + 2) if sg > 0 else nf for sg in sigs.tolist()]
-        kmax = max(keeps)
+        if len(cw) == 1:
+            # the same numbers as the array expressions below, in Python floats
+            sg = lwg / _SQ2LN2
+            kmax = min(nf, int(_SQ20 / (math.pi * sg) / df) + 2) if sg > 0 else nf
+            ps = math.pi * sg
+            a_cls = np.array([2.0 * (ps * ps)])
+            keeps_cls = np.array([kmax], dtype=np.int64)
+        else:
+            sigs = cw / _SQ2LN2
+            keeps = [min(nf, int(_SQ20 / (math.pi * sg) / df) + 2) if sg > 0 else nf for sg in sigs.tolist()]
+            kmax = max(keeps)
+            a_cls = 2.0 * (math.pi * sigs) ** 2
+            keeps_cls = np.array(keeps, dtype=np.int64)
         # few sticks (solution spectra): direct DFT of the non-zero bins up to the Gaussian cut-off; the count
         # stops as soon as it decides (nnz * kmax >= 4 nfft)
         nnz = kernels.count_nonzero_upto(stick, (4 * nfft) // kmax + 1)
-        a_cls = 2.0 * (math.pi * sigs) ** 2
-        keeps_cls = np.array(keeps, dtype=np.int64)
         if nnz * kmax < 4 * nfft:
             F = np.empty((len(cw), kmax), dtype=np.complex128)
             kernels.sparse_rfft(stick, nfft, F)
