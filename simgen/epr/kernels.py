@@ -35,6 +35,29 @@ NMAGN = physical_constants["nuclear magneton in MHz/T"][0] * 1e-3
 
 
 # --------------------------------------------------------------------------------------------- S = 1/2
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _s12_knots_plain(nvec, g, gstrain, cw, mw, outB, outI, outW):
+    """``s12_knots`` without nuclei (one line, mw > 0): the same expressions with the hyperfine terms at their
+    values X = 0, s1 = 0, wA2 = 0, as one loop over the knots without inner loops (vectorisable)."""
+    g0, g1, g2 = g[0], g[1], g[2]
+    s0, s1, s2 = gstrain[0], gstrain[1], gstrain[2]
+    gg = g0 ** 2 + g1 ** 2 + g2 ** 2
+    g04, g14, g24 = g0 ** 4, g1 ** 4, g2 ** 4
+    y = 0.5 * (mw + math.sqrt(mw * mw - 0.0))
+    for k in range(nvec.shape[0]):
+        nx, ny, nz = nvec[k, 0], nvec[k, 1], nvec[k, 2]
+        gx, gy, gz = g0 * nx, g1 * ny, g2 * nz
+        geff = math.sqrt(gx * gx + gy * gy + gz * gz)
+        P = 0.125 * (gg - (g04 * nx * nx + g14 * ny * ny + g24 * nz * nz) / (geff * geff))
+        ax, ay, az = gx * s0, gy * s1, gz * s2
+        dg = math.sqrt(ax * ax + ay * ay + az * az) / geff
+        B = y / (geff * BMAGN)
+        outB[k, 0] = B
+        outI[k, 0] = cw * P / (geff * BMAGN)
+        v = B * dg / geff
+        outW[k, 0] = math.sqrt(v * v)
+
+
 @numba.njit(cache=True, nogil=True)
 def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI, outW):
     """S = 1/2 resonance fields to second order in the hyperfine couplings (coaxial diagonal g and A).
@@ -47,6 +70,9 @@ def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI
     K = nvec.shape[0]
     L = mcomb.shape[0]
     nn = A.shape[0]
+    if nn == 0 and L == 1 and mw > 0.0:
+        _s12_knots_plain(nvec, g, gstrain, cweight[0], mw, outB, outI, outW)
+        return
     Kn = np.empty(nn)
     X0 = np.empty(nn)
     X1 = np.empty(nn)
