@@ -14,9 +14,9 @@ Three stages, each checked against a slow NumPy version in ``tests/simgen/test_e
    real symmetric arithmetic when the field lies in the xz plane (axial systems), or
    ``hf_knots`` (S > 1/2 with one nucleus: the electron spin exactly, the hyperfine coupling to second order);
 2. ``powder_bin``: interpolation of the knot values to a refined orientation grid (separable Catmull-Rom with
-   tabulated weights) and "box" binning of each refined cell's field range onto a stick spectrum, split over
+   tabulated weights, once per point of the refined lattice) and "box" binning of each refined cell's field range onto a stick spectrum, split over
    Gaussian-width classes;
-3. line shape, harmonic, modulation and phase are applied by the caller in Fourier space (numpy FFT; the few
+3. line shape, harmonic, modulation and phase are applied by the caller in Fourier space (pocketfft; the few
    sticks of solution spectra by ``sparse_rfft``), or, for isotropic Gaussian lines without modulation, phase or
    Lorentzian, evaluated directly on the output grid (``gauss_direct``).
 """
@@ -1204,47 +1204,6 @@ def _bin_axial(B, I, W, partner, ntheta, theta, r, x0, dx, lwg, cw, logr, scale,
 
 
 @numba.njit(cache=True, nogil=True)
-def _mirror_idx(i, n, out):
-    """Indices i-1 .. i+2 reflected at 0 and n-1 (mirror symmetry of the octant's edges)."""
-    for a in range(4):
-        q = i - 1 + a
-        if q < 0:
-            q = -q
-        if q > n - 1:
-            q = 2 * (n - 1) - q
-        out[a] = q
-
-
-@numba.njit(cache=True, nogil=True)
-def _bicubic_cell(B, I, ia_idx, jc_idx, nphi, l, we, wm, pb, pi_, tb, ti, bc, qi):
-    """Catmull-Rom values on the (r+1)^2 sub-cell corners (bc) and r^2 centres (qi, clipped at 0) of one cell;
-    False when a neighbour needed by the cubic has no line (the caller then interpolates bilinearly)."""
-    r = qi.shape[0]
-    for a in range(4):
-        for c in range(4):
-            kk = ia_idx[a] * nphi + jc_idx[c]
-            v = B[kk, l]
-            if v != v:
-                return False
-            pb[a, c] = v
-            pi_[a, c] = I[kk, l]
-    for a in range(r + 1):
-        for m in range(4):
-            tb[a, m] = we[a, 0] * pb[0, m] + we[a, 1] * pb[1, m] + we[a, 2] * pb[2, m] + we[a, 3] * pb[3, m]
-    for a in range(r + 1):
-        for c in range(r + 1):
-            bc[a, c] = tb[a, 0] * we[c, 0] + tb[a, 1] * we[c, 1] + tb[a, 2] * we[c, 2] + tb[a, 3] * we[c, 3]
-    for a in range(r):
-        for m in range(4):
-            ti[a, m] = wm[a, 0] * pi_[0, m] + wm[a, 1] * pi_[1, m] + wm[a, 2] * pi_[2, m] + wm[a, 3] * pi_[3, m]
-    for a in range(r):
-        for c in range(r):
-            v = ti[a, 0] * wm[c, 0] + ti[a, 1] * wm[c, 1] + ti[a, 2] * wm[c, 2] + ti[a, 3] * wm[c, 3]
-            qi[a, c] = v if v > 0.0 else 0.0
-    return True
-
-
-@numba.njit(cache=True, nogil=True)
 def _bilinear_cell(b00, b01, b10, b11, i00, i01, i10, i11, bc, qi):
     """Bilinear fields on the sub-cell corners bc[c, a] and intensities on the centres qi[c, a] of one cell
     (a: theta, c: phi; the layout of ``_octant_lattice``) from its four corner knots."""
@@ -1263,7 +1222,8 @@ def _bilinear_cell(b00, b01, b10, b11, i00, i01, i10, i11, bc, qi):
 
 @numba.njit(cache=True, nogil=True)
 def _mirror_rows(n, out):
-    """out[i] = the four indices i-1 .. i+2 of cell i reflected at 0 and n-1 (``_mirror_idx``), i < n - 1."""
+    """out[i] = the four indices i-1 .. i+2 of cell i reflected at 0 and n-1 (the mirror symmetry of the
+    octant's edges), i < n - 1."""
     for i in range(n - 1):
         for a in range(4):
             q = i - 1 + a
@@ -1276,9 +1236,9 @@ def _mirror_rows(n, out):
 
 @numba.njit(cache=True, nogil=True)
 def _octant_lattice(V, l, ntheta, nphi, r, wt, ia, jc, centres, TB, BC):
-    """Separable Catmull-Rom values of column l of the knot values V (ntheta * nphi, L) on the refined lattice
-    of the whole octant, as ``_bicubic_cell`` computes them cell by cell (the same operations in the same
-    order, so the same floating-point numbers) but once per lattice point instead of once per cell corner.
+    """Values of column l of the knot values V (ntheta * nphi, L) on the refined lattice of the whole octant:
+    the bicubic Catmull-Rom surface of each cell's mirrored 4 x 4 knot neighbourhood, separable, theta first,
+    then phi, once per lattice point (neighbouring cells share their edges).
 
     Output transposed, BC[C, A] with A the refined theta index and C the refined phi index.  centres False:
     the (ntheta - 1) r + 1 by (nphi - 1) r + 1 sub-cell corners, weights wt (r + 1, 4); knot rows and columns
