@@ -84,8 +84,8 @@ STAGES = (("resonance knots", ("kernels.s12_knots", "kernels.exact_knots", "kern
                                  "kernels.electron_ops")),
           ("powder binning", ("kernels.powder_bin", "kernels.powder_bin_tri", "kernels.gauss_direct",
                               "kernels.sparse_rfft", "kernels.count_nonzero_upto")),
-          ("FFT + line shape", ("scipy.fft.rfft", "scipy.fft.irfft", "kernels.fourier_lineshape",
-                                "physics._common_factor_cached")),
+          ("FFT + line shape", ("scipy.fft.rfft", "scipy.fft.irfft", "physics._rfft_rows", "physics._irfft",
+                                "kernels.fourier_lineshape", "physics._common_factor_cached")),
           ("nuisances + normalisation", ("simulator.pink_noise", "simulator.crop_window", "np.interp",
                                          "simulator.finish_spectrum", "sim.sample_rng")))
 

@@ -14,9 +14,9 @@ Three stages, each checked against a slow NumPy version in ``tests/simgen/test_e
    real symmetric arithmetic when the field lies in the xz plane (axial systems), or
    ``hf_knots`` (S > 1/2 with one nucleus: the electron spin exactly, the hyperfine coupling to second order);
 2. ``powder_bin``: interpolation of the knot values to a refined orientation grid (separable Catmull-Rom with
-   tabulated weights) and "box" binning of each refined cell's field range onto a stick spectrum, split over
+   tabulated weights, once per point of the refined lattice) and "box" binning of each refined cell's field range onto a stick spectrum, split over
    Gaussian-width classes;
-3. line shape, harmonic, modulation and phase are applied by the caller in Fourier space (numpy FFT; the few
+3. line shape, harmonic, modulation and phase are applied by the caller in Fourier space (pocketfft; the few
    sticks of solution spectra by ``sparse_rfft``), or, for isotropic Gaussian lines without modulation, phase or
    Lorentzian, evaluated directly on the output grid (``gauss_direct``).
 """
@@ -35,6 +35,29 @@ NMAGN = physical_constants["nuclear magneton in MHz/T"][0] * 1e-3
 
 
 # --------------------------------------------------------------------------------------------- S = 1/2
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _s12_knots_plain(nvec, g, gstrain, cw, mw, outB, outI, outW):
+    """``s12_knots`` without nuclei (one line, mw > 0): the same expressions with the hyperfine terms at their
+    values X = 0, s1 = 0, wA2 = 0, as one loop over the knots without inner loops (vectorisable)."""
+    g0, g1, g2 = g[0], g[1], g[2]
+    s0, s1, s2 = gstrain[0], gstrain[1], gstrain[2]
+    gg = g0 ** 2 + g1 ** 2 + g2 ** 2
+    g04, g14, g24 = g0 ** 4, g1 ** 4, g2 ** 4
+    y = 0.5 * (mw + math.sqrt(mw * mw - 0.0))
+    for k in range(nvec.shape[0]):
+        nx, ny, nz = nvec[k, 0], nvec[k, 1], nvec[k, 2]
+        gx, gy, gz = g0 * nx, g1 * ny, g2 * nz
+        geff = math.sqrt(gx * gx + gy * gy + gz * gz)
+        P = 0.125 * (gg - (g04 * nx * nx + g14 * ny * ny + g24 * nz * nz) / (geff * geff))
+        ax, ay, az = gx * s0, gy * s1, gz * s2
+        dg = math.sqrt(ax * ax + ay * ay + az * az) / geff
+        B = y / (geff * BMAGN)
+        outB[k, 0] = B
+        outI[k, 0] = cw * P / (geff * BMAGN)
+        v = B * dg / geff
+        outW[k, 0] = math.sqrt(v * v)
+
+
 @numba.njit(cache=True, nogil=True)
 def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI, outW):
     """S = 1/2 resonance fields to second order in the hyperfine couplings (coaxial diagonal g and A).
@@ -47,6 +70,9 @@ def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI
     K = nvec.shape[0]
     L = mcomb.shape[0]
     nn = A.shape[0]
+    if nn == 0 and L == 1 and mw > 0.0:
+        _s12_knots_plain(nvec, g, gstrain, cweight[0], mw, outB, outI, outW)
+        return
     Kn = np.empty(nn)
     X0 = np.empty(nn)
     X1 = np.empty(nn)
@@ -56,7 +82,9 @@ def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI
         nx, ny, nz = nvec[k, 0], nvec[k, 1], nvec[k, 2]
         gx, gy, gz = g[0] * nx, g[1] * ny, g[2] * nz
         geff = math.sqrt(gx * gx + gy * gy + gz * gz)
-        ux, uy, uz = gx / geff, gy / geff, gz / geff
+        ux = uy = uz = 0.0
+        if nn > 0:               # the field direction in the g frame, for the hyperfine terms only
+            ux, uy, uz = gx / geff, gy / geff, gz / geff
         # perpendicular-mode transition probability averaged over B1 normal to B0
         P = 0.125 * (g[0] ** 2 + g[1] ** 2 + g[2] ** 2
                      - (g[0] ** 4 * nx * nx + g[1] ** 4 * ny * ny + g[2] ** 4 * nz * nz) / (geff * geff))
@@ -97,7 +125,7 @@ def s12_knots(nvec, g, gstrain, A, Ival, mcomb, cweight, astrain, mw, outB, outI
                 continue
             y = 0.5 * (a + math.sqrt(disc))  # y = geff * BMAGN * B (MHz)
             B = y / (geff * BMAGN)
-            dnudB = geff * BMAGN * (1.0 - X / (4.0 * y * y))
+            dnudB = geff * BMAGN * (1.0 - X / (4.0 * y * y)) if X != 0.0 else geff * BMAGN
             outB[k, l] = B
             outI[k, l] = cweight[l] * P / dnudB
             outW[k, l] = math.sqrt((B * dg / geff) ** 2 + wA2 / (geff * BMAGN) ** 2)
@@ -1176,67 +1204,191 @@ def _bin_axial(B, I, W, partner, ntheta, theta, r, x0, dx, lwg, cw, logr, scale,
 
 
 @numba.njit(cache=True, nogil=True)
-def _mirror_idx(i, n, out):
-    """Indices i-1 .. i+2 reflected at 0 and n-1 (mirror symmetry of the octant's edges)."""
-    for a in range(4):
-        q = i - 1 + a
-        if q < 0:
-            q = -q
-        if q > n - 1:
-            q = 2 * (n - 1) - q
-        out[a] = q
-
-
-@numba.njit(cache=True, nogil=True)
-def _bicubic_cell(B, I, ia_idx, jc_idx, nphi, l, we, wm, pb, pi_, tb, ti, bc, qi):
-    """Catmull-Rom values on the (r+1)^2 sub-cell corners (bc) and r^2 centres (qi, clipped at 0) of one cell;
-    False when a neighbour needed by the cubic has no line (the caller then interpolates bilinearly)."""
-    r = qi.shape[0]
-    for a in range(4):
-        for c in range(4):
-            kk = ia_idx[a] * nphi + jc_idx[c]
-            v = B[kk, l]
-            if v != v:
-                return False
-            pb[a, c] = v
-            pi_[a, c] = I[kk, l]
-    for a in range(r + 1):
-        for m in range(4):
-            tb[a, m] = we[a, 0] * pb[0, m] + we[a, 1] * pb[1, m] + we[a, 2] * pb[2, m] + we[a, 3] * pb[3, m]
-    for a in range(r + 1):
-        for c in range(r + 1):
-            bc[a, c] = tb[a, 0] * we[c, 0] + tb[a, 1] * we[c, 1] + tb[a, 2] * we[c, 2] + tb[a, 3] * we[c, 3]
-    for a in range(r):
-        for m in range(4):
-            ti[a, m] = wm[a, 0] * pi_[0, m] + wm[a, 1] * pi_[1, m] + wm[a, 2] * pi_[2, m] + wm[a, 3] * pi_[3, m]
-    for a in range(r):
-        for c in range(r):
-            v = ti[a, 0] * wm[c, 0] + ti[a, 1] * wm[c, 1] + ti[a, 2] * wm[c, 2] + ti[a, 3] * wm[c, 3]
-            qi[a, c] = v if v > 0.0 else 0.0
-    return True
-
-
-@numba.njit(cache=True, nogil=True)
 def _bilinear_cell(b00, b01, b10, b11, i00, i01, i10, i11, bc, qi):
+    """Bilinear fields on the sub-cell corners bc[c, a] and intensities on the centres qi[c, a] of one cell
+    (a: theta, c: phi; the layout of ``_octant_lattice``) from its four corner knots."""
     r = qi.shape[0]
     for a in range(r + 1):
         fa = a / r
         for c in range(r + 1):
             fc = c / r
-            bc[a, c] = (1 - fa) * ((1 - fc) * b00 + fc * b01) + fa * ((1 - fc) * b10 + fc * b11)
+            bc[c, a] = (1 - fa) * ((1 - fc) * b00 + fc * b01) + fa * ((1 - fc) * b10 + fc * b11)
     for a in range(r):
         fa = (a + 0.5) / r
         for c in range(r):
             fc = (c + 0.5) / r
-            qi[a, c] = (1 - fa) * ((1 - fc) * i00 + fc * i01) + fa * ((1 - fc) * i10 + fc * i11)
+            qi[c, a] = (1 - fa) * ((1 - fc) * i00 + fc * i01) + fa * ((1 - fc) * i10 + fc * i11)
+
+
+@numba.njit(cache=True, nogil=True)
+def _mirror_rows(n, out):
+    """out[i] = the four indices i-1 .. i+2 of cell i reflected at 0 and n-1 (the mirror symmetry of the
+    octant's edges), i < n - 1."""
+    for i in range(n - 1):
+        for a in range(4):
+            q = i - 1 + a
+            if q < 0:
+                q = -q
+            if q > n - 1:
+                q = 2 * (n - 1) - q
+            out[i, a] = q
+
+
+@numba.njit(cache=True, nogil=True)
+def _octant_lattice(V, l, ntheta, nphi, r, wt, ia, jc, centres, TB, BC):
+    """Values of column l of the knot values V (ntheta * nphi, L) on the refined lattice of the whole octant:
+    the bicubic Catmull-Rom surface of each cell's mirrored 4 x 4 knot neighbourhood, separable, theta first,
+    then phi, once per lattice point (neighbouring cells share their edges).
+
+    Output transposed, BC[C, A] with A the refined theta index and C the refined phi index.  centres False:
+    the (ntheta - 1) r + 1 by (nphi - 1) r + 1 sub-cell corners, weights wt (r + 1, 4); knot rows and columns
+    are copied (the weights there are exactly 0, 1, 0, 0).  centres True: the (ntheta - 1) r by (nphi - 1) r
+    sub-cell centres, weights wt (r, 4), clipped at 0.  TB: scratch of at least (nphi, rows).  Lattice points
+    whose stencil meets a NaN knot come out NaN (those cells are not cubic)."""
+    e = 0 if centres else 1
+    NA = (ntheta - 1) * r + e
+    for i in range(ntheta - 1 + e):
+        for a in range(r):
+            A = i * r + a
+            if A >= NA:
+                break
+            if not centres and a == 0:
+                k0 = i * nphi
+                for j in range(nphi):
+                    TB[j, A] = V[k0 + j, l]
+                continue
+            k0 = ia[i, 0] * nphi
+            k1 = ia[i, 1] * nphi
+            k2 = ia[i, 2] * nphi
+            k3 = ia[i, 3] * nphi
+            w0, w1, w2, w3 = wt[a, 0], wt[a, 1], wt[a, 2], wt[a, 3]
+            for j in range(nphi):
+                TB[j, A] = w0 * V[k0 + j, l] + w1 * V[k1 + j, l] + w2 * V[k2 + j, l] + w3 * V[k3 + j, l]
+    for j in range(nphi - 1 + e):
+        for c in range(r):
+            C = j * r + c
+            if not centres and c == 0:
+                for A in range(NA):
+                    BC[C, A] = TB[j, A]
+                if j == nphi - 1:
+                    break
+                continue
+            j0, j1, j2, j3 = jc[j, 0], jc[j, 1], jc[j, 2], jc[j, 3]
+            w0, w1, w2, w3 = wt[c, 0], wt[c, 1], wt[c, 2], wt[c, 3]
+            if centres:
+                for A in range(NA):
+                    v = TB[j0, A] * w0 + TB[j1, A] * w1 + TB[j2, A] * w2 + TB[j3, A] * w3
+                    BC[C, A] = v if v > 0.0 else 0.0
+            else:
+                for A in range(NA):
+                    BC[C, A] = TB[j0, A] * w0 + TB[j1, A] * w1 + TB[j2, A] * w2 + TB[j3, A] * w3
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cell_boxes(stick, T, bc, qi, oa, oc, r, ws_row, single, inv_d, x0, dx, w00, w01, w10, w11, lwg, cw, logr):
+    """Bin the r^2 sub-cells of one cell whose corner values are bc[oc:oc+r+1, oa:oa+r+1] and centre
+    intensities qi[oc:oc+r, oa:oa+r] (phi index first): each sub-cell's field range [min, max] of its corners as a box of weight
+    ws_row[a] * intensity.  single (one width class, box bins): straight into the difference array T with the
+    operations of ``box_diff``; else ``_add_line`` with the bilinear width from the cell's corner widths."""
+    nb = T.shape[1] - 1
+    for a in range(r):
+        ws = ws_row[a]
+        fa = (a + 0.5) / r
+        for c in range(r):
+            q0, q1 = bc[oc + c, oa + a], bc[oc + c + 1, oa + a]
+            q2, q3 = bc[oc + c, oa + a + 1], bc[oc + c + 1, oa + a + 1]
+            lo = min(min(q0, q1), min(q2, q3))
+            hi = max(max(q0, q1), max(q2, q3))
+            w = ws * qi[oc + c, oa + a]
+            if single:
+                tlo = (lo - x0) * inv_d
+                thi = (hi - x0) * inv_d
+                if thi - tlo < 1e-6:
+                    t = 0.5 * (tlo + thi) if thi - tlo > 1e-9 else tlo
+                    if t >= 0.0:
+                        i0 = int(t)
+                        if i0 < nb:
+                            T[0, i0] += w
+                            T[0, i0 + 1] -= w
+                    continue
+                if thi <= 0.0 or tlo >= nb:
+                    continue
+                s = w / (thi - tlo)
+                _ramp_diff(T, 0, tlo, s)
+                _ramp_diff(T, 0, thi, -s)
+            else:
+                fc = (c + 0.5) / r
+                wid = ((1 - fa) * ((1 - fc) * w00 + fc * w01) + fa * ((1 - fc) * w10 + fc * w11))
+                _add_line(stick, T, x0, dx, lo, hi, w, wid, lwg, cw, logr)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _octant_boxes_full(BCs, QIs, sth, phi, ntheta, nphi, r, scale, x0, inv_d, T):
+    """Every cell cubic, one width class, box bins: ``_cell_boxes`` for all cells, split in two passes that
+    give the same numbers.  First, over the whole lattice at once (contiguous, vectorisable loops), each
+    sub-cell's box ends in bin units and weight, and the ramp slope w / (thi - tlo) (NumPy error model: a
+    zero-width box gives inf there, unused: it is binned as a point); then the difference-array additions in
+    the order of the cell loop (theta row, phi column, line, sub-cell), which fixes the rounding of the sums."""
+    L, NC, NA = BCs.shape
+    NCc, NAc = NC - 1, NA - 1
+    TLO = np.empty((L, NCc, NAc))
+    THI = np.empty((L, NCc, NAc))
+    WB = np.empty((L, NCc, NAc))
+    SL = np.empty((L, NCc, NAc))
+    sthA = sth.ravel()
+    ws = np.empty(NAc)
+    rr = r * r
+    for C in range(NCc):
+        j = C // r
+        dp = phi[j + 1] - phi[j]
+        for A in range(NAc):
+            ws[A] = scale * (sthA[A] * dp / rr)
+        for l in range(L):
+            for A in range(NAc):
+                q0, q1 = BCs[l, C, A], BCs[l, C + 1, A]
+                q2, q3 = BCs[l, C, A + 1], BCs[l, C + 1, A + 1]
+                lo = min(min(q0, q1), min(q2, q3))
+                hi = max(max(q0, q1), max(q2, q3))
+                w = ws[A] * QIs[l, C, A]
+                tlo = (lo - x0) * inv_d
+                thi = (hi - x0) * inv_d
+                TLO[l, C, A] = tlo
+                THI[l, C, A] = thi
+                WB[l, C, A] = w
+                SL[l, C, A] = w / (thi - tlo)
+    nb = T.shape[1] - 1
+    for i in range(ntheta - 1):
+        for j in range(nphi - 1):
+            for l in range(L):
+                for a in range(r):
+                    A = i * r + a
+                    for c in range(r):
+                        C = j * r + c
+                        tlo = TLO[l, C, A]
+                        thi = THI[l, C, A]
+                        if thi - tlo < 1e-6:
+                            t = 0.5 * (tlo + thi) if thi - tlo > 1e-9 else tlo
+                            if t >= 0.0:
+                                i0 = int(t)
+                                if i0 < nb:
+                                    w = WB[l, C, A]
+                                    T[0, i0] += w
+                                    T[0, i0 + 1] -= w
+                            continue
+                        if thi <= 0.0 or tlo >= nb:
+                            continue
+                        sl = SL[l, C, A]
+                        _ramp_diff(T, 0, tlo, sl)
+                        _ramp_diff(T, 0, thi, -sl)
 
 
 @numba.njit(cache=True, nogil=True)
 def _bin_octant(B, I, W, partner, ntheta, nphi, theta, phi, r, x0, dx, lwg, cw, logr, scale, stick, T):
     """2-D octant grid: bicubic Catmull-Rom (mirror symmetry at theta = 0, pi/2 and phi = 0, pi/2) where the
     4 x 4 neighbourhood is complete, bilinear otherwise; each sub-cell's field range is binned as a box.  The
-    cubic is separable: the weights of the sub-cell edges (t = s / r) and centres (t = (s + 1/2) / r) are
-    tabulated once, and so are the sub-cell solid angles of each theta row."""
+    cubic is separable and the refined lattice is shared by neighbouring cells: the fields on all sub-cell
+    corners and the intensities on all sub-cell centres are interpolated once per line (``_octant_lattice``),
+    then the cells are binned in the order theta row, phi column, line."""
     L = B.shape[1]
     we = np.empty((r + 1, 4))
     wm = np.empty((r, 4))
@@ -1246,23 +1398,46 @@ def _bin_octant(B, I, W, partner, ntheta, nphi, theta, phi, r, x0, dx, lwg, cw, 
         _catmull_w((s + 0.5) / r, wm, s)
     bc = np.empty((r + 1, r + 1))
     qi = np.empty((r, r))
-    pb = np.empty((4, 4))
-    pi_ = np.empty((4, 4))
-    tb = np.empty((r + 1, 4))
-    ti = np.empty((r, 4))
-    ia_idx = np.empty(4, np.int64)
-    jc_idx = np.empty(4, np.int64)
-    swgt = np.empty(r)
-    single = stick.shape[0] == 1 and dx < 0
-    d = -dx
+    ia = np.empty((ntheta - 1, 4), np.int64)
+    jc = np.empty((nphi - 1, 4), np.int64)
+    _mirror_rows(ntheta, ia)
+    _mirror_rows(nphi, jc)
+    NA = (ntheta - 1) * r + 1
+    NC = (nphi - 1) * r + 1
+    TB = np.empty((nphi, NA))
+    BCs = np.empty((L, NC, NA))
+    QIs = np.empty((L, NC - 1, NA - 1))
+    # per line: whether every knot carries it (then every cell of it is cubic)
+    full = np.empty(L, np.bool_)
+    for l in range(L):
+        full[l] = True
+        for k in range(ntheta * nphi):
+            if B[k, l] != B[k, l]:
+                full[l] = False
+                break
+        _octant_lattice(B, l, ntheta, nphi, r, we, ia, jc, False, TB, BCs[l])
+        _octant_lattice(I, l, ntheta, nphi, r, wm, ia, jc, True, TB, QIs[l])
+    # sub-cell solid-angle factors sin(theta_centre) dtheta of each theta row (the phi factor per cell)
+    sth = np.empty((ntheta - 1, r))
     for i in range(ntheta - 1):
         t0, t1 = theta[i], theta[i + 1]
-        _mirror_idx(i, ntheta, ia_idx)
+        for a in range(r):
+            sth[i, a] = math.sin(t0 + (t1 - t0) * (a + 0.5) / r) * (t1 - t0)
+    ws_row = np.empty(r)
+    single = stick.shape[0] == 1 and dx < 0
+    inv_d = 1.0 / (-dx) if dx < 0 else 1.0
+    all_full = True
+    for l in range(L):
+        all_full = all_full and full[l]
+    if single and all_full:
+        _octant_boxes_full(BCs, QIs, sth, phi, ntheta, nphi, r, scale, x0, inv_d, T)
+        return
+    for i in range(ntheta - 1):
+        t0, t1 = theta[i], theta[i + 1]
         for j in range(nphi - 1):
             p0, p1 = phi[j], phi[j + 1]
             for a in range(r):
-                swgt[a] = math.sin(t0 + (t1 - t0) * (a + 0.5) / r) * (t1 - t0) * (p1 - p0) / (r * r)
-            _mirror_idx(j, nphi, jc_idx)
+                ws_row[a] = scale * (sth[i, a] * (p1 - p0) / (r * r))
             k00 = i * nphi + j
             k01 = i * nphi + j + 1
             k10 = (i + 1) * nphi + j
@@ -1273,29 +1448,21 @@ def _bin_octant(B, I, W, partner, ntheta, nphi, theta, phi, r, x0, dx, lwg, cw, 
                 if not (ok00 or ok01 or ok10 or ok11):
                     continue
                 if ok00 and ok01 and ok10 and ok11:
-                    if not _bicubic_cell(B, I, ia_idx, jc_idx, nphi, l, we, wm, pb, pi_, tb, ti, bc, qi):
+                    cubic = full[l]
+                    if not cubic:
+                        cubic = True
+                        for a in range(4):
+                            for c in range(4):
+                                v = B[ia[i, a] * nphi + jc[j, c], l]
+                                if v != v:
+                                    cubic = False
+                    if cubic:
+                        _cell_boxes(stick, T, BCs[l], QIs[l], i * r, j * r, r, ws_row, single, inv_d, x0, dx,
+                                    W[k00, l], W[k01, l], W[k10, l], W[k11, l], lwg, cw, logr)
+                    else:
                         _bilinear_cell(b00, b01, b10, b11, I[k00, l], I[k01, l], I[k10, l], I[k11, l], bc, qi)
-                    if single:
-                        # one width class, box bins: the line's box straight into the difference array
-                        for a in range(r):
-                            ws = scale * swgt[a]
-                            for c in range(r):
-                                q0, q1, q2, q3 = bc[a, c], bc[a, c + 1], bc[a + 1, c], bc[a + 1, c + 1]
-                                lo = min(min(q0, q1), min(q2, q3))
-                                hi = max(max(q0, q1), max(q2, q3))
-                                box_diff(T, 0, x0, d, lo, hi, ws * qi[a, c])
-                        continue
-                    w00, w01, w10, w11 = W[k00, l], W[k01, l], W[k10, l], W[k11, l]
-                    for a in range(r):
-                        fa = (a + 0.5) / r
-                        ws = scale * swgt[a]
-                        for c in range(r):
-                            fc = (c + 0.5) / r
-                            q0, q1, q2, q3 = bc[a, c], bc[a, c + 1], bc[a + 1, c], bc[a + 1, c + 1]
-                            lo = min(min(q0, q1), min(q2, q3))
-                            hi = max(max(q0, q1), max(q2, q3))
-                            wid = ((1 - fa) * ((1 - fc) * w00 + fc * w01) + fa * ((1 - fc) * w10 + fc * w11))
-                            _add_line(stick, T, x0, dx, lo, hi, ws * qi[a, c], wid, lwg, cw, logr)
+                        _cell_boxes(stick, T, bc, qi, 0, 0, r, ws_row, single, inv_d, x0, dx,
+                                    W[k00, l], W[k01, l], W[k10, l], W[k11, l], lwg, cw, logr)
                 else:
                     wgt = 0.25 * (math.cos(t0) - math.cos(t1)) * (p1 - p0)
                     if ok00:

@@ -265,9 +265,12 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
         method = "perturb"
     if method == "perturb":
         combos = _mcombos(tuple(I for I, _, _ in nucs))
-        Aall = np.array([[a * sc for a in At] for _, _, sc in nucs], dtype=np.float64).reshape(-1, 3)
-        Ival = np.array([I for I, _, _ in nucs], dtype=np.float64)
-        astr = np.full(len(nucs), float(sys.A_strain))
+        if nucs:
+            Aall = np.array([[a * sc for a in At] for _, _, sc in nucs], dtype=np.float64).reshape(-1, 3)
+            Ival = np.array([I for I, _, _ in nucs], dtype=np.float64)
+            astr = np.full(len(nucs), float(sys.A_strain))
+        else:
+            Aall, Ival, astr = np.empty((0, 3)), np.empty(0), np.empty(0)
         L = combos.shape[0]
         cw = _ones(L)
         K = nvec.shape[0]
@@ -466,6 +469,42 @@ def _common_factor(f, gam, harmonic, mod_amp, mw_phase):
     return out
 
 
+def _scipy_rfft_rows(a, nfft):
+    return scipy.fft.rfft(a, nfft, axis=1)
+
+
+def _scipy_irfft(a, nfft):
+    return scipy.fft.irfft(a, nfft)
+
+
+def _fft_pair():
+    """(rfft of the rows of a 2-D array zero-padded to nfft, irfft of a 1-D array to nfft points): SciPy's
+    pocketfft called without the ``scipy.fft`` front end (its argument handling costs as much as a 1280-point
+    transform), after checking on a test array that it returns exactly what ``scipy.fft`` returns; else
+    ``scipy.fft`` itself."""
+    try:
+        from scipy.fft._pocketfft import pypocketfft as pp
+
+        def rfft_rows(a, nfft):
+            if a.shape[1] != nfft:
+                t = np.zeros((a.shape[0], nfft))
+                t[:, :a.shape[1]] = a
+                a = t
+            return pp.r2c(a, (1,), True, 0, None, 1)
+
+        def irfft(a, nfft):            # a: the nfft // 2 + 1 non-negative frequencies
+            return pp.c2r(a, (0,), nfft, False, 2, None, 1)
+
+        x = np.random.default_rng(7).standard_normal((2, 45))
+        F = rfft_rows(x, 60)
+        if np.array_equal(F, _scipy_rfft_rows(x, 60)) and np.array_equal(irfft(F[1], 60), _scipy_irfft(F[1], 60)):
+            return rfft_rows, irfft
+    except Exception:       # a SciPy without this private module or with another signature
+        pass
+    return _scipy_rfft_rows, _scipy_irfft
+
+
+_rfft_rows, _irfft = _fft_pair()
 _DEFAULT_OPTIONS = Options()
 _SQ2LN2 = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _SQ20 = math.sqrt(20.0)
@@ -502,8 +541,11 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     x0, x1 = float(x[0]), float(x[-1])
     dx = (x1 - x0) / (n - 1)
     mw_mhz = float(exp.mw_freq) * 1e3
-    wmin = min(max(s.lw, s.lwL) for s in systems)
-    wmax = max(max(s.lw, s.lwL) for s in systems)
+    if len(systems) == 1:
+        wmin = wmax = max(systems[0].lw, systems[0].lwL)
+    else:
+        wmin = min(max(s.lw, s.lwL) for s in systems)
+        wmax = max(max(s.lw, s.lwL) for s in systems)
     sub = min(max(1, int(math.ceil(dx / (wmin / 5.0)))), opt.max_oversample)
     dxc = dx / sub
     margin = max(6.0 * wmax, 3.0 * exp.mod_amp, 20 * dx)
@@ -583,26 +625,37 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                 kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
                                    float(s.weight) * psc, stick, Tscr)
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
-        sigs = cw / _SQ2LN2
-        keeps = [min(nf, int(_SQ20 / (math.pi * sg) / df) + 2) if sg > 0 else nf for sg in sigs.tolist()]
-        kmax = max(keeps)
+        if len(cw) == 1:
+            # the same numbers as the array expressions below, in Python floats
+            sg = lwg / _SQ2LN2
+            kmax = min(nf, int(_SQ20 / (math.pi * sg) / df) + 2) if sg > 0 else nf
+            ps = math.pi * sg
+            a_cls = np.array([2.0 * (ps * ps)])
+            keeps_cls = np.array([kmax], dtype=np.int64)
+        else:
+            sigs = cw / _SQ2LN2
+            keeps = [min(nf, int(_SQ20 / (math.pi * sg) / df) + 2) if sg > 0 else nf for sg in sigs.tolist()]
+            kmax = max(keeps)
+            a_cls = 2.0 * (math.pi * sigs) ** 2
+            keeps_cls = np.array(keeps, dtype=np.int64)
         # few sticks (solution spectra): direct DFT of the non-zero bins up to the Gaussian cut-off; the count
         # stops as soon as it decides (nnz * kmax >= 4 nfft)
         nnz = kernels.count_nonzero_upto(stick, (4 * nfft) // kmax + 1)
-        a_cls = 2.0 * (math.pi * sigs) ** 2
-        keeps_cls = np.array(keeps, dtype=np.int64)
         if nnz * kmax < 4 * nfft:
             F = np.empty((len(cw), kmax), dtype=np.complex128)
             kernels.sparse_rfft(stick, nfft, F)
         else:
             # width classes no line fell into (most of them in corpora: near-isotropic strains put every line
             # in the top classes) are left out of the FFT; their terms in the sum over classes are exact zeros
-            used = np.empty(len(cw), dtype=np.bool_)
-            kernels.nonzero_rows(stick, used)
-            if used.all():
-                F = scipy.fft.rfft(stick, nfft, axis=1)
+            if len(cw) == 1:              # nnz > 0: the one class is used
+                used = None
             else:
-                F = scipy.fft.rfft(stick[used], nfft, axis=1)
+                used = np.empty(len(cw), dtype=np.bool_)
+                kernels.nonzero_rows(stick, used)
+            if used is None or used.all():
+                F = _rfft_rows(stick, nfft)
+            else:
+                F = _rfft_rows(stick[used], nfft)
                 a_cls, keeps_cls = a_cls[used], keeps_cls[used]
                 kmax = int(keeps_cls.max())     # the shared factor is needed up to the used classes' cut-off
         # the shared factor only where some class is not yet negligible (its Bessel functions are the cost)
@@ -616,7 +669,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             total += acc
     if total is None:
         return ydir
-    y = scipy.fft.irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
+    y = _irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
     return y + ydir if direct else y
 
 
