@@ -22,11 +22,12 @@ Method (trVAE-like, Lotfollahi et al., Bioinformatics 36, i610 (2020); UNIT, Liu
    the difference) and keeps its simulated labels; white noise of the per-channel std the measured set has beyond
    the simulated one (:func:`residual_noise`, from the reconstruction residuals of both domains) is added, since a
    deterministic map cannot add noise;
-3. the inverse network trained on the adapted corpus -- the translated copies together with the untranslated
-   simulations (``--mix-raw``, default; the translation does not keep band areas exactly, and a label shared by a
-   spectrum and its translation tells the network what to ignore) -- also sees the unlabelled measured spectra: an
-   MLP whose penultimate features are aligned between simulated and measured inputs (``gamma (MMD + CORAL)``,
-   :class:`AlignedRegressor`; inputs standardised on the measured set).  The translation moves the inputs, the
+3. the inverse network trained on the adapted corpus -- once step 0 has put both domains on one axis, the
+   translated copies together with the calibrated simulations (``--mix-raw``; the translation does not keep band
+   areas exactly, and a label shared by a spectrum and its translation tells the network what to ignore; before
+   calibration the two may differ in band positions the labels depend on, so the default mixes only after it) --
+   also sees the unlabelled measured spectra: an MLP whose penultimate features are aligned between simulated and
+   measured inputs (``gamma (MMD + CORAL)``, :class:`AlignedRegressor`; inputs standardised on the measured set).  The translation moves the inputs, the
    alignment makes the features blind to what the translation left unmatched;
 4. the references: a plain MLP trained on raw simulations (tested on the uncalibrated measured spectra) and -- the
    bound the gap is measured against -- on the measured pool with its labels (only where labels exist: in the
@@ -161,7 +162,7 @@ def broaden_channels(x, sigma):
 
 
 def match_instrument(xs, xt, *, max_shift=0.05, max_sigma=0.015, shift_step=0.1, sigma_step=0.25, window=7,
-                     max_misfit=0.5):
+                     max_misfit=0.1):
     """Axis calibration of a measured set against the simulations: the axis offset and the extra Gaussian
     resolution of the measured instrument, from the unlabelled spectra.
 
@@ -263,7 +264,11 @@ def adapt_once(sim: dict, meas: dict, *, n_test: int, cfg: dict, seed: int, log=
     res = {}
     gamma = float(cfg.get("gamma", 0.0))
     ya = np.concatenate([ys] * draws)
-    if cfg.get("mix_raw", True):  # the (calibrated) simulations ride along with their translated copies
+    mix = cfg.get("mix_raw")  # None: auto -- only once the instrument match has put both domains on one axis
+    if mix is None:
+        mix = bool(cal["apply"])
+    res["mixed_raw"] = bool(mix)
+    if mix:  # the calibrated simulations ride along with their translated copies
         xa_tr, ya_tr = np.concatenate([xa, xs]), np.concatenate([ya, ys])
     else:
         xa_tr, ya_tr = xa, ya
@@ -512,9 +517,10 @@ def add_arguments(p):
     p.add_argument("--gamma", type=float, default=6.0,
                    help="weight of the inverse net's feature alignment (MMD + CORAL) to the unlabelled measured "
                         "spectra when training on the adapted corpus (0 = plain MLP)")
-    p.add_argument("--mix-raw", action=argparse.BooleanOptionalAction, default=True,
-                   help="train the adapted inverse net on the translated and the untranslated simulations together "
-                        "(the alignment then also makes its features blind to what the translation changes)")
+    p.add_argument("--mix-raw", action=argparse.BooleanOptionalAction, default=None,
+                   help="train the adapted inverse net on the translated and the untranslated simulations together, "
+                        "so that it learns to ignore what the translation changes (default: when the instrument "
+                        "match was applied; before it, raw and measured axes may differ in ways the labels depend on)")
     p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
                    help="calibrate the measured axis offset and resolution against the simulations from the unlabelled "
                         "spectra first (match_instrument; skipped when the mean spectra show no common structure)")
