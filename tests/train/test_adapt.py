@@ -117,6 +117,63 @@ def test_adapt_once_reports_all_pieces():
     assert np.isfinite(res["gap_closed"]) == (raw > mo)
 
 
+def _bands(n, L=200, seed=0):
+    """Mixtures of four bands at fixed positions (random heights) on a small offset: the mean spectrum has
+    structure at known places, as solution spectra do."""
+    rng = np.random.default_rng(seed)
+    u = np.arange(L, dtype=float)
+    shapes = np.stack([np.exp(-0.5 * ((u - c) / 3.0) ** 2) for c in (40, 80, 120, 160)])
+    h = rng.uniform(0.0, 1.0, (n, 4))
+    return (h @ shapes + 0.05).astype(np.float32), h.astype(np.float32)
+
+
+def test_match_instrument_recovers_axis_offset_and_resolution():
+    from train.studies.adapt import broaden_channels, match_instrument, shift_channels
+    xs, _ = _bands(400, seed=1)
+    xt = D.distort(_bands(300, seed=2)[0], "shift=0.015,broaden=0.02,baseline=0.2", np.random.default_rng(0))
+    m = match_instrument(xs, xt)
+    # true: 0.015 x 200 = 3 channels; sigma 0.02 x 200 / 2.3548 = 1.70 channels (grids: 0.1 and 0.25 channels)
+    assert m["apply"] and m["lag"] == pytest.approx(3.0, abs=0.15) and m["sigma"] == pytest.approx(1.70, abs=0.3)
+    back = shift_channels(xt, m["lag"])
+    assert [np.argmax(back.mean(0)[c - 10:c + 10]) for c in (40, 80, 120, 160)] == [10] * 4  # bands back in place
+    # blurring the simulations by the found sigma brings their band width to the measured one
+    one = np.zeros((2, 200), np.float32)
+    one[:, 120] = 1.0
+    fwhm = lambda x: np.sum(x > 0.5 * x.max(1, keepdims=True), 1)  # noqa: E731 (channels above half height)
+    x3 = _bands(50, seed=3)[0]
+    np.testing.assert_allclose(fwhm(broaden_channels(x3, m["sigma"])[:, 100:140]),
+                               fwhm(D.distort(x3, "broaden=0.02")[:, 100:140]), atol=1)
+    np.testing.assert_allclose(broaden_channels(one, 2.0).sum(1), 1.0, rtol=1e-5)  # area kept
+
+
+def test_match_instrument_declines_without_common_structure():
+    from train.studies.adapt import match_instrument
+    rng = np.random.default_rng(0)
+    noise = lambda n: rng.standard_normal((n, 200)).astype(np.float32)  # noqa: E731
+    m = match_instrument(noise(300), noise(300))
+    assert not m["apply"] and m["misfit"] > 0.5
+    x16 = _bands(50, L=16)[0]
+    short = match_instrument(x16, x16)
+    assert not short["apply"] and short["lag"] == 0.0 and short["sigma"] == 0.0
+
+
+def test_calibration_leaves_the_raw_simulation_reference_alone():
+    # the raw-simulation arm is the un-adapted reference: the same score with and without the instrument match,
+    # while the adapted arm is trained and tested on calibrated spectra
+    xs, ys = _bands(300, seed=3)
+    xm, ym = _bands(160, seed=4)
+    xm = D.distort(xm, "shift=0.02,broaden=0.02", np.random.default_rng(0))
+    cfg = {"latent": 8, "hidden": (64,), "vae_epochs": 3, "beta": 0.5, "lam": 10.0, "arch": "mlp",
+           "residual": True, "reg_epochs": 5, "reg_hidden": (32,), "gamma": 1.0}
+    runs = {}
+    for cal in (True, False):
+        runs[cal], _ = adapt_once({"x": xs, "y": ys}, {"x": xm, "y": ym[:60], "y_pool_hidden": ym[60:]},
+                                  n_test=60, cfg={**cfg, "calibrate": cal}, seed=0, log=lambda *a: None)
+    assert runs[True]["raw_sim"] == runs[False]["raw_sim"]
+    assert runs[True]["instrument_match"]["apply"] and not runs[False]["instrument_match"]["apply"]
+    assert runs[True]["instrument_match"]["lag"] == pytest.approx(4.0, abs=0.15)
+
+
 def test_residual_noise_is_the_extra_measured_variance():
     from train.studies.adapt import residual_noise
 

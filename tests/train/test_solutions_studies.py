@@ -85,17 +85,20 @@ def test_uvvis_adapted_rmse_at_most_half_the_mean_predictor(tmp_path):
 
 
 @pytest.mark.slow
-def test_raman_adaptation_beats_raw_simulations_and_the_mean(tmp_path):
+def test_raman_adapted_rmse_at_most_half_the_mean_predictor(tmp_path):
     """Raman 850-1450 cm-1 of nitrate/nitrite/sulfate with interferents on another spectrometer (+7 cm-1
     resolution, 6 cm-1 calibration offset, a fixed background, a nonlinear detector).  Raw simulations do worse than
-    the mean predictor there; adaptation cuts the error by >= 30 % (the study's verdict) and beats the mean predictor
-    on every target and seed.  The half-the-mean bar is reached for nitrite only (nitrate and sulfate stay near 0.55
-    of the mean predictor's RMSE at these sizes; the labelled oracle reaches about 0.3)."""
+    the mean predictor there.  Calibrated on the unlabelled spectra (axis offset and resolution found from the mean
+    spectra) and adapted, every target's RMSE is at most half the mean predictor's on each of 3 seeds (measured
+    0.28-0.31, as good as the labelled oracle: the simulations through the true distortion, 0.26-0.29)."""
     argv = ["--sim", "solutions-nitrate-sulfate-raman", "--set", "config.axis_max=1450", "--set", "config.n_points=601",
             "--set", "config.normalise=max", "--benchmark", "broaden=0.012,shift=0.01,baseline=0.1,gain=0.2",
             "--bin", "2", *_SLOW_ARGS, "--out", str(tmp_path)]
     rep = AD.run(_args(AD, argv))
+    assert rep["rmse_vs_mean"]["pass"], rep["rmse_vs_mean"]["reason"]
     assert rep["verdict"] == "PASS", rep["reason"]
     for r in rep["runs"]:
         ad, raw, mean = (np.asarray(r[k]["rmse"]) for k in ("adapted", "raw_sim", "mean_predictor"))
         assert np.all(ad < raw) and np.all(ad < mean)
+        # the axis offset found is the benchmark's (0.01 x 300 channels), to the 0.1-channel grid and a bit
+        assert r["instrument_match"]["apply"] and abs(r["instrument_match"]["lag"] - 3.0) <= 0.3
