@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 PLUGINS = ("train.studies.augment", "train.studies.adapt", "train.studies.nested", "train.validate", "train.studies.demo",
-           "train.studies.benchmark_real")
+           "train.studies.benchmark_real", "train.studies.adapt_real")
 
 
 def _model_kw(items) -> dict:

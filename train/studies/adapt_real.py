@@ -154,7 +154,14 @@ def adapt_real(store, others=("exafs-oxides",), split="dev", n_sim=4000, seeds=3
                                                      zip(s["mae_mean"], s["mae_std"])))
     table = "\n".join(lines)
     log(table)
-    rep = {"store": str(store), "split": split, "targets": list(TARGETS), "labelled_files": pool["lab_files"],
+    raw, ad = np.asarray(summ["raw_sim"]["mae_mean"]), np.asarray(summ["adapted"]["mae_mean"])
+    why = ", ".join(f"{t} MAE {a:.4g} adapted vs {r:.4g} raw" for t, a, r in zip(TARGETS, ad, raw))
+    helps = bool(np.all(np.isfinite(ad)) and np.all(ad < raw))
+    verdict = {"verdict": "PASS" if helps else "FAIL",
+               "reason": f"adaptation on real spectra {'lowers' if helps else 'does not lower'} the error of every "
+                         f"target ({why}; {seeds} seeds, labelled '{split}' files)"}
+    rep = {**verdict, "store": str(store), "split": split, "targets": list(TARGETS),
+           "labelled_files": pool["lab_files"],
            "pool_files": pool["pool_files"], "skipped": pool["skipped"], "config": {k: (list(v) if isinstance(
                v, tuple) else v) for k, v in c.items()}, "n_sim": len(sim["x"]), "bin": bin_, "seeds": seeds,
            "runs": runs, "summary": summ, "table": table}
@@ -164,8 +171,7 @@ def adapt_real(store, others=("exafs-oxides",), split="dev", n_sim=4000, seeds=3
     return rep
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.studies.adapt_real", description=__doc__.split("\n\n")[0])
+def _add_arguments(p) -> None:
     p.add_argument("store", help="simulated XAFS corpus (from `simgen generate`, e.g. of exafs-foils)")
     p.add_argument("--others", default="exafs-oxides",
                    help="comma-separated recipes of the other models a measured file may belong to")
@@ -180,7 +186,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--manifest", default=None)
     p.add_argument("--out", default=None)
-    a = p.parse_args(argv)
+
+
+def _run(a) -> int:
     import torch
     torch.set_num_threads(max(1, a.threads))
     cfg = {k: v for k, v in (("vae_epochs", a.vae_epochs), ("reg_epochs", a.reg_epochs)) if v is not None}
@@ -188,6 +196,19 @@ def main(argv=None) -> int:
     adapt_real(a.store, tuple(o for o in a.others.split(",") if o), a.split, a.n_sim, a.seeds, a.bin, cfg,
                a.manifest, a.out)
     return 0
+
+
+def register_cli(subparsers) -> None:
+    p = subparsers.add_parser("adapt-real", help="domain adaptation on the real XAFS spectra of the manifest "
+                                                 "(unlabelled pool), scored on the labelled files of a split")
+    _add_arguments(p)
+    p.set_defaults(func=_run)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m train.studies.adapt_real", description=__doc__.split("\n\n")[0])
+    _add_arguments(p)
+    return _run(p.parse_args(argv))
 
 
 if __name__ == "__main__":
