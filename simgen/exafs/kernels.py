@@ -28,75 +28,7 @@ import math
 import numba as nb
 import numpy as np
 
-from numba import types
-from numba.extending import intrinsic
-
-from ..fastmath import fast_exp, fast_sin  # noqa: F401 - shared polynomial exp/sin, re-exported
-
-
-@intrinsic
-def _bits_to_float(typingctx, x):
-    """The float64 whose IEEE-754 bits are the int64 ``x`` (an LLVM bitcast; vectorises)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _float_to_bits(typingctx, x):
-    """The int64 holding the IEEE-754 bits of the float64 ``x`` (an LLVM bitcast; vectorises)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-    return types.int64(types.float64), codegen
-
-
-# Cody-Waite splits: the high parts have 21+ trailing zero bits, so n * HI is exact for the n that occur
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.9082149292705877e-10
-_PI_HI = 3.1415926534682512
-_PI_LO = 1.2154201013012384e-10
-
-
-@nb.njit(cache=True, nogil=True, fastmath=True, inline="always")
-def exp_scaled(x):
-    """exp(x) for x in [-700, 700] (clamped there) as 2^n exp(r), n = round(x / ln 2), |r| <= ln 2 / 2: a
-    degree-11 least-squares (near-minimax) polynomial for exp(r) (relative error 2.2e-16 on that interval), 2^n
-    from its exponent bits; relative error < 1e-15 (tested against numpy).  Fewer operations than ``fast_exp``
-    (no repeated squaring), the cost that counts in the tabulated chi loop."""
-    x = min(max(x, -700.0), 700.0)
-    n = math.floor(x * 1.4426950408889634 + 0.5)
-    r = (x - n * _LN2_HI) - n * _LN2_LO
-    r2 = r * r
-    r4 = r2 * r2
-    r8 = r4 * r4
-    p01 = 1.0 + r
-    p23 = 0.5000000000000019 + 0.16666666666666702 * r
-    p45 = 0.04166666666648808 + 0.008333333333309526 * r
-    p67 = 0.0013888888952318045 + 0.00019841269909219843 * r
-    p89 = 2.480148547921643e-05 + 2.755722495611072e-06 * r
-    pab = 2.7632640675430235e-07 + 2.5114870219497476e-08 * r
-    p = (p01 + p23 * r2) + (p45 + p67 * r2) * r4 + (p89 + pab * r2) * r8
-    return p * _bits_to_float((np.int64(n) + 1023) << 52)
-
-
-@nb.njit(cache=True, nogil=True, fastmath=True, inline="always")
-def sin_reduced(x):
-    """sin(x): x = n pi + y with |y| <= pi/2 (pi in two parts), sin(x) = (-1)^n sin(y), the sign set on the bits;
-    sin(y) by a degree-17 least-squares (near-minimax) odd polynomial (absolute error 3.3e-16 on [-pi/2, pi/2]);
-    absolute error ~5e-16 + |x| 1e-16 for |x| < 1e6 (the split of pi is exact there; tested against numpy).  No
-    branch or fold, fewer operations than ``fast_sin``."""
-    n = math.floor(x * 0.3183098861837907 + 0.5)
-    y = (x - n * _PI_HI) - n * _PI_LO
-    z = y * y
-    z2 = z * z
-    z4 = z2 * z2
-    z8 = z4 * z4
-    p01 = 1.0 + -0.16666666666666666 * z
-    p23 = 0.008333333333333186 + -0.0001984126984120872 * z
-    p45 = 2.755731921123654e-06 + -2.5052106891168703e-08 * z
-    p67 = 1.6058940907182887e-10 + -7.643027273612204e-13 * z
-    s = y * ((p01 + p23 * z2) + (p45 + p67 * z2) * z4 + 2.7215821926997076e-15 * z8)
-    return _bits_to_float(_float_to_bits(s) ^ (np.int64(n) << 63))
+from ..fastmath import exp_scaled, fast_exp, fast_sin, sin_reduced  # noqa: F401 - shared, re-exported
 
 
 @nb.njit(cache=True, nogil=True)

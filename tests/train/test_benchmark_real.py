@@ -25,7 +25,7 @@ def exafs_runs(tmp_path_factory):
     return runs, d
 
 
-def test_benchmark_rows_seeds_mean_predictor_and_out_of_domain(exafs_runs, tmp_path, shared):
+def test_benchmark_rows_seeds_mean_predictor_and_out_of_domain(exafs_runs, tmp_path, shared, monkeypatch):
     shared_path = shared
     from train.studies.benchmark_real import benchmark_real
     cu = shared_path("data", "xafs", "XASLIB_Cu_cu_metal_rt.xdi")
@@ -43,16 +43,8 @@ def test_benchmark_rows_seeds_mean_predictor_and_out_of_domain(exafs_runs, tmp_p
          "known": {"R1": {"value": 2.556}}}]}
     mf = tmp_path / "manifest.yaml"
     mf.write_text(yaml.safe_dump(man))
-    import os
-    old = os.environ.get("SIMGEN_SHARED_DATA")
-    os.environ["SIMGEN_SHARED_DATA"] = str(shared)
-    try:
-        res = benchmark_real({"exafs": [r.path for r in exafs_runs[0]]}, split="dev", manifest=mf, fetch=False)
-    finally:
-        if old is None:
-            os.environ.pop("SIMGEN_SHARED_DATA")
-        else:
-            os.environ["SIMGEN_SHARED_DATA"] = old
+    monkeypatch.setenv("SIMGEN_SHARED_DATA", str(shared))
+    res = benchmark_real({"exafs": [r.path for r in exafs_runs[0]]}, split="dev", manifest=mf, fetch=False)
     files = {f["file"]: f for f in res["files"]}
     assert set(files) == {"cu", "au"}                      # the test split is not touched
     assert files["au"]["status"].startswith("out of domain: Au L3 edge")

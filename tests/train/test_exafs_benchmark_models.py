@@ -3,7 +3,6 @@
 out of domain with every model's reason."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ def two_models(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_each_file_read_by_its_model(two_models, tmp_path, shared):
+def test_each_file_read_by_its_model(two_models, tmp_path, shared, monkeypatch):
     from train.studies.benchmark_real import benchmark_real
     cu = shared("data", "xafs", "XASLIB_Cu_cu_metal_rt.xdi")
     e = np.linspace(11700, 12800, 900)
@@ -45,15 +44,8 @@ def test_each_file_read_by_its_model(two_models, tmp_path, shared):
          "known": {"R1": {"value": 2.88}}}]}
     mf = tmp_path / "manifest.yaml"
     mf.write_text(yaml.safe_dump(man))
-    old = os.environ.get("SIMGEN_SHARED_DATA")
-    os.environ["SIMGEN_SHARED_DATA"] = str(cu.parents[1])
-    try:
-        res = benchmark_real({"exafs": two_models}, split="dev", manifest=mf, fetch=False)
-    finally:
-        if old is None:
-            os.environ.pop("SIMGEN_SHARED_DATA")
-        else:
-            os.environ["SIMGEN_SHARED_DATA"] = old
+    monkeypatch.setenv("SIMGEN_SHARED_DATA", str(cu.parents[1]))
+    res = benchmark_real({"exafs": two_models}, split="dev", manifest=mf, fetch=False)
     files = {f["file"]: f for f in res["files"]}
     assert files["cu"]["model"] == "exafs-foils" and files["cuo"]["model"] == "exafs-oxides"
     assert files["cuo"]["route"]["nearest_class"] == "Cu_K_cuo"

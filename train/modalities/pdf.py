@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -287,6 +288,7 @@ class PDFAdapter(Adapter):
 _REFINE_CACHE: dict = {}
 
 
+@lru_cache(maxsize=64)
 def _nearest_distance(phase: str) -> float:
     """Shortest interatomic distance (A) of a catalog phase at its catalog cell."""
     from simgen.pdf.structures import phase_model

@@ -136,11 +136,8 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
         if len(models[mod]) > 1:
             try:
                 name, route = _choose_model(mod, models[mod], m0)
-            except modalities.OutOfDomain as exc:
-                rec["status"] = f"out of domain: {exc.why}"
-                continue
-            except MeasurementError as exc:
-                rec["status"] = f"refused: {exc.what}"
+            except (modalities.OutOfDomain, MeasurementError) as exc:
+                rec["status"] = _refusal(exc)
                 continue
             rec["route"] = route
         rec["model"] = name
@@ -148,11 +145,8 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
         for run in models[mod][name]:
             try:
                 res, _ = predict_measurement(run, copy.deepcopy(m0), mc=mc, log=lambda *a: None)
-            except modalities.OutOfDomain as exc:
-                rec["status"] = f"out of domain: {exc.why}"
-                break
-            except MeasurementError as exc:
-                rec["status"] = f"refused: {exc.what}"
+            except (modalities.OutOfDomain, MeasurementError) as exc:
+                rec["status"] = _refusal(exc)
                 break
             preds.append(res)
         if rec["status"] != "ok":
@@ -206,6 +200,14 @@ def benchmark_real(runs: dict, split: str = "dev", manifest=None, spec=None, fet
     out = {"split": split, "rows": rows, "files": files, "summary": summary}
     out.update(_table(out))
     return out
+
+
+def _refusal(exc) -> str:
+    """The table's status of a file a model refuses: 'out of domain: why' or 'refused: what'."""
+    from .. import modalities
+    if isinstance(exc, modalities.OutOfDomain):
+        return f"out of domain: {exc.why}"
+    return f"refused: {exc.what}"
 
 
 def _models(runs) -> dict:
