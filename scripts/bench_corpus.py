@@ -70,10 +70,8 @@ def simulator_rate(client, recipe, n, chunk_rows) -> tuple[float, float]:
 
 
 def cluster(workers):
-    from distributed import Client, LocalCluster
-    lc = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40)
-    return Client(lc), lc
+    from simgen.cli import _start_cluster
+    return _start_cluster(workers)
 
 
 def main():

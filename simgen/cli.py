@@ -26,11 +26,16 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def _start_cluster(workers: int | None):
-    """A local dask.distributed cluster: one single-threaded worker process per core (numba/BLAS pinned to one)."""
+    """A local dask.distributed cluster: one single-threaded worker process per core (numba/BLAS pinned to one).
+    The workers' statistical profiler is off: it samples every thread each 10 ms and cost ~17 % of a corpus
+    build's compute on the simulators' short tasks (scripts/bench_corpus.py --compute-only)."""
+    import dask
     from distributed import Client, LocalCluster
     n = workers or os.cpu_count() or 1
-    env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
     os.environ.update(env)  # inherited by the worker processes
+    dask.config.set({"distributed.worker.profile.enabled": False})  # the nannies hand this config to the workers
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=40)
     return Client(cluster), cluster

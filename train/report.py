@@ -115,6 +115,9 @@ def study_verdict(st: dict) -> tuple[str, str]:
         return "PASS", "; ".join(str(r) for v, r in found if r)
     if _has_nan(st.get("results", {})):
         return "FAIL", "results hold NaN (degenerate output)"
+    skipped = [r["skipped"] for r in (st.get("results") or {}).values() if isinstance(r, dict) and r.get("skipped")]
+    if skipped:
+        return "SKIPPED", "; ".join(str(w) for w in skipped)
     return "NO VERDICT", "the study reported no verdict of its own"
 
 

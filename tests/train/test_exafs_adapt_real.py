@@ -61,3 +61,24 @@ def test_adapt_real_runs_and_scores(manifest, tmp_path):
     assert all(np.isfinite(s[a]["mae_mean"]).all() for a in s)
     # the prior mean's error is computed from the corpus and the dev labels alone (N 12, R 2.556)
     assert s["prior_mean"]["mae_mean"][1] > 0 and (tmp_path / "o" / "adapt_real.json").exists()
+
+
+def test_no_measured_file_is_a_skipped_study_not_a_failure(tmp_path):
+    """Without measured files (no ../shared/data, nothing downloaded) the study says so: the report shows it as
+    SKIPPED with the reason, and the main job does not fail on it."""
+    import json
+    from train.report import study_verdict
+    from train.studies.adapt_real import adapt_real
+    man = tmp_path / "manifest.yaml"
+    man.write_text(yaml.safe_dump({"version": 1, "packages": {}, "files": [
+        {"id": "absent", "path": "xafs/not-here.xdi", "modality": "exafs", "split": "dev",
+         "known": {"R1": {"value": 2.556}, "N1": {"value": 12}}}]}))
+    store = tmp_path / "foils.zarr"
+    simgen.corpus.build(load_recipe("exafs-foils"), 16, store, chunk_rows=16, scheduler="synchronous")
+    rep = adapt_real(store, split="dev", n_sim=16, seeds=1, manifest=man, out=tmp_path / "o", log=lambda *a: None)
+    assert "verdict" not in rep and "no labelled 'dev' file" in rep["skipped"]
+    assert rep["skipped_files"] == {"absent": "not downloaded"}
+    res = {"studies/adapt-real/adapt_real.json": json.loads((tmp_path / "o" / "adapt_real.json").read_text())}
+    v, why = study_verdict({"rc": 0, "results": res})
+    assert v == "SKIPPED" and "no labelled 'dev' file" in why
+    assert study_verdict({"rc": 0, "results": {"x.json": {"verdict": "FAIL", "reason": "r"}}})[0] == "FAIL"

@@ -113,7 +113,17 @@ def adapt_real(store, others=("exafs-oxides",), split="dev", n_sim=4000, seeds=3
     spec = target_spec(sim["recipe"])
     pool = measured_pool(spec, {o: target_spec(load_recipe(o)) for o in others}, split, manifest, log)
     if len(pool["lab_files"]) == 0:
-        raise ValueError(f"no labelled '{split}' file is read by the corpus's model")
+        # no measured files here (neither ../shared/data nor the download cache) or none the model reads: a study
+        # with nothing to score says so instead of failing the job
+        why = (f"no labelled '{split}' file is read by the corpus's model ({len(pool['pool_files'])} in the pool; "
+               f"skipped: {len(pool['skipped'])}, e.g. " + "; ".join(f"{k}: {v}" for k, v in
+                                                                   list(pool["skipped"].items())[:3]) + ")")
+        log(f"[adapt-real] skipped: {why}")
+        rep = {"skipped": why, "store": str(store), "split": split, "skipped_files": pool["skipped"]}
+        if out:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            (Path(out) / "adapt_real.json").write_text(json.dumps(rep, indent=1, default=float))
+        return rep
     n_test = len(pool["lab_files"])
     meas = {"x": adapt._bin(np.concatenate([pool["x_lab"], pool["x_pool"]]), bin_), "y": pool["y_lab"],
             "y_pool_hidden": None}
