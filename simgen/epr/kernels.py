@@ -2018,3 +2018,48 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
                                     r += 1
                 pair += 1
         _drop_weak(k, pmax, rel_threshold, outB, outI)
+
+
+# --------------------------------------------------------------------------------------------- fused S = 1/2
+@numba.njit(cache=True, nogil=True)
+def width_classes(Wmax, lwg, dxc, ratio, max_classes):
+    """Gaussian FWHM of the strain width classes: geometric from max(lwg, dxc / 2) to sqrt(lwg^2 + Wmax^2) with
+    neighbouring ratio about ``ratio`` (2 .. ``max_classes`` classes), or the one class ``lwg`` when the largest
+    strain width Wmax is below 1e-3 max(lwg, dxc)."""
+    if not Wmax > 1e-3 * max(lwg, dxc):
+        out = np.empty(1)
+        out[0] = lwg
+        return out
+    c_lo = max(lwg, 0.5 * dxc)
+    c_hi = math.sqrt(lwg ** 2 + Wmax ** 2)
+    ncls = min(max(2, int(math.ceil(math.log(c_hi / c_lo) / math.log(ratio))) + 1), max_classes)
+    out = np.empty(ncls)
+    q = c_hi / c_lo
+    for c in range(ncls):
+        out[c] = c_lo * q ** (c / (ncls - 1))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def s12_powder_plain(nvec, g, gstrain, mw, ntheta, nphi, theta, phi, refine, x0, dx, lwg, dxc, ratio,
+                     max_classes, scale, nb):
+    """One S = 1/2 centre without nuclei on a product orientation grid in one call: ``s12_knots`` (its plain
+    branch), the strain width classes (``width_classes`` of the largest knot width; one class without strain)
+    and ``powder_bin`` onto a new stick spectrum (nclass, nb).  Returns (stick, class widths): what the
+    caller's separate calls produce, without their per-call overhead."""
+    K = nvec.shape[0]
+    B = np.empty((K, 1))
+    In = np.empty((K, 1))
+    W = np.empty((K, 1))
+    _s12_knots_plain(nvec, g, gstrain, 1.0, mw, B, In, W)
+    Wmax = 0.0
+    if max(gstrain[0], gstrain[1], gstrain[2]) > 0.0:
+        for k in range(K):
+            if W[k, 0] > Wmax:
+                Wmax = W[k, 0]
+    cw = width_classes(Wmax, lwg, dxc, ratio, max_classes)
+    stick = np.zeros((cw.shape[0], nb))
+    T = np.empty((cw.shape[0], nb + 1))
+    partner = np.full(1, -1, dtype=np.int64)
+    powder_bin(B, In, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick, T)
+    return stick, cw

@@ -588,42 +588,41 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             nvec = tri.nvec
         else:
             th, ph, nvec = _grid(sym, nt)
-        prep = (S, g, A, gs, isos)
-        parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
-        if direct and sym == "iso":
-            for B, In, W, partner, psc in parts:
-                kernels.gauss_direct(B, In, W, float(s.weight) * psc, float(s.lw), x0 - field_offset, dx,
-                                     int(exp.harmonic), dxc, ydir)
-            continue
-        Wmax = 0.0
-        if max(gs) > 0 or s.A_strain > 0:             # W (strain widths) is 0 without strains
-            for p in parts:
-                if p[2].size:
-                    Wmax = max(Wmax, float(p[2].max()))   # W is 0 (not NaN) where there is no line
-        lwg = float(s.lw)
-        if Wmax > 1e-3 * max(lwg, dxc):
-            c_lo = max(lwg, 0.5 * dxc)
-            c_hi = math.sqrt(lwg ** 2 + Wmax ** 2)
-            ncls = min(max(2, int(math.ceil(math.log(c_hi / c_lo) / math.log(opt.width_ratio))) + 1),
-                       opt.max_width_classes)
-            cw = c_lo * (c_hi / c_lo) ** (np.arange(ncls) / (ncls - 1))
-        else:
-            cw = np.array([lwg])
-        stick = np.zeros((len(cw), nb))
         if opt.binning == "easyspin" and sym != "iso":
             xb0, dxb = xc0, -dxc
         else:
             xb0, dxb = xc0, dxc
-        Tscr = np.empty((len(cw), nb + 1))
-        for B, In, W, partner, psc in parts:
-            if not B.shape[1]:
+        lwg = float(s.lw)
+        if S == 0.5 and not has_nuc and not exact and tri is None and not (direct and sym == "iso"):
+            # one line per orientation (no nucleus, closed form): knots, width classes and binning in one call
+            stick, cw = kernels.s12_powder_plain(nvec, np.array(g), np.array(gs), mw_mhz, len(th), len(ph), th, ph,
+                                                 rf, xb0, dxb, lwg, dxc, float(opt.width_ratio),
+                                                 int(opt.max_width_classes), float(s.weight), nb)
+        else:
+            prep = (S, g, A, gs, isos)
+            parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
+            if direct and sym == "iso":
+                for B, In, W, partner, psc in parts:
+                    kernels.gauss_direct(B, In, W, float(s.weight) * psc, float(s.lw), x0 - field_offset, dx,
+                                         int(exp.harmonic), dxc, ydir)
                 continue
-            if tri is not None:
-                kernels.powder_bin_tri(B, In, W, partner, tri.corners, tri.vidx, tri.vw, tri.bary, tri.sub,
-                                       tri.subw, xb0, dxb, lwg, cw, float(s.weight) * psc, stick, Tscr)
-            else:
-                kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
-                                   float(s.weight) * psc, stick, Tscr)
+            Wmax = 0.0
+            if max(gs) > 0 or s.A_strain > 0:             # W (strain widths) is 0 without strains
+                for p in parts:
+                    if p[2].size:
+                        Wmax = max(Wmax, float(p[2].max()))   # W is 0 (not NaN) where there is no line
+            cw = kernels.width_classes(Wmax, lwg, dxc, float(opt.width_ratio), int(opt.max_width_classes))
+            stick = np.zeros((len(cw), nb))
+            Tscr = np.empty((len(cw), nb + 1))
+            for B, In, W, partner, psc in parts:
+                if not B.shape[1]:
+                    continue
+                if tri is not None:
+                    kernels.powder_bin_tri(B, In, W, partner, tri.corners, tri.vidx, tri.vw, tri.bary, tri.sub,
+                                           tri.subw, xb0, dxb, lwg, cw, float(s.weight) * psc, stick, Tscr)
+                else:
+                    kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
+                                       float(s.weight) * psc, stick, Tscr)
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
         if len(cw) == 1:
             # the same numbers as the array expressions below, in Python floats

@@ -898,3 +898,48 @@ def test_empty_width_classes_skipped_same_spectrum():
         kernels.nonzero_rows = real
     assert len(seen) == 1 and 0 < seen[0].sum() < len(seen[0])     # the skip path was taken
     assert np.allclose(y, y_all, rtol=0, atol=1e-12 * np.abs(y_all).max())
+
+
+def test_width_classes_matches_numpy():
+    """Strain width classes against the NumPy expression: geometric from max(lw, dxc / 2) to
+    sqrt(lw^2 + Wmax^2), 2 .. max classes, one class (lw) when the strain width is negligible."""
+    for Wmax, lw, dxc in ((0.0, 0.5, 0.1), (1e-5, 0.5, 0.1), (0.8, 0.2, 0.1), (0.8, 0.02, 0.1), (5.0, 1.0, 0.3),
+                          (0.03, 0.5, 0.1)):
+        out = kernels.width_classes(Wmax, lw, dxc, 1.06, 12)
+        if Wmax > 1e-3 * max(lw, dxc):
+            c_lo, c_hi = max(lw, 0.5 * dxc), math.sqrt(lw ** 2 + Wmax ** 2)
+            n = min(max(2, int(math.ceil(math.log(c_hi / c_lo) / math.log(1.06))) + 1), 12)
+            ref = c_lo * (c_hi / c_lo) ** (np.arange(n) / (n - 1))
+        else:
+            ref = np.array([lw])
+        assert out.shape == ref.shape and np.allclose(out, ref, rtol=1e-14, atol=0), (Wmax, lw, dxc)
+
+
+@pytest.mark.parametrize("g, gs, nphi", [([2.003, 2.009, 2.03], [0.0, 0.0, 0.0], 19),
+                                         ([2.003, 2.009, 2.03], [0.001, 0.004, 0.003], 19),
+                                         ([2.02, 2.02, 2.002], [0.002, 0.002, 0.002], 1)])
+def test_s12_powder_plain_matches_separate_kernels(g, gs, nphi):
+    """The fused S = 1/2 (no nucleus) knots + width classes + binning call gives the stick spectrum of the
+    separate kernels (s12_knots, the classes from the largest knot width, powder_bin) to rounding."""
+    n = 19
+    th = np.linspace(0, np.pi / 2, n)
+    ph = np.linspace(0, np.pi / 2, nphi) if nphi > 1 else np.array([0.0])
+    T, P = np.meshgrid(th, ph, indexing="ij")
+    nvec = np.ascontiguousarray(np.stack([np.sin(T) * np.cos(P), np.sin(T) * np.sin(P), np.cos(T)],
+                                         axis=-1).reshape(-1, 3))
+    g, gs = np.array(g), np.array(gs)
+    mw, x0, dxc, lw, nb, sc = 9500.0, 320.0, 0.02, 0.15, 2000, 0.7
+    K = nvec.shape[0]
+    B, In, W = np.empty((K, 1)), np.empty((K, 1)), np.empty((K, 1))
+    kernels.s12_knots(nvec, g, gs, np.empty((0, 3)), np.empty(0), np.zeros((1, 0)), np.ones(1), np.empty(0), mw,
+                      B, In, W)
+    cw = kernels.width_classes(float(W.max()), lw, dxc, 1.06, 12)
+    assert (len(cw) > 1) == (gs.max() > 0)
+    for dx in (dxc, -dxc):
+        ref = np.zeros((len(cw), nb))
+        kernels.powder_bin(B, In, W, np.full(1, -1, dtype=np.int64), n, len(ph), th, ph, 3, x0, dx, lw, cw, sc,
+                           ref, np.empty((len(cw), nb + 1)))
+        stick, cw2 = kernels.s12_powder_plain(nvec, g, gs, mw, n, len(ph), th, ph, 3, x0, dx, lw, dxc, 1.06, 12,
+                                              sc, nb)
+        assert np.array_equal(cw2, cw)
+        assert ref.sum() > 0 and np.allclose(stick, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
