@@ -2063,3 +2063,26 @@ def s12_powder_plain(nvec, g, gstrain, mw, ntheta, nphi, theta, phi, refine, x0,
     partner = np.full(1, -1, dtype=np.int64)
     powder_bin(B, In, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick, T)
     return stick, cw
+
+
+@numba.njit(cache=True, nogil=True)
+def fold_spectrum(X, nfft, sub, out):
+    """The non-negative frequencies of the DFT of every ``sub``-th point of a real nfft-point signal from the
+    signal's rfft ``X`` (nfft // 2 + 1 values): out[k] = sum_q X_full[k + q M], k = 0 .. M // 2, M = nfft // sub
+    (nfft a multiple of sub), X_full the full Hermitian spectrum (X_full[nfft - j] = conj X[j]).  Then
+    irfft(out, M) / sub = irfft(X, nfft)[::sub]: the output points only, from an FFT sub times shorter."""
+    M = nfft // sub
+    h = M // 2
+    nf = X.shape[0]
+    for k in range(h + 1):
+        out[k] = 0.0
+    for q in range(sub):
+        base = q * M
+        for k in range(h + 1):
+            j = base + k
+            if j >= nfft:
+                break
+            if j < nf:
+                out[k] += X[j]
+            else:
+                out[k] += X[nfft - j].conjugate()

@@ -553,6 +553,11 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     xc0 = x0 - field_offset - m * dxc
     nb = (n - 1) * sub + 1 + 2 * m
     Bext = (xc0, xc0 + (nb - 1) * dxc)
+    # the computation grid extended below by up to sub - 1 points so that m is a multiple of sub (the output
+    # points are every sub-th from index 0 on: the folded inverse FFT at the end); Bext (the exact route's
+    # field range) stays as it was
+    pad = -m % sub
+    m, xc0, nb = m + pad, xc0 - pad * dxc, nb + pad
     if exp.mw_phase == 0 and all(s.lwL == 0 for s in systems):
         # Gaussian lines (also modulated, any harmonic) are zero beyond the margin m: no wrap-around when
         # nfft >= nb (outputs m .. nb - m only see sticks within m)
@@ -668,7 +673,15 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             total += acc
     if total is None:
         return ydir
-    y = _irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
+    if sub > 1 and nfft % sub == 0:
+        # the output points only: the spectrum folded onto nfft / sub frequencies (kernels.fold_spectrum)
+        M = nfft // sub
+        Z = np.empty(M // 2 + 1, dtype=np.complex128)
+        kernels.fold_spectrum(total, nfft, sub, Z)
+        y = _irfft(Z, M)[m // sub:m // sub + n]
+        y *= 1.0 / sub
+    else:
+        y = _irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
     return y + ydir if direct else y
 
 

@@ -943,3 +943,18 @@ def test_s12_powder_plain_matches_separate_kernels(g, gs, nphi):
                                               sc, nb)
         assert np.array_equal(cw2, cw)
         assert ref.sum() > 0 and np.allclose(stick, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("nfft, sub", [(1200, 4), (1200, 3), (1024, 2), (750, 5), (1350, 3)])
+def test_fold_spectrum_gives_every_sub_th_point(nfft, sub):
+    """Folding the rfft of a real signal onto nfft / sub frequencies and transforming back gives every
+    ``sub``-th point of the signal (the NumPy round trip), for even and odd nfft / sub."""
+    x = np.random.default_rng(nfft + sub).standard_normal(nfft)
+    X = np.fft.rfft(x)
+    M = nfft // sub
+    Z = np.empty(M // 2 + 1, complex)
+    kernels.fold_spectrum(X, nfft, sub, Z)
+    full = np.concatenate([X, np.conj(X[1:(nfft + 1) // 2][::-1])])     # the whole Hermitian spectrum
+    ref = full.reshape(sub, M).sum(axis=0)[:M // 2 + 1]
+    assert np.allclose(Z, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    assert np.allclose(np.fft.irfft(Z, M) / sub, x[::sub], rtol=0, atol=1e-12)
