@@ -19,6 +19,9 @@ Three stages, each checked against a slow NumPy version in ``tests/simgen/test_e
 3. line shape, harmonic, modulation and phase are applied by the caller in Fourier space (pocketfft; the few
    sticks of solution spectra by ``sparse_rfft``), or, for isotropic Gaussian lines without modulation, phase or
    Lorentzian, evaluated directly on the output grid (``gauss_direct``).
+
+``s12_powder_plain`` runs stages 1 and 2 of an S = 1/2 centre without nuclei in one call (with ``width_classes``),
+and ``fold_spectrum`` lets the caller transform back only the output points of an oversampled computation grid.
 """
 from __future__ import annotations
 
