@@ -2045,11 +2045,12 @@ def width_classes(Wmax, lwg, dxc, ratio, max_classes):
 
 @numba.njit(cache=True, nogil=True)
 def s12_powder_plain(nvec, g, gstrain, mw, ntheta, nphi, theta, phi, refine, x0, dx, lwg, dxc, ratio,
-                     max_classes, scale, nb):
+                     max_classes, scale, nb, ncol):
     """One S = 1/2 centre without nuclei on a product orientation grid in one call: ``s12_knots`` (its plain
     branch), the strain width classes (``width_classes`` of the largest knot width; one class without strain)
-    and ``powder_bin`` onto a new stick spectrum (nclass, nb).  Returns (stick, class widths): what the
-    caller's separate calls produce, without their per-call overhead."""
+    and ``powder_bin`` onto the first nb columns of a new zero stick spectrum (nclass, ncol >= nb: the FFT
+    length, no padded copy needed).  Returns (stick, class widths): what the caller's separate calls produce,
+    without their per-call overhead."""
     K = nvec.shape[0]
     B = np.empty((K, 1))
     In = np.empty((K, 1))
@@ -2061,10 +2062,10 @@ def s12_powder_plain(nvec, g, gstrain, mw, ntheta, nphi, theta, phi, refine, x0,
             if W[k, 0] > Wmax:
                 Wmax = W[k, 0]
     cw = width_classes(Wmax, lwg, dxc, ratio, max_classes)
-    stick = np.zeros((cw.shape[0], nb))
+    stick = np.zeros((cw.shape[0], max(ncol, nb)))
     T = np.empty((cw.shape[0], nb + 1))
     partner = np.full(1, -1, dtype=np.int64)
-    powder_bin(B, In, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick, T)
+    powder_bin(B, In, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick[:, :nb], T)
     return stick, cw
 
 

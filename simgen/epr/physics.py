@@ -602,7 +602,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             # one line per orientation (no nucleus, closed form): knots, width classes and binning in one call
             stick, cw = kernels.s12_powder_plain(nvec, np.array(g), np.array(gs), mw_mhz, len(th), len(ph), th, ph,
                                                  rf, xb0, dxb, lwg, dxc, float(opt.width_ratio),
-                                                 int(opt.max_width_classes), float(s.weight), nb)
+                                                 int(opt.max_width_classes), float(s.weight), nb, nfft)
         else:
             prep = (S, g, A, gs, isos)
             parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]

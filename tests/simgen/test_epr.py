@@ -939,10 +939,12 @@ def test_s12_powder_plain_matches_separate_kernels(g, gs, nphi):
         ref = np.zeros((len(cw), nb))
         kernels.powder_bin(B, In, W, np.full(1, -1, dtype=np.int64), n, len(ph), th, ph, 3, x0, dx, lw, cw, sc,
                            ref, np.empty((len(cw), nb + 1)))
-        stick, cw2 = kernels.s12_powder_plain(nvec, g, gs, mw, n, len(ph), th, ph, 3, x0, dx, lw, dxc, 1.06, 12,
-                                              sc, nb)
-        assert np.array_equal(cw2, cw)
-        assert ref.sum() > 0 and np.allclose(stick, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
+        for ncol in (nb, nb + 300):       # zero columns beyond nb (the FFT padding)
+            stick, cw2 = kernels.s12_powder_plain(nvec, g, gs, mw, n, len(ph), th, ph, 3, x0, dx, lw, dxc, 1.06,
+                                                  12, sc, nb, ncol)
+            assert np.array_equal(cw2, cw) and stick.shape == (len(cw), ncol)
+            assert not stick[:, nb:].any()
+            assert ref.sum() > 0 and np.allclose(stick[:, :nb], ref, rtol=0, atol=1e-13 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("nfft, sub", [(1200, 4), (1200, 3), (1024, 2), (750, 5), (1350, 3)])
