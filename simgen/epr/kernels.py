@@ -665,11 +665,13 @@ def _levels_real(m, Bm, nx, nz, H0r, Gxr, Gzr, cSz, cIz, cSpr, cIpr, ms, mi, spc
 @numba.njit(cache=True, nogil=True)
 def _levels_complex(m, Bm, nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, mi, spc, ipc, nI, quintic,
                     H, w, V, scratch, Qc, Zr, uc, pc, Gc, E, dE, d2E):
-    """``_levels_real`` for any field direction (complex Hermitian H); eigenvectors as the columns of V."""
+    """``_levels_real`` for any field direction (complex Hermitian H = H0 + Bm Gc, Gc = nx Gx + ny Gy + nz Gz
+    filled by the caller); eigenvectors as the columns of V."""
     N = H.shape[0]
+    # Gc = nx Gx + ny Gy + nz Gz (the Zeeman operator along n), filled by the caller once per knot
     for i in range(N):
         for j in range(N):
-            H[i, j] = H0[i, j] + Bm * (nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j])
+            H[i, j] = H0[i, j] + Bm * Gc[i, j]
     if N <= 24:
         herm_eigh(H, w, V, scratch, Qc, Zr, uc, pc)
     else:                                 # LAPACK is faster on the large (S = 5/2, I = 5/2) problems
@@ -690,9 +692,6 @@ def _levels_complex(m, Bm, nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, m
                 s += 2.0 * (cIp * ipc[p] * V[p - 1, a].conjugate() * vp).real
         dE[m, a] = s
     if quintic:
-        for i in range(N):
-            for j in range(N):
-                Gc[i, j] = nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j]
         Gp = np.dot(np.conj(V.T), np.dot(Gc, V))
         for a in range(N):
             c = 0.0
@@ -956,6 +955,10 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
         cSz = BMAGN * gz
         cIp = -0.5 * gn * NMAGN * (nx - 1j * ny)
         cIz = -gn * NMAGN * nz
+        if not real:
+            for i in range(N):
+                for j in range(N):
+                    Gc[i, j] = nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j]
         for m in range(M):
             if real:
                 _levels_real(m, Bnodes[m], nx, nz, H0r, Gxr, Gzr, cSz, cIz, cSp.real, cIp.real, ms, mi, spc,
