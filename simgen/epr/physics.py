@@ -191,6 +191,8 @@ class Options:
     node_tol: float = 0.05            # exact route away from high field, automatic node count: nodes are doubled
     #                                   until the resonance fields move by less than this fraction of the
     #                                   widest line width (lw, lwL) on probe knots (0 = the fixed count)
+    fft_window: bool = True           # derivative spectra: transform only the grid columns with sticks and a
+    #                                   margin (cw_spectrum) when that is under 60 % of the grid
     binning: str = "easyspin"         # "easyspin": box bins [x_i, x_i+1) on the output step, as EasySpin's
                                       # projection (puts lines dx/2 low); "hat": unbiased linear binning
 
@@ -320,12 +322,7 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
         # S = 1/2 at high field: levels are smooth, with curvatures (quintic Hermite) two nodes per 400 mT
         n_nodes = opt.n_nodes or int(min(max(2 + span / 400.0, 2), 24))
     else:
-        # S > 1/2 away from high field with the convergence check on (below): its first count is 3 nodes (+ the
-        # anticrossing extra) whatever the span, as the check doubles the count until the fields have converged
-        # (broad Fe3+ g' = 4.3 powders converge at 3 where the span term asked for 6: 18 % of their time);
-        # with a fixed count (node_tol = 0) the span term stays
-        per = 250.0 if sys.S == 0.5 else (math.inf if (not high_field and opt.node_tol > 0) else 150.0)
-        n_nodes = opt.n_nodes or int(min(max(3 + span / per + extra, 3), 24))
+        n_nodes = opt.n_nodes or int(min(max(3 + span / (250.0 if sys.S == 0.5 else 150.0) + extra, 3), 24))
     b0, b1 = max(lo, 0.5), max(hi, 1.0)
     if hf_pert:
         nS = H0.shape[0]
@@ -568,15 +565,8 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     # field range) stays as it was
     pad = -m % sub
     m, xc0, nb = m + pad, xc0 - pad * dxc, nb + pad
-    if exp.mw_phase == 0 and all(s.lwL == 0 for s in systems):
-        # Gaussian lines (also modulated, any harmonic) are zero beyond the margin m: no wrap-around when
-        # nfft >= nb (outputs m .. nb - m only see sticks within m)
-        nfft = _fast_len(nb)
-    else:
-        # Lorentzian and dispersion tails: pad by a further 2 m
-        nfft = 1 << int(math.ceil(math.log2(nb + 2 * m)))
-    nf = nfft // 2 + 1
-    df = 1.0 / (nfft * dxc)
+    gaussian = exp.mw_phase == 0 and all(s.lwL == 0 for s in systems)
+    nfft = _nfft_for(nb, m, gaussian)
     total = None
     nt_exact = opt.n_theta_exact or opt.n_theta
     # solution (isotropic) spectra of Gaussian lines without modulation or phase: the line shapes are evaluated
@@ -584,6 +574,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     direct = (exp.mod_amp == 0 and exp.mw_phase == 0 and int(exp.harmonic) in (0, 1, 2)
               and all(s.lwL == 0 for s in systems) and opt.direct_iso)
     ydir = np.zeros(n) if direct else None
+    work = []                                        # (stick, class widths, lw, lwL) of each FFT-route system
     for s, (S, g, A, gs, isos) in zip(systems, preps):
         has_nuc = any(e[1] > 0 for e in isos)
         sym = _symmetry(S, g, A, gs, s.D, s.E, has_nuc)
@@ -640,6 +631,33 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                 else:
                     kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
                                        float(s.weight) * psc, stick, Tscr)
+        work.append((stick, cw, lwg, float(s.lwL)))
+    if not work:
+        return ydir
+    # derivative spectra: the transform covers the columns with sticks (every system's) and m (Gaussian lines)
+    # or 4 m (Lorentzian or dispersion) more on each side, when that is under 60 % of the grid: narrow lines on a
+    # wide sweep need a short FFT.  Gaussian lines are zero beyond m from their sticks (as the whole-grid
+    # transform assumes); the first-harmonic Lorentzian and dispersion tails beyond 4 m (>= 24 widths) are
+    # below (HWHM / x)^2 ~ 4e-4 of the line's peak and left out (the whole-grid transform folds tails from
+    # 2 m on back onto the spectrum instead)
+    lo, hi = nb, -1
+    for stick, _, _, _ in work:
+        a, b = kernels.occupied_range(stick[:, :nb] if stick.shape[1] != nb else stick)
+        if b >= 0:
+            lo, hi = min(lo, a), max(hi, b)
+    s0, s1 = 0, nb
+    if hi >= 0 and int(exp.harmonic) >= 1 and opt.fft_window:
+        wpad = m if gaussian else 4 * m
+        w0 = max(0, lo - wpad) // sub * sub          # m is a multiple of sub: output points stay on the grid
+        w1 = min(nb, hi + 1 + wpad)
+        if w1 - w0 < 0.6 * nb:
+            s0, s1 = w0, w1
+            nfft = _nfft_for(s1 - s0, m, gaussian)
+    nf = nfft // 2 + 1
+    df = 1.0 / (nfft * dxc)
+    for stick, cw, lwg, lwL in work:
+        if s0 > 0 or s1 < nb:
+            stick = stick[:, s0:s1]
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
         if len(cw) == 1:
             # the same numbers as the array expressions below, in Python floats
@@ -675,7 +693,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                 a_cls, keeps_cls = a_cls[used], keeps_cls[used]
                 kmax = int(keeps_cls.max())     # the shared factor is needed up to the used classes' cut-off
         # the shared factor only where some class is not yet negligible (its Bessel functions are the cost)
-        common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
+        common = _common_factor_cached(nfft, dxc, lwL, int(exp.harmonic), float(exp.mod_amp),
                                        float(exp.mw_phase), kmax)
         acc = np.empty(nf, dtype=np.complex128)
         kernels.fourier_lineshape(F, a_cls, keeps_cls, df, common, acc)
@@ -683,18 +701,33 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             total = acc
         else:
             total += acc
-    if total is None:
-        return ydir
+    # output point i is grid column m + i sub; the transform starts at column s0 (a multiple of sub)
     if sub > 1 and nfft % sub == 0:
         # the output points only: the spectrum folded onto nfft / sub frequencies (kernels.fold_spectrum)
         M = nfft // sub
         Z = np.empty(M // 2 + 1, dtype=np.complex128)
         kernels.fold_spectrum(total, nfft, sub, Z)
-        y = _irfft(Z, M)[m // sub:m // sub + n]
-        y *= 1.0 / sub
+        z = _irfft(Z, M)
+        z *= 1.0 / sub
     else:
-        y = _irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
+        z = _irfft(total, nfft)[::sub]
+    if s0 == 0 and s1 == nb:
+        y = np.ascontiguousarray(z[m // sub:m // sub + n])
+    else:
+        y = np.zeros(n)
+        i0 = (s0 - m) // sub                          # output index of the window's first column
+        i_lo, i_hi = max(0, i0), min(n, i0 + (s1 - s0 + sub - 1) // sub)
+        y[i_lo:i_hi] = z[i_lo - i0:i_hi - i0]
     return y + ydir if direct else y
+
+
+def _nfft_for(nb, m, gaussian):
+    """FFT length for nb grid columns: Gaussian lines (also modulated, any harmonic) are zero beyond the margin
+    m, no wrap-around when nfft >= nb (outputs m .. nb - m only see sticks within m); Lorentzian and dispersion
+    tails: padded by a further 2 m (a power of two)."""
+    if gaussian:
+        return _fast_len(nb)
+    return 1 << int(math.ceil(math.log2(nb + 2 * m)))
 
 
 def from_easyspin(Sys: dict, Exp: dict) -> tuple[SpinSystem, Experiment]:
