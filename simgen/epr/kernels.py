@@ -2113,3 +2113,32 @@ def occupied_range(a):
     if hi < 0:
         return -1, -1
     return lo, hi
+
+
+# --------------------------------------------------------------------------------------------- nuisances
+@numba.njit(cache=True, nogil=True)
+def pink_spectrum(v, out):
+    """out[k] = (v[k] + i v[h + k]) / sqrt(k) for k = 1 .. h - 1 and out[0] = 0, h = out.shape[0]: the 1/f
+    amplitude spectrum of ``simulator.pink_noise`` from 2 h standard normal draws (real parts, then imaginary)."""
+    h = out.shape[0]
+    out[0] = 0.0
+    for k in range(1, h):
+        out[k] = complex(v[k], v[h + k]) / math.sqrt(k)
+
+
+@numba.njit(cache=True, nogil=True)
+def unit_std(y):
+    """y /= its (population) standard deviation, in place, when that is > 0."""
+    n = y.shape[0]
+    s = 0.0
+    for i in range(n):
+        s += y[i]
+    mu = s / n
+    q = 0.0
+    for i in range(n):
+        d = y[i] - mu
+        q += d * d
+    sd = math.sqrt(q / n)
+    if sd > 0.0:
+        for i in range(n):
+            y[i] /= sd

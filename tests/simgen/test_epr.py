@@ -1015,3 +1015,18 @@ def test_fft_window_matches_whole_grid(lwL, phase, harmonic):
     assert lengths[0] <= lengths[1] / 2
     tol = 1e-9 if (lwL == 0 and phase == 0) else 3e-4
     assert np.abs(yw - yf).max() <= tol * np.abs(yf).max()
+
+
+@pytest.mark.parametrize("n", [1024, 1023, 64])
+def test_pink_noise_matches_numpy(n):
+    """pink_noise (kernels.pink_spectrum, the SciPy inverse FFT, kernels.unit_std) against the obvious NumPy
+    expression on the same draws: two calls of n // 2 + 1 normals, / sqrt(k), no DC, irfft, / std."""
+    y = pink_noise(n, np.random.default_rng(n))
+    r = np.random.default_rng(n)
+    h = n // 2 + 1
+    spec = r.standard_normal(h) + 1j * r.standard_normal(h)
+    spec[1:] /= np.sqrt(np.arange(1, h))
+    spec[0] = 0.0
+    ref = np.fft.irfft(spec, n)
+    ref /= ref.std()
+    assert np.allclose(y, ref, rtol=0, atol=1e-12) and abs(y.std() - 1) < 1e-12
