@@ -2096,17 +2096,19 @@ def fold_spectrum(X, nfft, sub, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def occupied_range(a):
-    """(first, last) column of the 2-D array ``a`` with a non-zero entry in any row; (-1, -1) if all are zero.
-    Each row is scanned from both ends up to its first non-zero entry only."""
-    lo = a.shape[1]
+def occupied_range(a, ncol):
+    """(first, last) column among the first ``ncol`` of the 2-D array ``a`` with a non-zero entry in any row;
+    (-1, -1) if all are zero.  Each row is scanned from both ends up to its first non-zero entry only (or the
+    bounds found in the rows before)."""
+    ncol = min(ncol, a.shape[1])
+    lo = ncol
     hi = -1
     for c in range(a.shape[0]):
-        for j in range(min(lo, a.shape[1])):
+        for j in range(lo):
             if a[c, j] != 0.0:
                 lo = j
                 break
-        for j in range(a.shape[1] - 1, hi, -1):
+        for j in range(ncol - 1, hi, -1):
             if a[c, j] != 0.0:
                 hi = j
                 break

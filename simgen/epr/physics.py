@@ -642,7 +642,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     # 2 m on back onto the spectrum instead)
     lo, hi = nb, -1
     for stick, _, _, _ in work:
-        a, b = kernels.occupied_range(stick[:, :nb] if stick.shape[1] != nb else stick)
+        a, b = kernels.occupied_range(stick, nb)
         if b >= 0:
             lo, hi = min(lo, a), max(hi, b)
     s0, s1 = 0, nb

@@ -985,11 +985,13 @@ def test_occupied_range_matches_numpy():
         a = np.where(rng.random(shape) < frac, rng.standard_normal(shape), 0.0)
         cols = np.flatnonzero((a != 0).any(axis=0))
         ref = (int(cols[0]), int(cols[-1])) if len(cols) else (-1, -1)
-        assert tuple(kernels.occupied_range(a)) == ref
+        assert tuple(kernels.occupied_range(a, a.shape[1])) == ref
+        assert tuple(kernels.occupied_range(np.hstack([a, np.ones((shape[0], 5))]), a.shape[1])) == ref
     a = np.zeros((2, 100))
     a[1, 7] = 1.0
     a[0, 60] = -2.0
-    assert tuple(kernels.occupied_range(a)) == (7, 60)
+    assert tuple(kernels.occupied_range(a, 100)) == (7, 60)
+    assert tuple(kernels.occupied_range(a, 50)) == (7, 7)
 
 
 @pytest.mark.parametrize("lwL, phase, harmonic", [(0.0, 0.0, 1), (0.0, 0.1, 1), (0.4, 0.0, 1), (0.3, 0.2, 2)])
