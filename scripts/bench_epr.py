@@ -88,7 +88,7 @@ STAGES = (("resonance knots", ("kernels.s12_knots", "kernels.exact_knots", "kern
                               "kernels.sparse_rfft", "kernels.count_nonzero_upto")),
           ("FFT + line shape", ("scipy.fft.rfft", "scipy.fft.irfft", "physics._rfft_rows", "physics._irfft",
                                 "kernels.fourier_lineshape", "physics._common_factor_cached",
-                                "kernels.fold_spectrum")),
+                                "kernels.fold_spectrum", "kernels.occupied_range")),
           ("nuisances + normalisation", ("simulator.pink_noise", "simulator.crop_window", "np.interp",
                                          "simulator.finish_spectrum", "sim.sample_rng")))
 

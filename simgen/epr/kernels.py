@@ -2052,8 +2052,9 @@ def s12_powder_plain(nvec, g, gstrain, mw, ntheta, nphi, theta, phi, refine, x0,
     """One S = 1/2 centre without nuclei on a product orientation grid in one call: ``s12_knots`` (its plain
     branch), the strain width classes (``width_classes`` of the largest knot width; one class without strain)
     and ``powder_bin`` onto the first nb columns of a new zero stick spectrum (nclass, ncol >= nb: the FFT
-    length, no padded copy needed).  Returns (stick, class widths): what the caller's separate calls produce,
-    without their per-call overhead."""
+    length, no padded copy needed; with several width classes nb columns only, as the caller pads only the
+    classes that are used).  Returns (stick, class widths): what the caller's separate calls produce, without
+    their per-call overhead."""
     K = nvec.shape[0]
     B = np.empty((K, 1))
     In = np.empty((K, 1))
@@ -2065,7 +2066,7 @@ def s12_powder_plain(nvec, g, gstrain, mw, ntheta, nphi, theta, phi, refine, x0,
             if W[k, 0] > Wmax:
                 Wmax = W[k, 0]
     cw = width_classes(Wmax, lwg, dxc, ratio, max_classes)
-    stick = np.zeros((cw.shape[0], max(ncol, nb)))
+    stick = np.zeros((cw.shape[0], max(ncol, nb) if cw.shape[0] == 1 else nb))
     T = np.empty((cw.shape[0], nb + 1))
     partner = np.full(1, -1, dtype=np.int64)
     powder_bin(B, In, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick[:, :nb], T)
