@@ -70,6 +70,8 @@ def _tup3(v, name):
     """Three principal values as a tuple of float (a scalar is repeated)."""
     if isinstance(v, (int, float)):
         return (float(v),) * 3
+    if type(v) in (list, tuple) and len(v) == 3:     # the common case, without the generator below
+        return (float(v[0]), float(v[1]), float(v[2]))
     try:
         t = tuple(float(u) for u in v)
     except TypeError:
