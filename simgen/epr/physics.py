@@ -641,7 +641,9 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     # wide sweep need a short FFT.  Gaussian lines are zero beyond m from their sticks (as the whole-grid
     # transform assumes); the first-harmonic Lorentzian and dispersion tails beyond 4 m (>= 24 widths) are
     # below (HWHM / x)^2 ~ 4e-4 of the line's peak and left out (the whole-grid transform folds tails from
-    # 2 m on back onto the spectrum instead)
+    # 2 m on back onto the spectrum instead).  Lines narrower than the grid step ring (their Gaussian is cut at
+    # the Nyquist frequency): the whole-grid transform spreads that ringing, ~1e-3 of the maximum, over the
+    # whole sweep, the window keeps it inside (zero beyond: the exact spectrum there)
     lo, hi = nb, -1
     for stick, _, _, _ in work:
         a, b = kernels.occupied_range(stick, nb)
