@@ -82,10 +82,13 @@ def peer():
 
 STAGES = (("resonance knots", ("kernels.s12_knots", "kernels.exact_knots", "kernels.build_ops", "kernels.hf_knots",
                                  "kernels.electron_ops")),
+          ("knots + binning fused (S = 1/2, no nucleus)", ("kernels.s12_powder_plain",)),
           ("powder binning", ("kernels.powder_bin", "kernels.powder_bin_tri", "kernels.gauss_direct",
+                              "kernels.width_classes",
                               "kernels.sparse_rfft", "kernels.count_nonzero_upto")),
           ("FFT + line shape", ("scipy.fft.rfft", "scipy.fft.irfft", "physics._rfft_rows", "physics._irfft",
-                                "kernels.fourier_lineshape", "physics._common_factor_cached")),
+                                "kernels.fourier_lineshape", "physics._common_factor_cached",
+                                "kernels.fold_spectrum", "kernels.occupied_range")),
           ("nuisances + normalisation", ("simulator.pink_noise", "simulator.crop_window", "np.interp",
                                          "simulator.finish_spectrum", "sim.sample_rng")))
 

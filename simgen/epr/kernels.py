@@ -19,6 +19,9 @@ Three stages, each checked against a slow NumPy version in ``tests/simgen/test_e
 3. line shape, harmonic, modulation and phase are applied by the caller in Fourier space (pocketfft; the few
    sticks of solution spectra by ``sparse_rfft``), or, for isotropic Gaussian lines without modulation, phase or
    Lorentzian, evaluated directly on the output grid (``gauss_direct``).
+
+``s12_powder_plain`` runs stages 1 and 2 of an S = 1/2 centre without nuclei in one call (with ``width_classes``),
+and ``fold_spectrum`` lets the caller transform back only the output points of an oversampled computation grid.
 """
 from __future__ import annotations
 
@@ -662,11 +665,13 @@ def _levels_real(m, Bm, nx, nz, H0r, Gxr, Gzr, cSz, cIz, cSpr, cIpr, ms, mi, spc
 @numba.njit(cache=True, nogil=True)
 def _levels_complex(m, Bm, nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, mi, spc, ipc, nI, quintic,
                     H, w, V, scratch, Qc, Zr, uc, pc, Gc, E, dE, d2E):
-    """``_levels_real`` for any field direction (complex Hermitian H); eigenvectors as the columns of V."""
+    """``_levels_real`` for any field direction (complex Hermitian H = H0 + Bm Gc, Gc = nx Gx + ny Gy + nz Gz
+    filled by the caller); eigenvectors as the columns of V."""
     N = H.shape[0]
+    # Gc = nx Gx + ny Gy + nz Gz (the Zeeman operator along n), filled by the caller once per knot
     for i in range(N):
         for j in range(N):
-            H[i, j] = H0[i, j] + Bm * (nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j])
+            H[i, j] = H0[i, j] + Bm * Gc[i, j]
     if N <= 24:
         herm_eigh(H, w, V, scratch, Qc, Zr, uc, pc)
     else:                                 # LAPACK is faster on the large (S = 5/2, I = 5/2) problems
@@ -687,9 +692,6 @@ def _levels_complex(m, Bm, nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, m
                 s += 2.0 * (cIp * ipc[p] * V[p - 1, a].conjugate() * vp).real
         dE[m, a] = s
     if quintic:
-        for i in range(N):
-            for j in range(N):
-                Gc[i, j] = nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j]
         Gp = np.dot(np.conj(V.T), np.dot(Gc, V))
         for a in range(N):
             c = 0.0
@@ -953,6 +955,10 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
         cSz = BMAGN * gz
         cIp = -0.5 * gn * NMAGN * (nx - 1j * ny)
         cIz = -gn * NMAGN * nz
+        if not real:
+            for i in range(N):
+                for j in range(N):
+                    Gc[i, j] = nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j]
         for m in range(M):
             if real:
                 _levels_real(m, Bnodes[m], nx, nz, H0r, Gxr, Gzr, cSz, cIz, cSp.real, cIp.real, ms, mi, spc,
@@ -2018,3 +2024,124 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
                                     r += 1
                 pair += 1
         _drop_weak(k, pmax, rel_threshold, outB, outI)
+
+
+# --------------------------------------------------------------------------------------------- fused S = 1/2
+@numba.njit(cache=True, nogil=True)
+def width_classes(Wmax, lwg, dxc, ratio, max_classes):
+    """Gaussian FWHM of the strain width classes: geometric from max(lwg, dxc / 2) to sqrt(lwg^2 + Wmax^2) with
+    neighbouring ratio about ``ratio`` (2 .. ``max_classes`` classes), or the one class ``lwg`` when the largest
+    strain width Wmax is below 1e-3 max(lwg, dxc)."""
+    if not Wmax > 1e-3 * max(lwg, dxc):
+        out = np.empty(1)
+        out[0] = lwg
+        return out
+    c_lo = max(lwg, 0.5 * dxc)
+    c_hi = math.sqrt(lwg ** 2 + Wmax ** 2)
+    ncls = min(max(2, int(math.ceil(math.log(c_hi / c_lo) / math.log(ratio))) + 1), max_classes)
+    out = np.empty(ncls)
+    q = c_hi / c_lo
+    for c in range(ncls):
+        out[c] = c_lo * q ** (c / (ncls - 1))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def s12_powder_plain(nvec, g, gstrain, mw, ntheta, nphi, theta, phi, refine, x0, dx, lwg, dxc, ratio,
+                     max_classes, scale, nb, ncol):
+    """One S = 1/2 centre without nuclei on a product orientation grid in one call: ``s12_knots`` (its plain
+    branch), the strain width classes (``width_classes`` of the largest knot width; one class without strain)
+    and ``powder_bin`` onto the first nb columns of a new zero stick spectrum (nclass, ncol >= nb: the FFT
+    length, no padded copy needed; with several width classes nb columns only, as the caller pads only the
+    classes that are used).  Returns (stick, class widths): what the caller's separate calls produce, without
+    their per-call overhead."""
+    K = nvec.shape[0]
+    B = np.empty((K, 1))
+    In = np.empty((K, 1))
+    W = np.empty((K, 1))
+    _s12_knots_plain(nvec, g, gstrain, 1.0, mw, B, In, W)
+    Wmax = 0.0
+    if max(gstrain[0], gstrain[1], gstrain[2]) > 0.0:
+        for k in range(K):
+            if W[k, 0] > Wmax:
+                Wmax = W[k, 0]
+    cw = width_classes(Wmax, lwg, dxc, ratio, max_classes)
+    stick = np.zeros((cw.shape[0], max(ncol, nb) if cw.shape[0] == 1 else nb))
+    T = np.empty((cw.shape[0], nb + 1))
+    partner = np.full(1, -1, dtype=np.int64)
+    powder_bin(B, In, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick[:, :nb], T)
+    return stick, cw
+
+
+@numba.njit(cache=True, nogil=True)
+def fold_spectrum(X, nfft, sub, out):
+    """The non-negative frequencies of the DFT of every ``sub``-th point of a real nfft-point signal from the
+    signal's rfft ``X`` (nfft // 2 + 1 values): out[k] = sum_q X_full[k + q M], k = 0 .. M // 2, M = nfft // sub
+    (nfft a multiple of sub), X_full the full Hermitian spectrum (X_full[nfft - j] = conj X[j]).  Then
+    irfft(out, M) / sub = irfft(X, nfft)[::sub]: the output points only, from an FFT sub times shorter."""
+    M = nfft // sub
+    h = M // 2
+    nf = X.shape[0]
+    for k in range(h + 1):
+        out[k] = 0.0
+    for q in range(sub):
+        base = q * M
+        for k in range(h + 1):
+            j = base + k
+            if j >= nfft:
+                break
+            if j < nf:
+                out[k] += X[j]
+            else:
+                out[k] += X[nfft - j].conjugate()
+
+
+@numba.njit(cache=True, nogil=True)
+def occupied_range(a, ncol):
+    """(first, last) column among the first ``ncol`` of the 2-D array ``a`` with a non-zero entry in any row;
+    (-1, -1) if all are zero.  Each row is scanned from both ends up to its first non-zero entry only (or the
+    bounds found in the rows before)."""
+    ncol = min(ncol, a.shape[1])
+    lo = ncol
+    hi = -1
+    for c in range(a.shape[0]):
+        for j in range(lo):
+            if a[c, j] != 0.0:
+                lo = j
+                break
+        for j in range(ncol - 1, hi, -1):
+            if a[c, j] != 0.0:
+                hi = j
+                break
+    if hi < 0:
+        return -1, -1
+    return lo, hi
+
+
+# --------------------------------------------------------------------------------------------- nuisances
+@numba.njit(cache=True, nogil=True)
+def pink_spectrum(v, out):
+    """out[k] = (v[k] + i v[h + k]) / sqrt(k) for k = 1 .. h - 1 and out[0] = 0, h = out.shape[0]: the 1/f
+    amplitude spectrum of ``simulator.pink_noise`` from 2 h standard normal draws (real parts, then imaginary)."""
+    h = out.shape[0]
+    out[0] = 0.0
+    for k in range(1, h):
+        out[k] = complex(v[k], v[h + k]) / math.sqrt(k)
+
+
+@numba.njit(cache=True, nogil=True)
+def unit_std(y):
+    """y /= its (population) standard deviation, in place, when that is > 0."""
+    n = y.shape[0]
+    s = 0.0
+    for i in range(n):
+        s += y[i]
+    mu = s / n
+    q = 0.0
+    for i in range(n):
+        d = y[i] - mu
+        q += d * d
+    sd = math.sqrt(q / n)
+    if sd > 0.0:
+        for i in range(n):
+            y[i] /= sd

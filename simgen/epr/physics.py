@@ -70,6 +70,8 @@ def _tup3(v, name):
     """Three principal values as a tuple of float (a scalar is repeated)."""
     if isinstance(v, (int, float)):
         return (float(v),) * 3
+    if type(v) in (list, tuple) and len(v) == 3:     # the common case, without the generator below
+        return (float(v[0]), float(v[1]), float(v[2]))
     try:
         t = tuple(float(u) for u in v)
     except TypeError:
@@ -160,6 +162,11 @@ class Options:
     refine: int = 4                   # interpolation factor between knots, axial grids (EasySpin: 4)
     refine_2d: int = 3                # the same on 2-D (rhombic) grids: 9 instead of 16 sub-cells per cell; on
     #                                   case b of refs/epr nRMS goes from 3.8e-4 to 4.7e-4 and the time down by 1/3
+    refine_zfs: int = 2               # ... for S > 1/2 with |D| + 3|E| >= the microwave quantum: there the knot
+    #                                   interpolation error dominates; 2 and 3 give the same error vs a 61-row
+    #                                   grid within 1 % on 8 systems (S 3/2 .. 7/2, zfs / h nu 0.95 .. 3.2) and
+    #                                   case f of refs/epr (1.21e-3), 4 instead of 9 sub-cells (below, 2 doubled
+    #                                   the error of some: 3 is kept there)
     exact_threshold: float = 0.03     # auto: exact when max|A| I / nu exceeds this (S = 1/2)
     rel_threshold: float = 1e-4       # drop exact-route lines weaker than this fraction
     width_ratio: float = 1.06         # ratio of neighbouring Gaussian-width classes (strains)
@@ -186,6 +193,8 @@ class Options:
     node_tol: float = 0.05            # exact route away from high field, automatic node count: nodes are doubled
     #                                   until the resonance fields move by less than this fraction of the
     #                                   widest line width (lw, lwL) on probe knots (0 = the fixed count)
+    fft_window: bool = True           # derivative spectra: transform only the grid columns with sticks and a
+    #                                   margin (cw_spectrum) when that is under 60 % of the grid
     binning: str = "easyspin"         # "easyspin": box bins [x_i, x_i+1) on the output step, as EasySpin's
                                       # projection (puts lines dx/2 low); "hat": unbiased linear binning
 
@@ -553,15 +562,13 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     xc0 = x0 - field_offset - m * dxc
     nb = (n - 1) * sub + 1 + 2 * m
     Bext = (xc0, xc0 + (nb - 1) * dxc)
-    if exp.mw_phase == 0 and all(s.lwL == 0 for s in systems):
-        # Gaussian lines (also modulated, any harmonic) are zero beyond the margin m: no wrap-around when
-        # nfft >= nb (outputs m .. nb - m only see sticks within m)
-        nfft = _fast_len(nb)
-    else:
-        # Lorentzian and dispersion tails: pad by a further 2 m
-        nfft = 1 << int(math.ceil(math.log2(nb + 2 * m)))
-    nf = nfft // 2 + 1
-    df = 1.0 / (nfft * dxc)
+    # the computation grid extended below by up to sub - 1 points so that m is a multiple of sub (the output
+    # points are every sub-th from index 0 on: the folded inverse FFT at the end); Bext (the exact route's
+    # field range) stays as it was
+    pad = -m % sub
+    m, xc0, nb = m + pad, xc0 - pad * dxc, nb + pad
+    gaussian = exp.mw_phase == 0 and all(s.lwL == 0 for s in systems)
+    nfft = _nfft_for(nb, m, gaussian)
     total = None
     nt_exact = opt.n_theta_exact or opt.n_theta
     # solution (isotropic) spectra of Gaussian lines without modulation or phase: the line shapes are evaluated
@@ -569,6 +576,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     direct = (exp.mod_amp == 0 and exp.mw_phase == 0 and int(exp.harmonic) in (0, 1, 2)
               and all(s.lwL == 0 for s in systems) and opt.direct_iso)
     ydir = np.zeros(n) if direct else None
+    work = []                                        # (stick, class widths, lw, lwL) of each FFT-route system
     for s, (S, g, A, gs, isos) in zip(systems, preps):
         has_nuc = any(e[1] > 0 for e in isos)
         sym = _symmetry(S, g, A, gs, s.D, s.E, has_nuc)
@@ -581,6 +589,8 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
         else:
             nt = nt_exact if exact else opt.n_theta
         rf = int(opt.refine) if sym == "axial" else int(opt.refine_2d)
+        if S > 0.5 and sym == "rhombic" and abs(s.D) + 3 * abs(s.E) >= mw_mhz:
+            rf = min(rf, int(opt.refine_zfs))
         tri = None
         if sym == "rhombic" and (opt.tri_grid == "all" or (opt.tri_grid == "exact" and exact)):
             tri = grids.tri_grid(nt, rf)
@@ -588,42 +598,70 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             nvec = tri.nvec
         else:
             th, ph, nvec = _grid(sym, nt)
-        prep = (S, g, A, gs, isos)
-        parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
-        if direct and sym == "iso":
-            for B, In, W, partner, psc in parts:
-                kernels.gauss_direct(B, In, W, float(s.weight) * psc, float(s.lw), x0 - field_offset, dx,
-                                     int(exp.harmonic), dxc, ydir)
-            continue
-        Wmax = 0.0
-        if max(gs) > 0 or s.A_strain > 0:             # W (strain widths) is 0 without strains
-            for p in parts:
-                if p[2].size:
-                    Wmax = max(Wmax, float(p[2].max()))   # W is 0 (not NaN) where there is no line
-        lwg = float(s.lw)
-        if Wmax > 1e-3 * max(lwg, dxc):
-            c_lo = max(lwg, 0.5 * dxc)
-            c_hi = math.sqrt(lwg ** 2 + Wmax ** 2)
-            ncls = min(max(2, int(math.ceil(math.log(c_hi / c_lo) / math.log(opt.width_ratio))) + 1),
-                       opt.max_width_classes)
-            cw = c_lo * (c_hi / c_lo) ** (np.arange(ncls) / (ncls - 1))
-        else:
-            cw = np.array([lwg])
-        stick = np.zeros((len(cw), nb))
         if opt.binning == "easyspin" and sym != "iso":
             xb0, dxb = xc0, -dxc
         else:
             xb0, dxb = xc0, dxc
-        Tscr = np.empty((len(cw), nb + 1))
-        for B, In, W, partner, psc in parts:
-            if not B.shape[1]:
+        lwg = float(s.lw)
+        if S == 0.5 and not has_nuc and not exact and tri is None and not (direct and sym == "iso"):
+            # one line per orientation (no nucleus, closed form): knots, width classes and binning in one call
+            stick, cw = kernels.s12_powder_plain(nvec, np.array(g), np.array(gs), mw_mhz, len(th), len(ph), th, ph,
+                                                 rf, xb0, dxb, lwg, dxc, float(opt.width_ratio),
+                                                 int(opt.max_width_classes), float(s.weight), nb, nfft)
+        else:
+            prep = (S, g, A, gs, isos)
+            parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
+            if direct and sym == "iso":
+                for B, In, W, partner, psc in parts:
+                    kernels.gauss_direct(B, In, W, float(s.weight) * psc, float(s.lw), x0 - field_offset, dx,
+                                         int(exp.harmonic), dxc, ydir)
                 continue
-            if tri is not None:
-                kernels.powder_bin_tri(B, In, W, partner, tri.corners, tri.vidx, tri.vw, tri.bary, tri.sub,
-                                       tri.subw, xb0, dxb, lwg, cw, float(s.weight) * psc, stick, Tscr)
-            else:
-                kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
-                                   float(s.weight) * psc, stick, Tscr)
+            Wmax = 0.0
+            if max(gs) > 0 or s.A_strain > 0:             # W (strain widths) is 0 without strains
+                for p in parts:
+                    if p[2].size:
+                        Wmax = max(Wmax, float(p[2].max()))   # W is 0 (not NaN) where there is no line
+            cw = kernels.width_classes(Wmax, lwg, dxc, float(opt.width_ratio), int(opt.max_width_classes))
+            stick = np.zeros((len(cw), nb))
+            Tscr = np.empty((len(cw), nb + 1))
+            for B, In, W, partner, psc in parts:
+                if not B.shape[1]:
+                    continue
+                if tri is not None:
+                    kernels.powder_bin_tri(B, In, W, partner, tri.corners, tri.vidx, tri.vw, tri.bary, tri.sub,
+                                           tri.subw, xb0, dxb, lwg, cw, float(s.weight) * psc, stick, Tscr)
+                else:
+                    kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
+                                       float(s.weight) * psc, stick, Tscr)
+        work.append((stick, cw, lwg, float(s.lwL)))
+    if not work:
+        return ydir
+    # derivative spectra: the transform covers the columns with sticks (every system's) and m (Gaussian lines)
+    # or 4 m (Lorentzian or dispersion) more on each side, when that is under 60 % of the grid: narrow lines on a
+    # wide sweep need a short FFT.  Gaussian lines are zero beyond m from their sticks (as the whole-grid
+    # transform assumes); the first-harmonic Lorentzian and dispersion tails beyond 4 m (>= 24 widths) are
+    # below (HWHM / x)^2 ~ 4e-4 of the line's peak and left out (the whole-grid transform folds tails from
+    # 2 m on back onto the spectrum instead).  Lines narrower than the grid step ring (their Gaussian is cut at
+    # the Nyquist frequency): the whole-grid transform spreads that ringing, ~1e-3 of the maximum, over the
+    # whole sweep, the window keeps it inside (zero beyond: the exact spectrum there)
+    lo, hi = nb, -1
+    for stick, _, _, _ in work:
+        a, b = kernels.occupied_range(stick, nb)
+        if b >= 0:
+            lo, hi = min(lo, a), max(hi, b)
+    s0, s1 = 0, nb
+    if hi >= 0 and int(exp.harmonic) >= 1 and opt.fft_window:
+        wpad = m if gaussian else 4 * m
+        w0 = max(0, lo - wpad) // sub * sub          # m is a multiple of sub: output points stay on the grid
+        w1 = min(nb, hi + 1 + wpad)
+        if w1 - w0 < 0.6 * nb:
+            s0, s1 = w0, w1
+            nfft = _nfft_for(s1 - s0, m, gaussian)
+    nf = nfft // 2 + 1
+    df = 1.0 / (nfft * dxc)
+    for stick, cw, lwg, lwL in work:
+        if s0 > 0 or s1 < nb:
+            stick = stick[:, s0:s1]
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
         if len(cw) == 1:
             # the same numbers as the array expressions below, in Python floats
@@ -659,7 +697,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                 a_cls, keeps_cls = a_cls[used], keeps_cls[used]
                 kmax = int(keeps_cls.max())     # the shared factor is needed up to the used classes' cut-off
         # the shared factor only where some class is not yet negligible (its Bessel functions are the cost)
-        common = _common_factor_cached(nfft, dxc, float(s.lwL), int(exp.harmonic), float(exp.mod_amp),
+        common = _common_factor_cached(nfft, dxc, lwL, int(exp.harmonic), float(exp.mod_amp),
                                        float(exp.mw_phase), kmax)
         acc = np.empty(nf, dtype=np.complex128)
         kernels.fourier_lineshape(F, a_cls, keeps_cls, df, common, acc)
@@ -667,10 +705,33 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             total = acc
         else:
             total += acc
-    if total is None:
-        return ydir
-    y = _irfft(total, nfft)[m:m + (n - 1) * sub + 1:sub].copy()
+    # output point i is grid column m + i sub; the transform starts at column s0 (a multiple of sub)
+    if sub > 1 and nfft % sub == 0:
+        # the output points only: the spectrum folded onto nfft / sub frequencies (kernels.fold_spectrum)
+        M = nfft // sub
+        Z = np.empty(M // 2 + 1, dtype=np.complex128)
+        kernels.fold_spectrum(total, nfft, sub, Z)
+        z = _irfft(Z, M)
+        z *= 1.0 / sub
+    else:
+        z = _irfft(total, nfft)[::sub]
+    if s0 == 0 and s1 == nb:
+        y = np.ascontiguousarray(z[m // sub:m // sub + n])
+    else:
+        y = np.zeros(n)
+        i0 = (s0 - m) // sub                          # output index of the window's first column
+        i_lo, i_hi = max(0, i0), min(n, i0 + (s1 - s0 + sub - 1) // sub)
+        y[i_lo:i_hi] = z[i_lo - i0:i_hi - i0]
     return y + ydir if direct else y
+
+
+def _nfft_for(nb, m, gaussian):
+    """FFT length for nb grid columns: Gaussian lines (also modulated, any harmonic) are zero beyond the margin
+    m, no wrap-around when nfft >= nb (outputs m .. nb - m only see sticks within m); Lorentzian and dispersion
+    tails: padded by a further 2 m (a power of two)."""
+    if gaussian:
+        return _fast_len(nb)
+    return 1 << int(math.ceil(math.log2(nb + 2 * m)))
 
 
 def from_easyspin(Sys: dict, Exp: dict) -> tuple[SpinSystem, Experiment]:

@@ -19,8 +19,8 @@ import yaml
 from .. import catalogs
 from ..errors import ParameterError, RecipeError
 from ..simulator import Axis, Field, Simulator
-from .kernels import BMAGN, finish_spectrum
-from .physics import Experiment, Options, SpinSystem, cw_spectrum, nuclei
+from .kernels import BMAGN, finish_spectrum, pink_spectrum, unit_std
+from .physics import Experiment, Options, SpinSystem, _irfft, cw_spectrum, nuclei
 
 __all__ = ["EPRSimulator", "centres", "centre_system", "crop_window", "pink_noise"]
 
@@ -284,20 +284,12 @@ def crop_window(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarra
 
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-variance 1/f noise (power spectrum ~ 1/f) of length n."""
-    spec = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
-    spec /= _sqrt_freqs(n)
-    spec[0] = 0.0
-    y = np.fft.irfft(spec, n)
-    s = y.std()
-    return y / s if s > 0 else y
-
-
-@functools.lru_cache(maxsize=16)
-def _sqrt_freqs(n: int) -> np.ndarray:
-    """sqrt(k) for k = 0 .. n // 2 with k = 0 replaced by 1 (read-only)."""
-    f = np.arange(n // 2 + 1, dtype=np.float64)
-    f[0] = 1.0
-    out = np.sqrt(f)
-    out.flags.writeable = False
-    return out
+    """Unit-variance 1/f noise (power spectrum ~ 1/f) of length n: complex normal amplitudes / sqrt(k) (the
+    draws: n // 2 + 1 real parts, then as many imaginary parts), no DC, inverse FFT, divided by the standard
+    deviation (``kernels.pink_spectrum``, ``kernels.unit_std``)."""
+    h = n // 2 + 1
+    spec = np.empty(h, dtype=np.complex128)
+    pink_spectrum(rng.standard_normal(2 * h), spec)
+    y = _irfft(spec, n)
+    unit_std(y)
+    return y

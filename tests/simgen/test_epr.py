@@ -898,3 +898,137 @@ def test_empty_width_classes_skipped_same_spectrum():
         kernels.nonzero_rows = real
     assert len(seen) == 1 and 0 < seen[0].sum() < len(seen[0])     # the skip path was taken
     assert np.allclose(y, y_all, rtol=0, atol=1e-12 * np.abs(y_all).max())
+
+
+def test_width_classes_matches_numpy():
+    """Strain width classes against the NumPy expression: geometric from max(lw, dxc / 2) to
+    sqrt(lw^2 + Wmax^2), 2 .. max classes, one class (lw) when the strain width is negligible."""
+    for Wmax, lw, dxc in ((0.0, 0.5, 0.1), (1e-5, 0.5, 0.1), (0.8, 0.2, 0.1), (0.8, 0.02, 0.1), (5.0, 1.0, 0.3),
+                          (0.03, 0.5, 0.1)):
+        out = kernels.width_classes(Wmax, lw, dxc, 1.06, 12)
+        if Wmax > 1e-3 * max(lw, dxc):
+            c_lo, c_hi = max(lw, 0.5 * dxc), math.sqrt(lw ** 2 + Wmax ** 2)
+            n = min(max(2, int(math.ceil(math.log(c_hi / c_lo) / math.log(1.06))) + 1), 12)
+            ref = c_lo * (c_hi / c_lo) ** (np.arange(n) / (n - 1))
+        else:
+            ref = np.array([lw])
+        assert out.shape == ref.shape and np.allclose(out, ref, rtol=1e-14, atol=0), (Wmax, lw, dxc)
+
+
+@pytest.mark.parametrize("g, gs, nphi", [([2.003, 2.009, 2.03], [0.0, 0.0, 0.0], 19),
+                                         ([2.003, 2.009, 2.03], [0.001, 0.004, 0.003], 19),
+                                         ([2.02, 2.02, 2.002], [0.002, 0.002, 0.002], 1)])
+def test_s12_powder_plain_matches_separate_kernels(g, gs, nphi):
+    """The fused S = 1/2 (no nucleus) knots + width classes + binning call gives the stick spectrum of the
+    separate kernels (s12_knots, the classes from the largest knot width, powder_bin) to rounding."""
+    n = 19
+    th = np.linspace(0, np.pi / 2, n)
+    ph = np.linspace(0, np.pi / 2, nphi) if nphi > 1 else np.array([0.0])
+    T, P = np.meshgrid(th, ph, indexing="ij")
+    nvec = np.ascontiguousarray(np.stack([np.sin(T) * np.cos(P), np.sin(T) * np.sin(P), np.cos(T)],
+                                         axis=-1).reshape(-1, 3))
+    g, gs = np.array(g), np.array(gs)
+    mw, x0, dxc, lw, nb, sc = 9500.0, 320.0, 0.02, 0.15, 2000, 0.7
+    K = nvec.shape[0]
+    B, In, W = np.empty((K, 1)), np.empty((K, 1)), np.empty((K, 1))
+    kernels.s12_knots(nvec, g, gs, np.empty((0, 3)), np.empty(0), np.zeros((1, 0)), np.ones(1), np.empty(0), mw,
+                      B, In, W)
+    cw = kernels.width_classes(float(W.max()), lw, dxc, 1.06, 12)
+    assert (len(cw) > 1) == (gs.max() > 0)
+    for dx in (dxc, -dxc):
+        ref = np.zeros((len(cw), nb))
+        kernels.powder_bin(B, In, W, np.full(1, -1, dtype=np.int64), n, len(ph), th, ph, 3, x0, dx, lw, cw, sc,
+                           ref, np.empty((len(cw), nb + 1)))
+        for ncol in (nb, nb + 300):       # zero columns beyond nb (the FFT padding)
+            stick, cw2 = kernels.s12_powder_plain(nvec, g, gs, mw, n, len(ph), th, ph, 3, x0, dx, lw, dxc, 1.06,
+                                                  12, sc, nb, ncol)
+            assert np.array_equal(cw2, cw) and stick.shape == (len(cw), ncol if len(cw) == 1 else nb)
+            assert not stick[:, nb:].any()
+            assert ref.sum() > 0 and np.allclose(stick[:, :nb], ref, rtol=0, atol=1e-13 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("nfft, sub", [(1200, 4), (1200, 3), (1024, 2), (750, 5), (1350, 3)])
+def test_fold_spectrum_gives_every_sub_th_point(nfft, sub):
+    """Folding the rfft of a real signal onto nfft / sub frequencies and transforming back gives every
+    ``sub``-th point of the signal (the NumPy round trip), for even and odd nfft / sub."""
+    x = np.random.default_rng(nfft + sub).standard_normal(nfft)
+    X = np.fft.rfft(x)
+    M = nfft // sub
+    Z = np.empty(M // 2 + 1, complex)
+    kernels.fold_spectrum(X, nfft, sub, Z)
+    full = np.concatenate([X, np.conj(X[1:(nfft + 1) // 2][::-1])])     # the whole Hermitian spectrum
+    ref = full.reshape(sub, M).sum(axis=0)[:M // 2 + 1]
+    assert np.allclose(Z, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+    assert np.allclose(np.fft.irfft(Z, M) / sub, x[::sub], rtol=0, atol=1e-12)
+
+
+def test_refine_zfs_large_zero_field_splitting():
+    """S > 1/2 rhombic with |D| + 3|E| >= h nu: the 2-D grid refined twice (Options.refine_zfs) instead of three
+    times has the same error vs a converged 61-row grid (within 2 %: the knot interpolation dominates there);
+    below that splitting the refine_2d grid is used unchanged."""
+    x = np.linspace(20, 620, 2048)
+    e = Experiment(x, 9.5)
+    for kw in (dict(S=2.5, g=2.0, D=30000.0, E=10000.0, lw=3.0), dict(S=2.5, g=2.0, D=9000.0, E=2700.0, lw=2.5)):
+        s = SpinSystem(**kw)
+        ref = cw_spectrum(s, e, Options(n_theta_zfs_rhombic=61, refine_2d=4, refine_zfs=4))
+        err = [np.sqrt(np.mean((y / np.abs(y).max() - ref / np.abs(ref).max()) ** 2))
+               for y in (cw_spectrum(s, e), cw_spectrum(s, e, Options(refine_zfs=3)))]
+        assert abs(err[0] - err[1]) <= 0.02 * err[1], (kw, err)
+    s = SpinSystem(S=1.5, g=[1.98, 1.99, 2.0], D=-3000.0, E=-500.0, lw=2.0)          # |D| + 3|E| < h nu
+    assert np.array_equal(cw_spectrum(s, e), cw_spectrum(s, e, Options(refine_zfs=3)))
+    assert not np.array_equal(cw_spectrum(s, e), cw_spectrum(s, e, Options(refine_2d=2)))
+
+
+def test_occupied_range_matches_numpy():
+    rng = np.random.default_rng(9)
+    for shape, frac in (((3, 400), 0.02), ((1, 50), 0.0), ((4, 300), 0.5), ((2, 1), 1.0)):
+        a = np.where(rng.random(shape) < frac, rng.standard_normal(shape), 0.0)
+        cols = np.flatnonzero((a != 0).any(axis=0))
+        ref = (int(cols[0]), int(cols[-1])) if len(cols) else (-1, -1)
+        assert tuple(kernels.occupied_range(a, a.shape[1])) == ref
+        assert tuple(kernels.occupied_range(np.hstack([a, np.ones((shape[0], 5))]), a.shape[1])) == ref
+    a = np.zeros((2, 100))
+    a[1, 7] = 1.0
+    a[0, 60] = -2.0
+    assert tuple(kernels.occupied_range(a, 100)) == (7, 60)
+    assert tuple(kernels.occupied_range(a, 50)) == (7, 7)
+
+
+@pytest.mark.parametrize("lwL, phase, harmonic", [(0.0, 0.0, 1), (0.0, 0.1, 1), (0.4, 0.0, 1), (0.3, 0.2, 2)])
+def test_fft_window_matches_whole_grid(lwL, phase, harmonic):
+    """Narrow lines on a wide sweep: transforming only the occupied columns and a margin gives the whole-grid
+    transform's spectrum (Gaussian: to rounding; Lorentzian/dispersion: the tails beyond 4 margins, < 3e-4 of
+    the maximum; measured <= 8.4e-5), and is taken (the stick spectrum's transform at most half as long)."""
+    from simgen.epr import physics
+    s = SpinSystem(g=[2.003, 2.009, 2.03], lw=0.8, lwL=lwL, g_strain=0.002)
+    e = Experiment(np.linspace(50.0, 450.0, 1024), 9.5, harmonic, 0.2, phase)
+    lengths = []
+    real = physics._rfft_rows
+
+    def spy(a, nfft):
+        lengths.append(nfft)
+        return real(a, nfft)
+    try:
+        physics._rfft_rows = spy
+        yw = cw_spectrum(s, e)
+        yf = cw_spectrum(s, e, Options(fft_window=False))
+    finally:
+        physics._rfft_rows = real
+    assert lengths[0] <= lengths[1] / 2
+    tol = 1e-9 if (lwL == 0 and phase == 0) else 3e-4
+    assert np.abs(yw - yf).max() <= tol * np.abs(yf).max()
+
+
+@pytest.mark.parametrize("n", [1024, 1023, 64])
+def test_pink_noise_matches_numpy(n):
+    """pink_noise (kernels.pink_spectrum, the SciPy inverse FFT, kernels.unit_std) against the obvious NumPy
+    expression on the same draws: two calls of n // 2 + 1 normals, / sqrt(k), no DC, irfft, / std."""
+    y = pink_noise(n, np.random.default_rng(n))
+    r = np.random.default_rng(n)
+    h = n // 2 + 1
+    spec = r.standard_normal(h) + 1j * r.standard_normal(h)
+    spec[1:] /= np.sqrt(np.arange(1, h))
+    spec[0] = 0.0
+    ref = np.fft.irfft(spec, n)
+    ref /= ref.std()
+    assert np.allclose(y, ref, rtol=0, atol=1e-12) and abs(y.std() - 1) < 1e-12
