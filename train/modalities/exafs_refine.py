@@ -17,7 +17,8 @@ class (material):
   (``near_mode='tied'``), the first shell's coordination scale and expansion (a crystal of known structure; with
   N and R of the bcc second shell free too (``near_mode='free'``), the overlapping shells trade amplitude with
   sigma^2: at the crystal's N the development Cr and Fe foils then need an S0^2 lower by 0.06 and 0.03); and a
-  common E0 shift;
+  common E0 shift.  Bounds: N 0-2x the crystal's, alpha +-8 %, sigma^2 0-0.03 A^2, E0 shift -15..25 eV (a fit
+  that ends on one is rejected: on simulated oxides with a first-shell sigma^2 of 0.03-0.05 A^2 it does);
 * **fixed**: every other path from the catalog structure, expanded with the fitted first shell (isotropic strain),
   its sigma^2 from the correlated Debye model at the file's temperature (else the network's T) and the class's
   typical Debye temperature; harmonic shells (c3 = 0).  Never the network's outer shells: the fit of one file
