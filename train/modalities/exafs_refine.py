@@ -54,7 +54,8 @@ anharmonic at room temperature should.  N is the network's except where the ampl
 EXAFS practice counts R-factors below 0.02 as good and up to 0.05 as acceptable, S. D. Kelly, D. Hesterberg and
 B. Ravel, in *Methods of Soil Analysis* Part 5, SSSA Book Series 5, 387 (2008)), no free parameter ends on a bound,
 and the free parameters are fewer than the independent points ``2 dk dR / pi`` of the window.  Otherwise the
-network's values stay, with a warning that says why.
+network's values stay, with a warning that says why.  The development files fit with R-factors 0.0003-0.009 (CuO
+0.009, Ti foils 0.005-0.007, the other foils below 0.001); a spectrum of cuprite read as fcc Cu fits to 0.28.
 """
 from __future__ import annotations
 
