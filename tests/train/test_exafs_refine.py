@@ -5,7 +5,9 @@ Reference: noisy chi(k) k^2 spectra of catalog materials simulated by the simula
 (coordination thinned by vacancies, distance strained, sigma^2, E0 shift, S0^2 = 0.9, 3 % noise and a
 background residual): the fit with S0^2 fixed at the true value must return N within 5 %, R within 0.005 A and
 sigma^2 within 10 %; with S0^2 free in the prior range it keeps a consistent N and corrects one the measured
-amplitude rules out; a spectrum of another structure is rejected and the network's values stand.
+amplitude rules out (only when the F test finds the change significant); a spectrum of another structure is
+rejected and the network's values stand; a shell simulated with c3 = 3e-4 A^3 is read with c3 within 0.6e-4 and R
+within 0.004 A when c3 is free (a harmonic fit reads it > 0.01 A short); the refinement is off unless switched on.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from simgen.recipe import load_recipe
 from train.measurements import Measurement
 from train.modalities import get
 from train.modalities.exafs import _plain_simulator
-from train.modalities.exafs_refine import chik_float64, chir, fit_first_shells, kwindow
+from train.modalities.exafs_refine import chik_float64, chir, f_test, fit_first_shells, kwindow
 from train.prepare import Prepared, target_spec
 
 TRUE = {  # material -> simulated first shell(s): N per sub-shell, strain, sigma2, dE0, T
@@ -34,12 +36,13 @@ def _spec(recipe="exafs-foils"):
     return target_spec(load_recipe(recipe))
 
 
-def _simulate(material, noise=0.03, seed=3, recipe="exafs-foils"):
+def _simulate(material, noise=0.03, seed=3, recipe="exafs-foils", c3=0.0):
     spec = _spec(recipe)
     sim = _plain_simulator(spec)
     t = TRUE.get(material, CU2O)
     p = {"material": material, "s02": 0.9, "dE0": t["dE0"], "T": t["T"], "theta_D": 350.0, "strain": t["strain"],
-         "vacancy": t["vacancy"], "sigma2_1": t["sigma2"], "noise": noise, "bkg_residual": 0.02, "seed": seed}
+         "vacancy": t["vacancy"], "sigma2_1": t["sigma2"], "noise": noise, "bkg_residual": 0.02, "seed": seed,
+         "c3": c3}
     if material == "Ti_K_hcp":
         p["sigma2_2"] = t["sigma2"]      # the summed 6 + 6 shell shares one sigma^2, as the fit models it
     out = sim.simulate_outputs(p)
@@ -98,7 +101,39 @@ def test_s02_range_keeps_a_consistent_n_and_corrects_an_impossible_one():
     bad = fit_first_shells(sim, _base("Cu_K_fcc"), "Cu_K_fcc", k, y, {"N1": 16.0}, s02=(0.7, 1.0))
     assert bad["n_from"] == "fit" and bad["s02"] == 0.7
     assert bad["values"]["N1"] == pytest.approx(n_true * 0.9 / 0.7, rel=0.05)
-    assert bad["accepted"]
+    assert bad["accepted"] and bad["n_test"]["significant"] and bad["n_test"]["F"] > bad["n_test"]["F_crit"]
+    # the same misfit at a confidence no F reaches: the network's N stands, S0^2 stays on its bound
+    kept = fit_first_shells(sim, _base("Cu_K_fcc"), "Cu_K_fcc", k, y, {"N1": 16.0}, s02=(0.7, 1.0),
+                            n_confidence=1.0 - 1e-12)
+    assert kept["n_from"] == "start" and kept["values"]["N1"] == pytest.approx(16.0) and kept["s02"] == 0.7
+    assert kept["n_test"]["significant"] is False and kept["rfactor"] > bad["rfactor"]
+
+
+def test_f_test():
+    t = f_test(1.2, 1.0, 5.0)                     # F = (1.2 / 1.0 - 1) 5 = 1.0 < F(1, 5) 95 % quantile 6.61
+    assert t["F"] == pytest.approx(1.0) and t["F_crit"] == pytest.approx(6.6079, abs=1e-3) and not t["significant"]
+    assert f_test(3.0, 1.0, 5.0)["significant"]   # F = 10
+    assert not f_test(3.0, 1.0, 0.0)["significant"]   # no independent points left
+
+
+def test_third_cumulant_removes_the_harmonic_fits_r_bias():
+    # an anharmonic nearest-neighbour shell (c3 = 3e-4 A^3, within the recipe's prior): a harmonic fit reads R low
+    # by about 2 c3 k^2; with c3 free within the prior, the F test keeps it and R and c3 come back
+    spec, sim, y, shells = _simulate("Cu_K_fcc", noise=0.01, c3=3e-4)
+    k = spec.axis.coords[0]
+    start = {"N1": shells["N1"], "R1": shells["R1"] + 0.02, "sigma2_1": 0.006, "dE0": 2.0}
+    harm = fit_first_shells(sim, _base("Cu_K_fcc"), "Cu_K_fcc", k, y, start, s02=0.9, c3=0.0)
+    anh = fit_first_shells(sim, _base("Cu_K_fcc"), "Cu_K_fcc", k, y, start, s02=0.9, c3=(-3e-4, 6e-4))
+    assert harm["values"]["R1"] - shells["R1"] < -0.01 and harm["c3_test"] is None
+    assert anh["c3_test"]["significant"] and not anh["c3_test"]["at_bound"]
+    assert anh["c3"] == pytest.approx(3e-4, abs=0.6e-4) and anh["free"]["c3_nn"] == anh["c3"]
+    assert anh["values"]["R1"] == pytest.approx(shells["R1"], abs=0.004)
+    assert anh["accepted"] and anh["n_free"] == harm["n_free"] + 1
+    # a harmonic shell: the free c3 is not significant and the harmonic fit stands
+    spec, sim, y, shells = _simulate("Cu_K_fcc", noise=0.03)
+    h0 = fit_first_shells(sim, _base("Cu_K_fcc"), "Cu_K_fcc", k, y, start, s02=0.9, c3=(-3e-4, 6e-4))
+    assert h0["c3"] == 0.0 and not h0["c3_test"]["significant"] and "c3_nn" not in h0["free"]
+    assert h0["values"]["R1"] == pytest.approx(shells["R1"], abs=0.005)
 
 
 def test_transform_and_window():
@@ -113,6 +148,10 @@ def test_transform_and_window():
         fit_first_shells(None, {}, "Cu_K_fcc", k, np.zeros(5), {})
     with pytest.raises(ValueError, match=r"s02 range .*expected 0 < low < high"):
         fit_first_shells(None, {}, "Cu_K_fcc", k, np.zeros_like(k), {}, s02=(1.0, 0.7))
+    with pytest.raises(ValueError, match=r"c3 range .*expected low < high"):
+        fit_first_shells(None, {}, "Cu_K_fcc", k, np.zeros_like(k), {}, c3=(6e-4, -3e-4))
+    with pytest.raises(ValueError, match=r"n_confidence 1.5: expected a probability"):
+        fit_first_shells(None, {}, "Cu_K_fcc", k, np.zeros_like(k), {}, n_confidence=1.5)
 
 
 def test_float64_model_matches_the_simulator():
@@ -138,7 +177,33 @@ def _adapter_case(material, net, recipe="exafs-foils", spectrum_of=None):
     return ad, m, prep, {"values": vals, "class": material}, run, spec, shells
 
 
-def test_adapter_refine_updates_r_and_keeps_the_network_reading():
+@pytest.fixture
+def refine_on(monkeypatch):
+    """The refinement is off by default; these tests switch it on through the environment."""
+    monkeypatch.setenv("SIMGEN_EXAFS_REFINE", "network")
+    monkeypatch.delenv("SIMGEN_EXAFS_REFINE_C3", raising=False)
+
+
+def test_refinement_off_by_default_and_switched_by_environment(monkeypatch):
+    ad = get("exafs")
+    monkeypatch.delenv("SIMGEN_EXAFS_REFINE", raising=False)
+    monkeypatch.delenv("SIMGEN_EXAFS_REFINE_C3", raising=False)
+    assert ad.s02_policy is None and ad.refine_policies() == ("off", "prior")
+    ad2, m, prep, res, run, spec, _ = _adapter_case("Cu_K_fcc", {"N1": 11.0, "R1": 2.6, "sigma2_1": 0.008})
+    before = copy.deepcopy(res["values"])
+    ad2.refine(m, prep, res, run, spec)
+    assert res["values"] == before and "refined" not in res         # off: the network's values, untouched
+    monkeypatch.setenv("SIMGEN_EXAFS_REFINE", "fixed")
+    monkeypatch.setenv("SIMGEN_EXAFS_REFINE_C3", "harmonic")
+    assert ad.refine_policies() == ("fixed", "harmonic")
+    monkeypatch.setattr(ad, "c3_policy", "prior")                  # the attribute wins over the environment
+    assert ad.refine_policies() == ("fixed", "prior")
+    monkeypatch.setenv("SIMGEN_EXAFS_REFINE", "always")
+    with pytest.raises(ValueError, match=r"SIMGEN_EXAFS_REFINE\) 'always': expected 'network', 'fixed' or 'off'"):
+        ad.refine_policies()
+
+
+def test_adapter_refine_updates_r_and_keeps_the_network_reading(refine_on):
     ad, m, prep, res, run, spec, shells = _adapter_case("Ti_K_hcp", {"N1": 5.2, "N2": 5.4, "R1": 2.95, "R2": 3.0,
                                                                      "sigma2_1": 0.01, "dE0": 2.0})
     before = copy.deepcopy(res["values"])
@@ -154,7 +219,7 @@ def test_adapter_refine_updates_r_and_keeps_the_network_reading():
     assert 0.7 <= res["refined"]["s02"] <= 1.0
 
 
-def test_adapter_rejects_a_poor_fit_and_keeps_the_network_values():
+def test_adapter_rejects_a_poor_fit_and_keeps_the_network_values(refine_on):
     # a Cu2O spectrum read as fcc Cu: no first-shell fit of the metal describes it
     ad, m, prep, res, run, spec, _ = _adapter_case("Cu_K_fcc", {"N1": 11.0, "R1": 2.55, "sigma2_1": 0.008},
                                                    spectrum_of="Cu_K_cu2o")
