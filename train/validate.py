@@ -330,6 +330,8 @@ def predict_measurement(run, m: Measurement, spec=None, mc: int = 30, prepare_kw
         res["class_probs"] = {c: float(p) for c, p in zip(run.task.classes, probs)}
     if refine:
         adapter.refine(m, prep, res, run, spec)
+        if res.get("warning"):      # e.g. a rejected refinement: the network's values stand
+            log(f"{m.name}: warning: {res['warning']}")
     adapter.annotate(m, res)
     return res, prep
 
