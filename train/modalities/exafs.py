@@ -88,8 +88,14 @@ def _xafs_meta(path: Path, header: dict) -> dict:
 
 def identify_edge(e: np.ndarray, mu: np.ndarray, tolerance: float = 30.0) -> dict:
     """Element and edge of a mu(E) scan from its edge energy: the steepest rise of the (lightly smoothed) data,
-    matched to the nearest tabulated K, L3, L2 or L1 edge (xraydb) within ``tolerance`` eV.  Returns
-    ``{'edge_found_eV', 'element', 'edge', 'edge_energy_eV'}`` (the last three only when matched)."""
+    matched to a tabulated K, L3, L2 or L1 edge (xraydb) within ``tolerance`` eV.  Returns
+    ``{'edge_found_eV', 'element', 'edge', 'edge_energy_eV'}`` (the last three only when matched).
+
+    The principal edges (K, L3: jump ratios ~5-8 and ~3) win over L2 and L1 (~1.4 and ~1.1-1.2) whenever one lies
+    within the tolerance, and the nearest of a class wins: the steepest rise of an oxidised compound lies up to
+    ~15-20 eV above its metal's tabulated edge (chemical shift), where weak edges of heavier elements abound -
+    Fe(III) oxides rise at ~7126 eV, 14 eV above Fe K and on top of Nd L1.  A file that holds an L2 or L1 edge
+    should say so in its header (XDI ``Element.edge``)."""
     e = np.asarray(e, float)
     mu = np.asarray(mu, float)
     if len(e) < 20 or not np.all(np.isfinite(mu)):
@@ -108,8 +114,9 @@ def identify_edge(e: np.ndarray, mu: np.ndarray, tolerance: float = 30.0) -> dic
         for ed in ("K", "L3", "L2", "L1"):
             if ed in edges:
                 de = abs(edges[ed].energy - e_found)
-                if de <= tolerance and (best is None or de < best[0]):
-                    best = (de, sym, ed, float(edges[ed].energy))
+                rank = (0 if ed in ("K", "L3") else 1, de)
+                if de <= tolerance and (best is None or rank < best[0]):
+                    best = (rank, sym, ed, float(edges[ed].energy))
     if best is not None:
         out.update(element=best[1], edge=best[2], edge_energy_eV=best[3])
     return out
