@@ -65,7 +65,9 @@ def _f(units, low=None, high=None, default=0.0, doc="", target=False, kind="floa
 
 class EPRSimulator(Simulator):
     name = "epr"
-    version = "1"
+    # 2: derivative spectra transformed only over the occupied columns (Options.fft_window), coarser grid
+    #    refinement for large zero-field splitting, pink noise through the kernels: same draws, other bytes
+    version = "2"
     description = "CW EPR (field-swept, EasySpin conventions) of one centre + optional second centre, with nuisances"
     x_name, x_units = "signal", "normalised (max |clean spectrum| = 1)"
 
