@@ -24,12 +24,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TriGrid", "tri_grid", "knot_index", "solid_angle"]
+__all__ = ["TriGrid", "tri_grid", "knot_index", "solid_angle", "nested_knots", "row_ladder"]
 
 
 def knot_index(i: int, j: int) -> int:
     """Index of knot (row i, position j) in the knot arrays."""
     return i * (i + 1) // 2 + j
+
+
+def nested_knots(n: int) -> np.ndarray:
+    """Indices in the knots of ``tri_grid(2 n - 1, .)`` of the knots of ``tri_grid(n, .)``: knot (i, j) of the
+    coarse grid is knot (2 i, 2 j) of the fine one (the same theta and phi)."""
+    return np.array([knot_index(2 * i, 2 * j) for i in range(n) for j in range(i + 1)], dtype=np.int64)
+
+
+def row_ladder(n: int, n_min: int = 6) -> list[int]:
+    """Nested row counts ending at ``n`` (ascending): n, (n + 1) / 2, ... while the count stays >= n_min."""
+    out = [int(n)]
+    while (out[-1] - 1) % 2 == 0 and (out[-1] - 1) // 2 + 1 >= n_min:
+        out.append((out[-1] - 1) // 2 + 1)
+    return out[::-1]
 
 
 def solid_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:

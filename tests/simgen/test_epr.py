@@ -1032,3 +1032,42 @@ def test_pink_noise_matches_numpy(n):
     ref = np.fft.irfft(spec, n)
     ref /= ref.std()
     assert np.allclose(y, ref, rtol=0, atol=1e-12) and abs(y.std() - 1) < 1e-12
+
+
+def test_nested_octant_grids_and_ladder():
+    """The coarse octant grid's knots are knots of the grid with twice the row spacing halved (same
+    orientations, grids.nested_knots); the row ladder halves the spacing down to >= 6 rows."""
+    from simgen.epr.grids import nested_knots, row_ladder, tri_grid
+    for n in (6, 11, 13):
+        idx = nested_knots(n)
+        assert len(np.unique(idx)) == n * (n + 1) // 2
+        assert np.allclose(tri_grid(2 * n - 1, 2).nvec[idx], tri_grid(n, 2).nvec, atol=1e-15)
+    assert row_ladder(21) == [6, 11, 21]
+    assert row_ladder(41) == [6, 11, 21, 41]
+    assert row_ladder(13) == [7, 13]
+    assert row_ladder(12) == [12]
+
+
+def test_adaptive_rows_reuse_knots_and_bound_the_error():
+    """S > 1/2 on the octant grid (Options.powder_tol): the grid grown from coarser knots gives the spectrum of
+    that grid computed directly (same field nodes: to rounding); a centre whose spectrum has converged on 11 rows
+    (D >> h nu, E/D = 1/3: the g' = 4.3 line) stops there, within powder_tol of a 61-row grid; one that has not
+    (D ~ 1.4 h nu) is computed on all 21 rows as with powder_tol = 0."""
+    x = np.linspace(20.0, 480.0, 1024)
+    e = Experiment(x, 9.5)
+
+    def nrms(a, b):
+        return float(np.sqrt(np.mean((a / np.abs(a).max() - b / np.abs(b).max()) ** 2)))
+
+    easy = SpinSystem(S=2.5, g=2.0, D=25000.0, E=8300.0, lw=3.0)
+    for n in (11, 21):
+        fixed = cw_spectrum(easy, e, Options(n_nodes=9, powder_tol=0.0, n_theta_zfs=6, n_theta_zfs_rhombic=n))
+        grown = cw_spectrum(easy, e, Options(n_nodes=9, powder_tol=1e-9 if n == 21 else 1.0, n_theta_zfs=6,
+                                             n_theta_zfs_rhombic=21))
+        assert np.allclose(grown, fixed, rtol=0, atol=1e-12 * np.abs(fixed).max()), n
+    ref = cw_spectrum(easy, e, Options(powder_tol=0.0, n_theta_zfs_rhombic=61))
+    y = cw_spectrum(easy, e)
+    assert not np.allclose(y, cw_spectrum(easy, e, Options(powder_tol=0.0)))    # fewer rows were used
+    assert nrms(y, ref) < 1e-2
+    hard = SpinSystem(S=2.5, g=2.0, D=13500.0, E=3900.0, lw=6.0)
+    assert np.array_equal(cw_spectrum(hard, e), cw_spectrum(hard, e, Options(powder_tol=0.0)))
