@@ -80,8 +80,8 @@ def peer():
     return run
 
 
-STAGES = (("resonance knots", ("kernels.s12_knots", "kernels.exact_knots", "kernels.build_ops", "kernels.hf_knots",
-                                 "kernels.electron_ops")),
+STAGES = (("resonance knots", ("kernels.s12_knots", "kernels.exact_knots", "kernels.exact_knots_adaptive",
+                                 "kernels.build_ops", "kernels.hf_knots", "kernels.electron_ops")),
           ("knots + binning fused (S = 1/2, no nucleus)", ("kernels.s12_powder_plain",)),
           ("powder binning", ("kernels.powder_bin", "kernels.powder_bin_tri", "kernels.gauss_direct",
                               "kernels.width_classes",

@@ -692,14 +692,26 @@ def _levels_complex(m, Bm, nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, m
                 s += 2.0 * (cIp * ipc[p] * V[p - 1, a].conjugate() * vp).real
         dE[m, a] = s
     if quintic:
-        Gp = np.dot(np.conj(V.T), np.dot(Gc, V))
-        for a in range(N):
-            c = 0.0
+        # curvatures 2 sum_b |<a|Gc|b>|^2 / (E_a - E_b): Qc = Gc V (Qc is herm_eigh's scratch, free again here)
+        for p in range(N):
             for b in range(N):
+                z = 0.0 + 0.0j
+                for q in range(N):
+                    z += Gc[p, q] * V[q, b]
+                Qc[p, b] = z
+        for a in range(N):
+            d2E[m, a] = 0.0
+        for a in range(N):
+            for b in range(a + 1, N):
                 de = w[a] - w[b]
-                if b != a and de != 0.0:
-                    c += (Gp[a, b].real ** 2 + Gp[a, b].imag ** 2) / de
-            d2E[m, a] = 2.0 * c
+                if de == 0.0:
+                    continue
+                z = 0.0 + 0.0j
+                for p in range(N):
+                    z += V[p, a].conjugate() * Qc[p, b]
+                t2 = 2.0 * (z.real * z.real + z.imag * z.imag) / de
+                d2E[m, a] += t2
+                d2E[m, b] -= t2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -978,6 +990,234 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
                               bw, outB, outI, outW, dips)
         _drop_weak(k, pmax, rel_threshold, outB, outI)
 
+
+
+@numba.njit(cache=True, nogil=True)
+def _quintic_dip_sign(f0, f1, hd0, hd1, hc0, hc1, t):
+    """Value at t of the quintic Hermite interpolant (values, h * slopes, h^2 * curvatures at t = 0, 1)."""
+    a0 = f0
+    a1 = hd0
+    a2 = 0.5 * hc0
+    a3 = -10.0 * f0 - 6.0 * hd0 - 1.5 * hc0 + 0.5 * hc1 - 4.0 * hd1 + 10.0 * f1
+    a4 = 15.0 * f0 + 8.0 * hd0 + 1.5 * hc0 - hc1 + 7.0 * hd1 - 15.0 * f1
+    a5 = -6.0 * f0 - 3.0 * hd0 - 0.5 * hc0 + 0.5 * hc1 - 3.0 * hd1 + 6.0 * f1
+    return a0 + t * (a1 + t * (a2 + t * (a3 + t * (a4 + t * a5))))
+
+
+@numba.njit(cache=True, nogil=True)
+def _cubic_extremum(f0, f1, hd0, hd1):
+    """(t, value) of the cubic Hermite interpolant's interior extremum whose value lies nearest to, or across,
+    zero from the side of f0; t = -1 when there is none in (0, 1)."""
+    a1 = hd0
+    a2 = -3.0 * f0 - 2.0 * hd0 + 3.0 * f1 - hd1
+    a3 = 2.0 * f0 + hd0 - 2.0 * f1 + hd1
+    best_t = -1.0
+    best_v = 0.0
+    if a3 != 0.0:
+        disc = a2 * a2 - 3.0 * a3 * a1
+        if disc >= 0.0:
+            sq = math.sqrt(disc)
+            for tt in ((-a2 - sq) / (3.0 * a3), (-a2 + sq) / (3.0 * a3)):
+                if 0.0 < tt < 1.0:
+                    v = f0 + tt * (a1 + tt * (a2 + tt * a3))
+                    if best_t < 0.0 or (v * f0 < best_v * f0):
+                        best_t, best_v = tt, v
+    elif a2 != 0.0:
+        tt = -a1 / (2.0 * a2)
+        if 0.0 < tt < 1.0:
+            best_t, best_v = tt, f0 + tt * (a1 + tt * a2)
+    return best_t, best_v
+
+
+@numba.njit(cache=True, nogil=True)
+def _interval_needs_split(iL, iR, Bb, E, dE, d2E, mw, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz, tolB, pstrong):
+    """Whether the field interval between nodes iL and iR must be halved: for some level pair whose transition
+    probability at either end reaches ``pstrong``, the cubic and the quintic Hermite interpolants of
+    E_b - E_a - mw disagree - on a root by more than ``tolB`` (mT), or on whether the difference dips across
+    zero inside the interval (a looping transition)."""
+    N = E.shape[1]
+    x0, x1 = Bb[iL], Bb[iR]
+    h = x1 - x0
+    for a in range(N):
+        for b in range(a + 1, N):
+            f0 = E[iL, b] - E[iL, a] - mw
+            f1 = E[iR, b] - E[iR, a] - mw
+            d0 = dE[iL, b] - dE[iL, a]
+            d1 = dE[iR, b] - dE[iR, a]
+            c0 = d2E[iL, b] - d2E[iL, a]
+            c1 = d2E[iR, b] - d2E[iR, a]
+            if (f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0):
+                xc, _, _ = _hermite_root(x0, x1, f0, f1, d0, d1)
+                xq, _, _ = _hermite5_root(x0, x1, f0, f1, d0, d1, c0, c1)
+                if abs(xc - xq) <= tolB:
+                    continue
+            elif f0 != 0.0 and f1 != 0.0:
+                tc, vc = _cubic_extremum(f0, f1, h * d0, h * d1)
+                if tc < 0.0:
+                    vq = _quintic_dip_sign(f0, f1, h * d0, h * d1, h * h * c0, h * h * c1, 0.5)
+                    if (vq < 0.0) == (f0 < 0.0):
+                        continue
+                else:
+                    vq = _quintic_dip_sign(f0, f1, h * d0, h * d1, h * h * c0, h * h * c1, tc)
+                    if (vc < 0.0) == (f0 < 0.0) and (vq < 0.0) == (f0 < 0.0):
+                        continue
+            else:
+                continue
+            p0 = _node_prob(real, Vs, VsR, iL, a, b, ms, spc, nI, g, nx, ny, nz)
+            p1 = _node_prob(real, Vs, VsR, iR, a, b, ms, spc, nI, g, nx, ny, nz)
+            if max(p0, p1) >= pstrong:
+                return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def exact_knots_adaptive(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_threshold, outB, outI, outW,
+                         tolB, maxdepth, cap_extra):
+    """``exact_knots`` (cubic Hermite roots, looping transitions inside an interval) with field intervals halved
+    where the levels are not resolved: per knot, an interval is split (new node at its middle, all levels
+    exact there) while, for a level pair whose transition probability reaches 1 % of the knot's strongest at
+    the start nodes, the cubic and the quintic (curvature) Hermite interpolants disagree on a resonance by more
+    than ``tolB`` mT or on a dip across zero (``_interval_needs_split``); at most ``maxdepth`` halvings of a
+    start interval and ``cap_extra`` new nodes per knot.  Bnodes: the start nodes (uniform).  The resonances
+    are then the roots on the final intervals, taken in increasing field (quintic roots, cubic dips)."""
+    K = nvec.shape[0]
+    N = H0.shape[0]
+    M0 = Bnodes.shape[0]
+    cap = M0 + cap_extra
+    ms, mi, spc, ipc, nI = _basis_tables(S, I, N)
+    Bb = np.empty(cap)
+    E = np.empty((cap, N))
+    dE = np.empty((cap, N))
+    d2E = np.zeros((cap, N))
+    Vs = np.empty((cap, N, N), np.complex128)
+    VsR = np.empty((cap, N, N))
+    T = np.empty((N, N))
+    Gc = np.empty((N, N), np.complex128)
+    H = np.empty((N, N), np.complex128)
+    Hr = np.empty((N, N))
+    w = np.empty(N)
+    scratch = np.empty(N)
+    Qc = np.empty((N, N), np.complex128)
+    Zr = np.empty((N, N))
+    uc = np.empty(N, np.complex128)
+    pc = np.empty(N, np.complex128)
+    H0r = np.ascontiguousarray(H0.real)
+    Gxr = np.ascontiguousarray(Gx.real)
+    Gzr = np.ascontiguousarray(Gz.real)
+    npair = N * (N - 1) // 2
+    R = outB.shape[1] // npair
+    rcnt = np.zeros(npair, np.int64)
+    sL = np.empty(cap + M0, np.int64)
+    sR = np.empty(cap + M0, np.int64)
+    sD = np.empty(cap + M0, np.int64)
+    realops = np.abs(H0.imag).max() == 0.0 and np.abs(Gx.imag).max() == 0.0 and np.abs(Gz.imag).max() == 0.0
+    for k in range(K):
+        nx, ny, nz = nvec[k, 0], nvec[k, 1], nvec[k, 2]
+        real = ny == 0.0 and realops
+        gx, gy, gz = g[0] * nx, g[1] * ny, g[2] * nz
+        geff = math.sqrt(gx * gx + gy * gy + gz * gz)
+        bw = math.sqrt((gx * gstrain[0]) ** 2 + (gy * gstrain[1]) ** 2 + (gz * gstrain[2]) ** 2) / geff / geff
+        cSp = 0.5 * BMAGN * (gx - 1j * gy)
+        cSz = BMAGN * gz
+        cIp = -0.5 * gn * NMAGN * (nx - 1j * ny)
+        cIz = -gn * NMAGN * nz
+        for i in range(N):
+            for j in range(N):
+                Gc[i, j] = nx * Gx[i, j] + ny * Gy[i, j] + nz * Gz[i, j]
+        used = 0
+        for m in range(M0):
+            Bb[m] = Bnodes[m]
+        while used < M0:
+            m = used
+            if real:
+                _levels_real(m, Bb[m], nx, nz, H0r, Gxr, Gzr, cSz, cIz, cSp.real, cIp.real, ms, mi, spc, ipc, nI,
+                             True, Hr, w, scratch, VsR[m], T, E, dE, d2E)
+            else:
+                _levels_complex(m, Bb[m], nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, mi, spc, ipc, nI,
+                                True, H, w, Vs[m], scratch, Qc, Zr, uc, pc, Gc, E, dE, d2E)
+            used += 1
+        # the strongest transition at the start nodes (resonances bracketed by them)
+        pmx = 0.0
+        for a in range(N):
+            for b in range(a + 1, N):
+                for m in range(M0 - 1):
+                    f0 = E[m, b] - E[m, a] - mw
+                    f1 = E[m + 1, b] - E[m + 1, a] - mw
+                    if (f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0):
+                        pmx = max(pmx, _node_prob(real, Vs, VsR, m, a, b, ms, spc, nI, g, nx, ny, nz),
+                                  _node_prob(real, Vs, VsR, m + 1, a, b, ms, spc, nI, g, nx, ny, nz))
+        pstrong = 0.01 * pmx
+        for j in range(outB.shape[1]):
+            outB[k, j] = np.nan
+            outI[k, j] = 0.0
+            outW[k, j] = 0.0
+        for j in range(npair):
+            rcnt[j] = 0
+        top = 0
+        for m in range(M0 - 2, -1, -1):
+            sL[top] = m
+            sR[top] = m + 1
+            sD[top] = 0
+            top += 1
+        pmax = 0.0
+        while top > 0:
+            top -= 1
+            iL, iR, dep = sL[top], sR[top], sD[top]
+            if dep < maxdepth and used < cap and _interval_needs_split(
+                    iL, iR, Bb, E, dE, d2E, mw, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz, tolB, pstrong):
+                m = used
+                Bb[m] = 0.5 * (Bb[iL] + Bb[iR])
+                if real:
+                    _levels_real(m, Bb[m], nx, nz, H0r, Gxr, Gzr, cSz, cIz, cSp.real, cIp.real, ms, mi, spc, ipc,
+                                 nI, True, Hr, w, scratch, VsR[m], T, E, dE, d2E)
+                else:
+                    _levels_complex(m, Bb[m], nx, ny, nz, H0, Gx, Gy, Gz, cSz, cIz, cSp, cIp, ms, mi, spc, ipc,
+                                    nI, True, H, w, Vs[m], scratch, Qc, Zr, uc, pc, Gc, E, dE, d2E)
+                used += 1
+                sL[top], sR[top], sD[top] = m, iR, dep + 1
+                top += 1
+                sL[top], sR[top], sD[top] = iL, m, dep + 1
+                top += 1
+                continue
+            # a final interval: its resonances, pair by pair
+            x0, x1 = Bb[iL], Bb[iR]
+            pair = 0
+            for a in range(N):
+                for b in range(a + 1, N):
+                    f0 = E[iL, b] - E[iL, a] - mw
+                    f1 = E[iR, b] - E[iR, a] - mw
+                    d0 = dE[iL, b] - dE[iL, a]
+                    d1 = dE[iR, b] - dE[iR, a]
+                    if rcnt[pair] < R and ((f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0)):
+                        Br, t, sl = _hermite5_root(x0, x1, f0, f1, d0, d1, d2E[iL, b] - d2E[iL, a],
+                                                   d2E[iR, b] - d2E[iR, a])
+                        if sl != 0.0:
+                            P = ((1.0 - t) * _node_prob(real, Vs, VsR, iL, a, b, ms, spc, nI, g, nx, ny, nz)
+                                 + t * _node_prob(real, Vs, VsR, iR, a, b, ms, spc, nI, g, nx, ny, nz))
+                            idx = pair * R + rcnt[pair]
+                            val = P / abs(sl)
+                            outB[k, idx] = Br
+                            outI[k, idx] = val
+                            outW[k, idx] = Br * bw
+                            pmax = max(pmax, val)
+                            rcnt[pair] += 1
+                    elif rcnt[pair] < R and f0 != 0.0 and f1 != 0.0 and (
+                            (f0 > 0.0 and (d0 < 0.0 or d1 > 0.0)) or (f0 < 0.0 and (d0 > 0.0 or d1 < 0.0))):
+                        found, xa, ta, sa, xb, tb, sb = _hermite_dip(x0, x1, f0, f1, d0, d1)
+                        if found:
+                            p0 = _node_prob(real, Vs, VsR, iL, a, b, ms, spc, nI, g, nx, ny, nz)
+                            p1 = _node_prob(real, Vs, VsR, iR, a, b, ms, spc, nI, g, nx, ny, nz)
+                            for (Br, t, sl) in ((xa, ta, sa), (xb, tb, sb)):
+                                if rcnt[pair] < R and sl != 0.0:
+                                    idx = pair * R + rcnt[pair]
+                                    val = ((1.0 - t) * p0 + t * p1) / abs(sl)
+                                    outB[k, idx] = Br
+                                    outI[k, idx] = val
+                                    outW[k, idx] = Br * bw
+                                    pmax = max(pmax, val)
+                                    rcnt[pair] += 1
+                    pair += 1
+        _drop_weak(k, pmax, rel_threshold, outB, outI)
 
 # --------------------------------------------------------------------------------------------- binning
 @numba.njit(cache=True, nogil=True)

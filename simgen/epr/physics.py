@@ -196,9 +196,14 @@ class Options:
     #                                   levels, an error growing with D A: nRMS vs the product space <= 6e-3 for
     #                                   Mn2+ at X band up to this limit, 1e-2 .. 4e-2 at |D| = 300 .. 800 MHz)
     hf_forbidden: int = 1             # hf route: nuclear |delta m| <= this (tilted nuclear quantisation axes)
-    node_tol: float = 0.05            # exact route away from high field, automatic node count: nodes are doubled
-    #                                   until the resonance fields move by less than this fraction of the
-    #                                   widest line width (lw, lwL) on probe knots (0 = the fixed count)
+    node_tol: float = 0.05            # exact route away from high field, automatic node count: intervals between
+    #                                   field nodes are halved, knot by knot, until the cubic and the quintic
+    #                                   level interpolants agree on every line above 1 % within this fraction of
+    #                                   the widest line width (lw, lwL) (0 = the fixed count)
+    node_depth: int = 6               # ... at most this many halvings of a start interval
+    node_extra: int = 96              # ... and this many added nodes per knot
+    node_adaptive: str = "local"      # "local": the halving above; "global": one node count for all knots, doubled
+    #                                   until the fields of probe knots move by less than node_tol widths
     fft_window: bool = True           # derivative spectra: transform only the grid columns with sticks and a
     #                                   margin (cw_spectrum) when that is under 60 % of the grid
     binning: str = "easyspin"         # "easyspin": box bins [x_i, x_i+1) on the output step, as EasySpin's
@@ -348,12 +353,21 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
     # from the cubic interpolant's dip below zero
     dips = not high_field and not quintic
 
+    # away from high field, automatic node count: the start nodes are halved where the levels are not resolved
+    # (kernels.exact_knots_adaptive), knot by knot
+    adaptive = not opt.n_nodes and not quintic and not high_field and opt.node_tol > 0 and not hf_pert
+    wl = max(float(sys.lw), float(sys.lwL))
+
     def run(nv, nn):
         Bn = np.array([b0 + (b1 - b0) * j / (nn - 1) for j in range(nn)])
         out = tuple(np.empty((nv.shape[0], L)) for _ in range(3))
         if hf_pert:
             kernels.hf_knots(nv, H0, Sx, Sy, Sz, float(I), g, A, float(gn), gs, mw_mhz, Bn, opt.rel_threshold,
                              Uy, muy, dmax, *out)
+        elif adaptive:
+            kernels.exact_knots_adaptive(nv, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
+                                         opt.rel_threshold, *out, opt.node_tol * wl, int(opt.node_depth),
+                                         int(opt.node_extra))
         else:
             kernels.exact_knots(nv, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
                                 opt.rel_threshold, *out, quintic, dips)
@@ -361,8 +375,10 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
 
     if nodes is not None:
         n_nodes = int(nodes)
-    elif not opt.n_nodes and not quintic and not high_field and opt.node_tol > 0:
-        wl = max(float(sys.lw), float(sys.lwL))
+    elif adaptive and opt.node_adaptive != "local":
+        if opt.node_adaptive != "global":
+            raise ParameterError("node_adaptive", opt.node_adaptive, '"local" or "global"')
+        adaptive = False
         n_nodes = _converged_nodes(run, nvec if probe_nvec is None else probe_nvec, n_nodes, opt.node_tol * wl,
                                    _partners(L, opt.max_roots) if opt.max_roots == 2 else None, 4.0 * wl)
     if info is not None:
@@ -781,8 +797,9 @@ def _adaptive_rows(s: SpinSystem, sets, prep, ladder, rf, mw_mhz, Bext, opt: Opt
                    harmonic):
     """Stick spectrum of an S > 1/2 centre on the octant grid with the fewest rows of the nested ``ladder``
     (e.g. 6, 11, 21) whose broadened spectrum differs from the next coarser one's by at most ``opt.powder_tol``
-    nRMS; each finer grid computes only its new knots (grids.nested_knots).  The field-node count is converged
-    once, on knots of the finest grid, and used on every grid."""
+    nRMS; each finer grid computes only its new knots (grids.nested_knots).  The start field-node count (or,
+    with node_adaptive="global", the count converged on probe knots of the finest grid) is fixed once and used
+    on every grid."""
     gs = prep[3]
     finest = grids.tri_grid(ladder[-1], rf)
     nodes = []
