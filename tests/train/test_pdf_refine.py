@@ -104,3 +104,41 @@ def test_bulk_recipe_holds_every_catalog_phase():
     every phase of catalogs/pdf/structures."""
     from simgen.pdf.structures import list_phases
     assert sorted(load_recipe("pdf-bulk").label.classes) == sorted(list_phases())
+
+
+def _truncated(m: Measurement, rmax: float) -> Measurement:
+    k = np.asarray(m.axis) <= rmax
+    return Measurement(np.asarray(m.axis)[k], np.asarray(m.values)[k], m.axis_name, m.units, m.value_units,
+                       m.modality, dict(m.meta))
+
+
+def test_crystal_file_shorter_than_the_axis_is_refined_on_its_range():
+    """A crystal's G(r) measured to 20 A for a model whose axis runs to 30 A: G = 0 past the file's end for the
+    network, a warning, and the lattice length from the refinement on the measured range (within 0.05 % of the
+    strained cell, as on the whole range); shorter than 15 A, or for a model that predicts a particle diameter,
+    the file is refused with the reason; a short file nothing refines is refused, not read by the network."""
+    ad = get("pdf")
+    full, a_true = _strained_g("Si_diamond", 0.012)
+    m = _truncated(full, 20.0)
+    spec, run = _spec_and_run(PHASES)
+    prep = ad.prepare(m, spec)
+    r = spec.axis.coords[0]
+    assert prep.info["r_measured_max"] == pytest.approx(20.0, abs=0.011)
+    assert "measured to 20" in prep.info["warning"]
+    assert np.all(prep.x[0][r > 20.0 + 1e-9] == 0.0) and np.any(prep.x[0][(r > 15) & (r < 20)] != 0.0)
+    res = _result(PHASES, {"ZnS_zincblende": 0.6, "Si_diamond": 0.3, "Ni_fcc": 0.1}, a_true * 1.02)
+    ad.refine(m, prep, res, run, spec)
+    assert res["refined"]["phase"] == "Si_diamond"
+    assert res["values"]["a"]["value"] == pytest.approx(a_true, rel=5e-4)
+    assert res["refined"]["r_range_A"][1] == pytest.approx(20.0, abs=0.011)
+    with pytest.raises(Exception, match=r"ends before 15 A"):
+        ad.prepare(_truncated(full, 12.0), spec)
+    np_spec = target_spec(load_recipe("pdf-nanoparticles"))
+    with pytest.raises(Exception, match=r"does not cover the model's axis"):
+        ad.prepare(_truncated(full, 20.0), np_spec)
+    rutile = _truncated(_strained_g("TiO2_rutile", 0.0)[0], 20.0)
+    prep = ad.prepare(rutile, spec)
+    with pytest.raises(OutOfDomain, match="no phase of the model describes it"):
+        ad.refine(rutile, prep, _result(PHASES, {"Ni_fcc": 1.0}, 3.6), run, spec)
+    with pytest.raises(OutOfDomain, match="nothing to refine"):
+        ad.refine(m, prep, {"values": {}}, run, spec)

@@ -95,14 +95,24 @@ def read_pdf(path, columns=None) -> Measurement:
     return Measurement(r, cols[0], "r", "A", "1/A^2", "pdf", meta)
 
 
-def prepare_pdf(m: Measurement, spec: TargetSpec) -> Prepared:
+#: a file of a crystal whose G(r) ends before the model's axis is read when it reaches at least this far (A): the
+#: lattice length then comes from the refinement on the measured range (1.5-15 A holds 10-20 coordination shells
+#: of the catalog's cubic and hexagonal phases), and the network sees G = 0 past the file's end
+PDF_MIN_RMAX = 15.0
+
+
+def prepare_pdf(m: Measurement, spec: TargetSpec, partial: bool = False) -> Prepared:
     """G(r) onto the model's r grid by point sampling (linear interpolation), like the simulator, which evaluates
     G at the grid points: G(r) is band-limited by Qmax, so a measured grid finer than pi/Qmax is interpolated,
     not bin-averaged (averaging would broaden peaks and damp termination ripples the simulator keeps).  The
     model's first point (recipes start at 1.5 A, below which reductions leave ripples rather than structure)
     is where the window begins; nothing before it is used.  No rescaling: the experimental scale is arbitrary and
     the recipe's ``scale`` prior covers it (the measured Qmin/Qmax are compared with the recipe's priors and a
-    warning is recorded when they lie outside)."""
+    warning is recorded when they lie outside).
+
+    ``partial``: a file that starts at the axis start but ends before the axis end (at or beyond
+    ``PDF_MIN_RMAX``) is accepted, G = 0 past its end, with a warning and ``info['r_measured_max']``: the adapter's
+    refinement works on the measured range only and refuses the file when it cannot refine it."""
     axis = spec.axis
     check_units(m, axis, "A")
     r = axis.coords[0]
@@ -113,7 +123,13 @@ def prepare_pdf(m: Measurement, spec: TargetSpec) -> Prepared:
         refuse(m, "r values do not increase monotonically")
     if not np.all(np.isfinite(y)):
         refuse(m, f"{int(np.sum(~np.isfinite(y)))} non-finite G(r) values")
-    covers(m, x, r, "r (A)")
+    step = float(r[1] - r[0])
+    short = partial and x[0] <= r[0] + 0.5 * step and x[-1] < r[-1] - 0.5 * step
+    if short and x[-1] < PDF_MIN_RMAX:
+        refuse(m, f"r (A) {span(x)} ends before {PDF_MIN_RMAX:g} A: too short to refine a lattice (the model's axis "
+                  f"is {span(r)})")
+    if not short:
+        covers(m, x, r, "r (A)")
     info: dict = {"steps": [], "r_step_measured": float(np.median(np.diff(x)))}
     qmax = m.meta.get("qmax")
     nyq = math.pi / float(qmax) if qmax else None
@@ -122,6 +138,13 @@ def prepare_pdf(m: Measurement, spec: TargetSpec) -> Prepared:
                            "G(r) is undersampled, interpolation loses peak shape")
     g = np.interp(r, x, y)
     info["steps"].append(f"G(r) interpolated onto r {span(r)} A (step {float(r[1] - r[0]):g} A)")
+    if short:
+        g[r > x[-1]] = 0.0
+        info["r_measured_max"] = float(x[-1])
+        info["steps"].append(f"G = 0 past the file's end ({float(x[-1]):.4g} A)")
+        info["warning"] = (f"G(r) measured to {float(x[-1]):.4g} A, the model's axis runs to {float(r[-1]):.4g} A: the "
+                           "network sees G = 0 beyond, the lattice length comes from the refinement on the measured "
+                           "range")
     for key in ("qmax", "qmin"):
         if key in m.meta and m.meta[key] is not None:
             val = float(m.meta[key])
@@ -148,7 +171,11 @@ class PDFAdapter(Adapter):
 
     def prepare(self, m, spec):
         refuse_stack(m)
-        prep = prepare_pdf(m, spec)
+        # a crystal's lattice is refined on whatever range the file has; a particle's diameter needs the range
+        # where its G(r) dies out, so a model that predicts one takes whole-axis files only
+        targets = list(getattr(spec.recipe, "targets", None) or [])
+        partial = bool(targets) and "diameter" not in targets and "a" in targets
+        prep = prepare_pdf(m, spec, partial=partial)
         rad, want = m.meta.get("radiation"), (spec.config or {}).get("radiation")
         if rad in ("xray", "neutron") and want in ("xray", "neutron") and rad != want:
             add_warning(prep.info, f"{rad} PDF but the model simulates {want} scattering (other scattering lengths "
@@ -201,7 +228,10 @@ class PDFAdapter(Adapter):
         the best phase refines to Rw > ``max_rw``: the structure type is not among the model's phases."""
         from simgen.pdf.structures import list_phases, phase_model
         vals = result.get("values") or {}
+        short = prep is not None and "r_measured_max" in (prep.info or {})
         if "a" not in vals:
+            if short:
+                raise OutOfDomain(m.source, "G(r) shorter than the model's axis and nothing to refine")
             return
         classes = list(run.task.classes) if getattr(run.task, "classes", None) else []
         if classes and result.get("class_probs"):
@@ -213,6 +243,8 @@ class PDFAdapter(Adapter):
         known = set(list_phases())
         cands = [c for c in cands if c in known]
         if not cands:
+            if short:
+                raise OutOfDomain(m.source, "G(r) shorter than the model's axis and no catalog phase to refine")
             return
         r = spec.axis.coords[0]
         x, y = np.asarray(m.axis, float), np.asarray(m.values, float)
@@ -262,6 +294,9 @@ class PDFAdapter(Adapter):
             fits[c] = best_c
         ok = {c: f for c, f in fits.items() if f is not None}
         if not ok:
+            if short:
+                raise OutOfDomain(m.source, f"G(r) measured to {prep.info['r_measured_max']:.4g} A only and no phase "
+                                            "could be refined on it: the network alone would read a truncated G(r)")
             return
         best = min(ok, key=lambda c: ok[c].rw)
         fit = ok[best]
