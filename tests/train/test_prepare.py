@@ -123,9 +123,18 @@ def test_pdf_grid_and_refusal():
     p = prepare(m, rec)
     r = p.axis.coords[0]
     np.testing.assert_allclose(p.x[0], np.interp(r, m.axis, m.values), atol=1e-5)  # same 0.01 grid
+    # a crystal's G(r) ending before the axis: G = 0 past its end, with a warning (the lattice comes from the
+    # refinement on the measured range); below 15 A it is refused
     short = Measurement(m.axis[m.axis < 20], m.values[m.axis < 20], "r", "A", "1/A^2", "pdf", {"source": "s.gr"})
-    with pytest.raises(MeasurementError, match=r"s\.gr: r \(A\) 0-19.99 does not cover the model's axis 1-29.99"):
-        prepare(short, rec)
+    ps = prepare(short, rec)
+    assert "measured to 19.99 A" in ps.info["warning"] and np.all(ps.x[0][r > 20] == 0.0)
+    np.testing.assert_allclose(ps.x[0][r < 19.9], p.x[0][r < 19.9])
+    shorter = Measurement(m.axis[m.axis < 12], m.values[m.axis < 12], "r", "A", "1/A^2", "pdf", {"source": "s.gr"})
+    with pytest.raises(MeasurementError, match=r"s\.gr: r \(A\) 0-11.99 ends before 15 A"):
+        prepare(shorter, rec)
+    late = Measurement(m.axis[m.axis > 2], m.values[m.axis > 2], "r", "A", "1/A^2", "pdf", {"source": "s.gr"})
+    with pytest.raises(MeasurementError, match=r"s\.gr: r \(A\) 2.01-.* does not cover the model's axis 1-29.99"):
+        prepare(late, rec)
 
 
 def test_wrong_modality_refused():
