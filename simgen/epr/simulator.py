@@ -67,7 +67,8 @@ class EPRSimulator(Simulator):
     name = "epr"
     # 2: derivative spectra transformed only over the occupied columns (Options.fft_window), coarser grid
     #    refinement for large zero-field splitting, pink noise through the kernels: same draws, other bytes
-    # 3: S > 1/2 on the octant grid with the fewest nested rows that converge the spectrum (Options.powder_tol)
+    # 3: S > 1/2 on the octant grid with the fewest nested rows that converge the spectrum (Options.powder_tol);
+    #    exact-route field intervals halved knot by knot away from high field (Options.node_adaptive)
     version = "3"
     description = "CW EPR (field-swept, EasySpin conventions) of one centre + optional second centre, with nuisances"
     x_name, x_units = "signal", "normalised (max |clean spectrum| = 1)"
