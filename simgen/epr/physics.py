@@ -357,6 +357,11 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
     # (kernels.exact_knots_adaptive), knot by knot
     adaptive = not opt.n_nodes and not quintic and not high_field and opt.node_tol > 0 and not hf_pert
     wl = max(float(sys.lw), float(sys.lwL))
+    if adaptive:
+        for name in ("node_depth", "node_extra"):
+            v = getattr(opt, name)
+            if int(v) != v or v < 0:
+                raise ParameterError(name, v, "an integer >= 0")
 
     def run(nv, nn):
         Bn = np.array([b0 + (b1 - b0) * j / (nn - 1) for j in range(nn)])

@@ -225,3 +225,5 @@ def test_local_node_halving_where_probe_knots_miss():
     assert _nrms(cw_spectrum(s, ex), ref) < 3e-3
     with pytest.raises(Exception, match="node_adaptive"):
         cw_spectrum(s, ex, Options(node_adaptive="both"))
+    with pytest.raises(Exception, match="node_extra.*-1.*integer >= 0"):
+        cw_spectrum(s, ex, Options(node_extra=-1))
