@@ -357,6 +357,8 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
     # (kernels.exact_knots_adaptive), knot by knot
     adaptive = not opt.n_nodes and not quintic and not high_field and opt.node_tol > 0 and not hf_pert
     wl = max(float(sys.lw), float(sys.lwL))
+    if opt.node_adaptive not in ("local", "global"):
+        raise ParameterError("node_adaptive", opt.node_adaptive, '"local" or "global"')
     if adaptive:
         for name in ("node_depth", "node_extra"):
             v = getattr(opt, name)
@@ -380,9 +382,7 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
 
     if nodes is not None:
         n_nodes = int(nodes)
-    elif adaptive and opt.node_adaptive != "local":
-        if opt.node_adaptive != "global":
-            raise ParameterError("node_adaptive", opt.node_adaptive, '"local" or "global"')
+    elif adaptive and opt.node_adaptive == "global":
         adaptive = False
         n_nodes = _converged_nodes(run, nvec if probe_nvec is None else probe_nvec, n_nodes, opt.node_tol * wl,
                                    _partners(L, opt.max_roots) if opt.max_roots == 2 else None, 4.0 * wl)
@@ -757,7 +757,6 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
         i_lo, i_hi = max(0, i0), min(n, i0 + (s1 - s0 + sub - 1) // sub)
         y[i_lo:i_hi] = z[i_lo - i0:i_hi - i0]
     return y + ydir if direct else y
-
 
 
 def _classes(parts, s: SpinSystem, gs, lwg, dxc, opt: Options):
