@@ -84,7 +84,7 @@ STAGES = (("resonance knots", ("kernels.s12_knots", "kernels.exact_knots", "kern
                                  "kernels.build_ops", "kernels.hf_knots", "kernels.electron_ops")),
           ("knots + binning fused (S = 1/2, no nucleus)", ("kernels.s12_powder_plain",)),
           ("powder binning", ("kernels.powder_bin", "kernels.powder_bin_tri", "kernels.gauss_direct",
-                              "kernels.width_classes",
+                              "kernels.width_classes", "kernels.field_window",
                               "kernels.sparse_rfft", "kernels.count_nonzero_upto")),
           ("FFT + line shape", ("scipy.fft.rfft", "scipy.fft.irfft", "physics._rfft_rows", "physics._irfft",
                                 "kernels.fourier_lineshape", "physics._common_factor_cached",

@@ -14,8 +14,9 @@ Three stages, each checked against a slow NumPy version in ``tests/simgen/test_e
    real symmetric arithmetic when the field lies in the xz plane (axial systems), or
    ``hf_knots`` (S > 1/2 with one nucleus: the electron spin exactly, the hyperfine coupling to second order);
 2. ``powder_bin``: interpolation of the knot values to a refined orientation grid (separable Catmull-Rom with
-   tabulated weights, once per point of the refined lattice) and "box" binning of each refined cell's field range onto a stick spectrum, split over
-   Gaussian-width classes;
+   tabulated weights, once per point of the refined lattice) and "box" binning of each refined cell's field
+   range onto a stick spectrum, split over Gaussian-width classes (``width_classes``: geometric over the total
+   widths of the lines present), the stick covering only the grid columns the lines reach (``field_window``);
 3. line shape, harmonic, modulation and phase are applied by the caller in Fourier space (pocketfft; the few
    sticks of solution spectra by ``sparse_rfft``), or, for isotropic Gaussian lines without modulation, phase or
    Lorentzian, evaluated directly on the output grid (``gauss_direct``).
@@ -1327,12 +1328,60 @@ def box_diff(T, c, x0, d, lo, hi, w):
 
 @numba.njit(cache=True, nogil=True)
 def integrate_diff(T, stick):
-    """stick[c, i] += sum_{j <= i} T[c, j] (T (nc, nb + 1) from ``box_diff``; its last column is overflow)."""
+    """stick[c, i] += sum_{j <= i} T[c, j] (T (nc, nb + 1) from ``box_diff``; its last column is overflow).
+
+    Rows without an entry are left alone, and each row is summed from its first non-zero difference on; past
+    its last one the sum is constant: carried to the end of the row where it is a box running past the grid,
+    left at zero where it is rounding (below 1e-12 of the row's largest value, what remains of boxes that
+    close inside the grid), so the stick is exactly zero beyond its last line (``occupied_range``)."""
+    nb = stick.shape[1]
     for c in range(stick.shape[0]):
+        j1 = min(nb, T.shape[1]) - 1
+        while j1 >= 0 and T[c, j1] == 0.0:
+            j1 -= 1
+        if j1 < 0:
+            continue
+        j0 = 0
+        while T[c, j0] == 0.0:
+            j0 += 1
         acc = 0.0
-        for i in range(stick.shape[1]):
+        big = 0.0
+        for i in range(j0, j1 + 1):
             acc += T[c, i]
             stick[c, i] += acc
+            if abs(acc) > big:
+                big = abs(acc)
+        if abs(acc) > 1e-12 * big:
+            for i in range(j1 + 1, nb):
+                stick[c, i] += acc
+
+
+@numba.njit(cache=True, nogil=True)
+def field_window(B, x0, d, nb, pad):
+    """Columns [c0, c1) of an nb-column binning grid (bins of width d from x0) that the lines of the knot
+    fields B (NaN = no line) can reach once interpolated between knots, with ``pad`` columns more on each side:
+    the knots' field range widened by half of it on each side (the Catmull-Rom interpolants, 1-D, bicubic and
+    on the triangular grid, overshoot their knots' range by at most 0.125 and 0.28 of it), clipped to the grid.
+    (nb, 0) (empty) without any line.  Binning into a stick of c1 - c0 columns from x0 + c0 d gives the columns c0 .. c1
+    - 1 of the whole grid's stick (``tests/simgen/test_epr.py`` checks it on every route)."""
+    lo = np.inf
+    hi = -np.inf
+    for k in range(B.shape[0]):
+        for l in range(B.shape[1]):
+            b = B[k, l]
+            if b == b:
+                if b < lo:
+                    lo = b
+                if b > hi:
+                    hi = b
+    if hi < lo:
+        return nb, 0
+    m = 0.5 * (hi - lo)
+    c0 = int(math.floor((lo - m - x0) / d)) - pad
+    c1 = int(math.ceil((hi + m - x0) / d)) + 1 + pad
+    c0 = min(max(c0, 0), nb - 1)
+    c1 = max(min(c1, nb), c0 + 1)
+    return c0, c1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -1357,9 +1406,15 @@ def _add_line(stick, T, x0, dx, lo, hi, w, wid, lwg, cw, logr):
     if tot >= cw[nc - 1]:
         _bin(stick, T, nc - 1, x0, dx, lo, hi, w)
         return
+    # the class pair around tot: cw[c] <= tot < cw[c + 1] (geometric classes: the logarithm's estimate, then
+    # corrected by one where rounding put it on the wrong side of a class width)
     c = int(math.log(tot / cw[0]) / logr)
     if c >= nc - 1:
         c = nc - 2
+    if c > 0 and tot < cw[c]:
+        c -= 1
+    elif c < nc - 2 and tot >= cw[c + 1]:
+        c += 1
     v0 = cw[c] * cw[c]
     v1 = cw[c + 1] * cw[c + 1]
     f = (tot * tot - v0) / (v1 - v0)
@@ -1367,8 +1422,54 @@ def _add_line(stick, T, x0, dx, lo, hi, w, wid, lwg, cw, logr):
         f = 0.0
     if f > 1.0:
         f = 1.0
-    _bin(stick, T, c, x0, dx, lo, hi, w * (1.0 - f))
-    _bin(stick, T, c + 1, x0, dx, lo, hi, w * f)
+    if dx < 0:
+        _box_pair(T, c, x0, -dx, lo, hi, w * (1.0 - f), w * f)
+    else:
+        bin_box(stick, c, x0, dx, lo, hi, w * (1.0 - f))
+        bin_box(stick, c + 1, x0, dx, lo, hi, w * f)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _box_pair(T, c, x0, d, lo, hi, wa, wb):
+    """``box_diff`` of one box [lo, hi] into the neighbouring classes c (weight wa) and c + 1 (weight wb): the
+    box ends computed once."""
+    inv = 1.0 / d
+    tlo = (lo - x0) * inv
+    thi = (hi - x0) * inv
+    nb = T.shape[1] - 1
+    if thi - tlo < 1e-6:
+        t = 0.5 * (tlo + thi) if thi - tlo > 1e-9 else tlo
+        if t >= 0.0:
+            i0 = int(t)
+            if i0 < nb:
+                T[c, i0] += wa
+                T[c, i0 + 1] -= wa
+                T[c + 1, i0] += wb
+                T[c + 1, i0 + 1] -= wb
+        return
+    if thi <= 0.0 or tlo >= nb:
+        return
+    r = 1.0 / (thi - tlo)
+    sa = wa * r
+    sb = wb * r
+    if tlo < 0.0:
+        T[c, 0] += sa
+        T[c + 1, 0] += sb
+    else:
+        j = int(tlo)
+        if j < nb:
+            f = j + 1.0 - tlo
+            T[c, j] += sa * f
+            T[c, j + 1] += sa * (1.0 - f)
+            T[c + 1, j] += sb * f
+            T[c + 1, j + 1] += sb * (1.0 - f)
+    j = int(thi)
+    if j < nb:
+        f = j + 1.0 - thi
+        T[c, j] -= sa * f
+        T[c, j + 1] -= sa * (1.0 - f)
+        T[c + 1, j] -= sb * f
+        T[c + 1, j + 1] -= sb * (1.0 - f)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -2270,16 +2371,20 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
 
 # --------------------------------------------------------------------------------------------- fused S = 1/2
 @numba.njit(cache=True, nogil=True)
-def width_classes(Wmax, lwg, dxc, ratio, max_classes):
-    """Gaussian FWHM of the strain width classes: geometric from max(lwg, dxc / 2) to sqrt(lwg^2 + Wmax^2) with
-    neighbouring ratio about ``ratio`` (2 .. ``max_classes`` classes), or the one class ``lwg`` when the largest
-    strain width Wmax is below 1e-3 max(lwg, dxc)."""
+def width_classes(Wmin, Wmax, lwg, dxc, ratio, max_classes):
+    """Gaussian FWHM of the strain width classes: geometric from max(sqrt(lwg^2 + Wmin^2), dxc / 2) to
+    sqrt(lwg^2 + Wmax^2) (the total widths of the narrowest and widest strain-broadened lines) with neighbouring
+    ratio about ``ratio`` (2 .. ``max_classes`` classes), or the one class ``lwg`` when the largest strain width
+    Wmax is below 1e-3 max(lwg, dxc).  (Where even the widest line is below dxc / 2 the classes run from
+    max(lwg, dxc / 2) down to it; lines below the first class go into it.)"""
     if not Wmax > 1e-3 * max(lwg, dxc):
         out = np.empty(1)
         out[0] = lwg
         return out
-    c_lo = max(lwg, 0.5 * dxc)
     c_hi = math.sqrt(lwg ** 2 + Wmax ** 2)
+    c_lo = max(math.sqrt(lwg ** 2 + Wmin ** 2), 0.5 * dxc)
+    if not c_lo < c_hi:
+        c_lo = max(lwg, 0.5 * dxc)
     ncls = min(max(2, int(math.ceil(math.log(c_hi / c_lo) / math.log(ratio))) + 1), max_classes)
     out = np.empty(ncls)
     q = c_hi / c_lo
@@ -2290,29 +2395,33 @@ def width_classes(Wmax, lwg, dxc, ratio, max_classes):
 
 @numba.njit(cache=True, nogil=True)
 def s12_powder_plain(nvec, g, gstrain, mw, ntheta, nphi, theta, phi, refine, x0, dx, lwg, dxc, ratio,
-                     max_classes, scale, nb, ncol):
+                     max_classes, scale, nb):
     """One S = 1/2 centre without nuclei on a product orientation grid in one call: ``s12_knots`` (its plain
-    branch), the strain width classes (``width_classes`` of the largest knot width; one class without strain)
-    and ``powder_bin`` onto the first nb columns of a new zero stick spectrum (nclass, ncol >= nb: the FFT
-    length, no padded copy needed; with several width classes nb columns only, as the caller pads only the
-    classes that are used).  Returns (stick, class widths): what the caller's separate calls produce, without
-    their per-call overhead."""
+    branch), the strain width classes (``width_classes`` of the knot widths; one class without strain)
+    and ``powder_bin`` onto the columns c0 .. c1 - 1 of the nb-column grid that the lines can reach
+    (``field_window``).  Returns (stick (nclass, c1 - c0), class widths, c0): what the caller's separate calls
+    produce, without their per-call overhead."""
     K = nvec.shape[0]
     B = np.empty((K, 1))
     In = np.empty((K, 1))
     W = np.empty((K, 1))
     _s12_knots_plain(nvec, g, gstrain, 1.0, mw, B, In, W)
     Wmax = 0.0
+    Wmin = np.inf
     if max(gstrain[0], gstrain[1], gstrain[2]) > 0.0:
         for k in range(K):
-            if W[k, 0] > Wmax:
-                Wmax = W[k, 0]
-    cw = width_classes(Wmax, lwg, dxc, ratio, max_classes)
-    stick = np.zeros((cw.shape[0], max(ncol, nb) if cw.shape[0] == 1 else nb))
-    T = np.empty((cw.shape[0], nb + 1))
+            Wmax = max(Wmax, W[k, 0])
+            Wmin = min(Wmin, W[k, 0])
+    cw = width_classes(Wmin, Wmax, lwg, dxc, ratio, max_classes)
+    c0, c1 = field_window(B, x0, abs(dx), nb, 2)
+    if c1 <= c0:
+        c0, c1 = 0, 1
+    stick = np.zeros((cw.shape[0], c1 - c0))
+    T = np.empty((cw.shape[0], c1 - c0 + 1))
     partner = np.full(1, -1, dtype=np.int64)
-    powder_bin(B, In, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, cw, scale, stick[:, :nb], T)
-    return stick, cw
+    powder_bin(B, In, W, partner, ntheta, nphi, theta, phi, refine, x0 + c0 * abs(dx), dx, lwg, cw, scale, stick,
+               T)
+    return stick, cw, c0
 
 
 @numba.njit(cache=True, nogil=True)

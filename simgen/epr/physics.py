@@ -640,16 +640,16 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
         lwg = float(s.lw)
         if S == 0.5 and not has_nuc and not exact and tri is None and not (direct and sym == "iso"):
             # one line per orientation (no nucleus, closed form): knots, width classes and binning in one call
-            stick, cw = kernels.s12_powder_plain(nvec, np.array(g), np.array(gs), mw_mhz, len(th), len(ph), th, ph,
-                                                 rf, xb0, dxb, lwg, dxc, float(opt.width_ratio),
-                                                 int(opt.max_width_classes), float(s.weight), nb, nfft)
+            stick, cw, c0 = kernels.s12_powder_plain(nvec, np.array(g), np.array(gs), mw_mhz, len(th), len(ph), th,
+                                                     ph, rf, xb0, dxb, lwg, dxc, float(opt.width_ratio),
+                                                     int(opt.max_width_classes), float(s.weight), nb)
         else:
             prep = (S, g, A, gs, isos)
             ladder = grids.row_ladder(nt) if (tri is not None and S > 0.5 and opt.powder_tol > 0) else [nt]
             if len(ladder) >= 3:
-                stick, cw = _adaptive_rows(s, sets, prep, ladder, rf, mw_mhz, Bext, opt, xb0, dxb, lwg, dxc, nb,
-                                           int(exp.harmonic))
-                work.append((stick, cw, lwg, float(s.lwL)))
+                stick, cw, c0 = _adaptive_rows(s, sets, prep, ladder, rf, mw_mhz, Bext, opt, xb0, dxb, lwg, dxc,
+                                               nb, int(exp.harmonic))
+                work.append((stick, c0, cw, lwg, float(s.lwL)))
                 continue
             parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
             if direct and sym == "iso":
@@ -658,34 +658,37 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                                          int(exp.harmonic), dxc, ydir)
                 continue
             if tri is not None:
-                stick, cw = _bin_tri(parts, tri, s, gs, xb0, dxb, lwg, dxc, nb, opt)
+                stick, cw, c0 = _bin_tri(parts, tri, s, gs, xb0, dxb, lwg, dxc, nb, opt)
             else:
                 cw = _classes(parts, s, gs, lwg, dxc, opt)
-                stick = np.zeros((len(cw), nb))
-                Tscr = np.empty((len(cw), nb + 1))
+                c0, c1 = _window(parts, xb0, dxc, nb)
+                stick = np.zeros((len(cw), c1 - c0))
+                Tscr = np.empty((len(cw), c1 - c0 + 1))
                 for B, In, W, partner, psc in parts:
                     if B.shape[1]:
-                        kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0, dxb, lwg, cw,
-                                           float(s.weight) * psc, stick, Tscr)
-        work.append((stick, cw, lwg, float(s.lwL)))
+                        kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0 + c0 * dxc, dxb, lwg,
+                                           cw, float(s.weight) * psc, stick, Tscr)
+        work.append((stick, c0, cw, lwg, float(s.lwL)))
     if not work:
         return ydir
     # derivative spectra: the transform covers the columns with sticks (every system's) and m (Gaussian lines)
-    # or 4 m (Lorentzian or dispersion) more on each side, when that is under 60 % of the grid: narrow lines on a
-    # wide sweep need a short FFT.  Gaussian lines are zero beyond m from their sticks (as the whole-grid
-    # transform assumes); the first-harmonic Lorentzian and dispersion tails beyond 4 m (>= 24 widths) are
+    # or 4 m (Lorentzian or dispersion) more on each side, and at least 6 FWHM of the widest strain class, when
+    # that is under 60 % of the grid: narrow lines on a wide sweep need a short FFT.  Gaussian lines are zero
+    # beyond m (6 line widths) from their sticks (as the whole-grid transform assumes; strain-broadened classes
+    # beyond 6 of their widths); the first-harmonic Lorentzian and dispersion tails beyond 4 m (>= 24 widths) are
     # below (HWHM / x)^2 ~ 4e-4 of the line's peak and left out (the whole-grid transform folds tails from
     # 2 m on back onto the spectrum instead).  Lines narrower than the grid step ring (their Gaussian is cut at
     # the Nyquist frequency): the whole-grid transform spreads that ringing, ~1e-3 of the maximum, over the
     # whole sweep, the window keeps it inside (zero beyond: the exact spectrum there)
     lo, hi = nb, -1
-    for stick, _, _, _ in work:
-        a, b = kernels.occupied_range(stick, nb)
+    for stick, c0, _, _, _ in work:
+        a, b = kernels.occupied_range(stick, stick.shape[1])
         if b >= 0:
-            lo, hi = min(lo, a), max(hi, b)
+            lo, hi = min(lo, c0 + a), max(hi, c0 + b)
     s0, s1 = 0, nb
     if hi >= 0 and int(exp.harmonic) >= 1 and opt.fft_window:
-        wpad = m if gaussian else 4 * m
+        wcls = max(float(np.max(cw)) for _, _, cw, _, _ in work)
+        wpad = max(m if gaussian else 4 * m, int(math.ceil(6.0 * wcls / dxc)))
         w0 = max(0, lo - wpad) // sub * sub          # m is a multiple of sub: output points stay on the grid
         w1 = min(nb, hi + 1 + wpad)
         if w1 - w0 < 0.6 * nb:
@@ -693,9 +696,13 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             nfft = _nfft_for(s1 - s0, m, gaussian)
     nf = nfft // 2 + 1
     df = 1.0 / (nfft * dxc)
-    for stick, cw, lwg, lwL in work:
-        if s0 > 0 or s1 < nb:
-            stick = stick[:, s0:s1]
+    for stick, c0, cw, lwg, lwL in work:
+        # the columns s0 .. s1 - 1 of the grid, zero-padded to the FFT length (a stick covers c0 onwards)
+        st = np.zeros((stick.shape[0], max(nfft, s1 - s0)))
+        a, b = max(c0, s0), min(c0 + stick.shape[1], s1)
+        if b > a:
+            st[:, a - s0:b - s0] = stick[:, a - c0:b - c0]
+        stick = st
         # exp(-2 (pi sig f)^2) < exp(-40) ~ 4e-18 beyond f = sqrt(20) / (pi sig): the rest is zero
         if len(cw) == 1:
             # the same numbers as the array expressions below, in Python floats
@@ -761,33 +768,48 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
 
 def _classes(parts, s: SpinSystem, gs, lwg, dxc, opt: Options):
     """Gaussian-width classes for the strain widths W of the knot arrays ``parts``."""
-    Wmax = 0.0
+    Wmax, Wmin = 0.0, math.inf
     if max(gs) > 0 or s.A_strain > 0:             # W (strain widths) is 0 without strains
-        for p in parts:
-            if p[2].size:
-                Wmax = max(Wmax, float(p[2].max()))   # W is 0 (not NaN) where there is no line
-    return kernels.width_classes(Wmax, lwg, dxc, float(opt.width_ratio), int(opt.max_width_classes))
+        for B, _, W, _, _ in parts:
+            Wl = W[np.isfinite(B)]                    # W is 0 (not NaN) where there is no line
+            if Wl.size:
+                Wmax, Wmin = max(Wmax, float(Wl.max())), min(Wmin, float(Wl.min()))
+    return kernels.width_classes(Wmin, Wmax, lwg, dxc, float(opt.width_ratio), int(opt.max_width_classes))
+
+
+def _window(parts, xb0, dxc, nb):
+    """Grid columns [c0, c1) that the lines of the knot arrays ``parts`` can reach (``kernels.field_window``)."""
+    c0, c1 = nb, 0
+    for B, _, _, _, _ in parts:
+        if B.size:
+            a, b = kernels.field_window(B, xb0, dxc, nb, 2)
+            c0, c1 = min(c0, a), max(c1, b)
+    return (c0, c1) if c1 > c0 else (0, 1)
 
 
 def _bin_tri(parts, tri, s: SpinSystem, gs, xb0, dxb, lwg, dxc, nb, opt: Options):
-    """Stick spectrum (width classes x nb) of the knot arrays ``parts`` on the octant grid ``tri``."""
+    """Stick spectrum (width classes x the columns c0 .. c1 - 1 of the nb-column grid that its lines reach) of
+    the knot arrays ``parts`` on the octant grid ``tri``; returns (stick, class widths, c0)."""
     cw = _classes(parts, s, gs, lwg, dxc, opt)
-    stick = np.zeros((len(cw), nb))
-    Tscr = np.empty((len(cw), nb + 1))
+    c0, c1 = _window(parts, xb0, dxc, nb)
+    stick = np.zeros((len(cw), c1 - c0))
+    Tscr = np.empty((len(cw), c1 - c0 + 1))
     for B, In, W, partner, psc in parts:
         if B.shape[1]:
             kernels.powder_bin_tri(B, In, W, partner, tri.corners, tri.vidx, tri.vw, tri.bary, tri.sub, tri.subw,
-                                   xb0, dxb, lwg, cw, float(s.weight) * psc, stick, Tscr)
-    return stick, cw
+                                   xb0 + c0 * dxc, dxb, lwg, cw, float(s.weight) * psc, stick, Tscr)
+    return stick, cw, c0
 
 
-def _preview(stick, cw, lwL, harmonic, dxc):
-    """The stick spectrum broadened by its classes' Gaussians (Lorentzian width as a Gaussian where wider) and
-    differentiated ``harmonic`` times, max-normalised: what ``_adaptive_rows`` compares between grids."""
-    nb = stick.shape[1]
+def _preview(stick, c0, nb, cw, lwL, harmonic, dxc):
+    """The stick spectrum (columns from c0 of the nb-column grid) broadened by its classes' Gaussians (Lorentzian
+    width as a Gaussian where wider) and differentiated ``harmonic`` times on the whole grid, max-normalised:
+    what ``_adaptive_rows`` compares between grids."""
     nfft = _fast_len(nb)
     f = np.arange(nfft // 2 + 1) / (nfft * dxc)
-    F = _rfft_rows(stick, nfft)
+    full = np.zeros((stick.shape[0], nfft))
+    full[:, c0:c0 + stick.shape[1]] = stick
+    F = _rfft_rows(full, nfft)
     sig = np.maximum(np.asarray(cw, dtype=np.float64), lwL) / _SQ2LN2
     acc = (F * np.exp(-2.0 * (np.pi * sig[:, None] * f[None, :]) ** 2)).sum(axis=0)
     if harmonic:
@@ -834,12 +856,12 @@ def _adaptive_rows(s: SpinSystem, sets, prep, ladder, rf, mw_mhz, Bext, opt: Opt
                     out.append(c)
                 grown.append((*out, partner, psc))
             parts = grown
-        stick, cw = _bin_tri(parts, tri, s, gs, xb0, dxb, lwg, dxc, nb, opt)
+        stick, cw, c0 = _bin_tri(parts, tri, s, gs, xb0, dxb, lwg, dxc, nb, opt)
         if level == len(ladder) - 1:
-            return stick, cw
-        y = _preview(stick, cw, float(s.lwL), harmonic, dxc)
+            return stick, cw, c0
+        y = _preview(stick, c0, nb, cw, float(s.lwL), harmonic, dxc)
         if prev is not None and math.sqrt(float(np.mean((y - prev) ** 2))) <= opt.powder_tol:
-            return stick, cw
+            return stick, cw, c0
         prev = y
 
 def _nfft_for(nb, m, gaussian):

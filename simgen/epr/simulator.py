@@ -69,7 +69,11 @@ class EPRSimulator(Simulator):
     #    refinement for large zero-field splitting, pink noise through the kernels: same draws, other bytes
     # 3: S > 1/2 on the octant grid with the fewest nested rows that converge the spectrum (Options.powder_tol);
     #    exact-route field intervals halved knot by knot away from high field (Options.node_adaptive)
-    version = "3"
+    # 4: stick spectra over the grid columns their lines reach (kernels.field_window), exact zeros past the last
+    #    line (the FFT window no longer runs to the grid's end on rounding), strain width classes over the total
+    #    widths present (kernels.width_classes: 10-100x closer to per-line widths) and an FFT window covering 6
+    #    widths of the widest class
+    version = "4"
     description = "CW EPR (field-swept, EasySpin conventions) of one centre + optional second centre, with nuisances"
     x_name, x_units = "signal", "normalised (max |clean spectrum| = 1)"
 
