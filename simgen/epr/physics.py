@@ -365,18 +365,23 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
             if int(v) != v or v < 0:
                 raise ParameterError(name, v, "an integer >= 0")
 
-    def run(nv, nn):
+    def run(nv, nn, Ah=None, fixed=False):
+        """Knot arrays on nn field nodes (the start nodes of the adaptive route unless ``fixed``); ``Ah``: other
+        hyperfine principal values than A (the A-strain differences below)."""
         Bn = np.array([b0 + (b1 - b0) * j / (nn - 1) for j in range(nn)])
         out = tuple(np.empty((nv.shape[0], L)) for _ in range(3))
         if hf_pert:
-            kernels.hf_knots(nv, H0, Sx, Sy, Sz, float(I), g, A, float(gn), gs, mw_mhz, Bn, opt.rel_threshold,
-                             Uy, muy, dmax, *out)
-        elif adaptive:
-            kernels.exact_knots_adaptive(nv, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
+            kernels.hf_knots(nv, H0, Sx, Sy, Sz, float(I), g, A if Ah is None else Ah, float(gn), gs, mw_mhz, Bn,
+                             opt.rel_threshold, Uy, muy, dmax, *out)
+            return out
+        ops = (H0, Gx, Gy, Gz) if Ah is None else kernels.build_ops(float(sys.S), float(I), g, Ah, float(gn),
+                                                                    float(sys.D), float(sys.E))[:4]
+        if adaptive and not fixed:
+            kernels.exact_knots_adaptive(nv, *ops, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
                                          opt.rel_threshold, *out, opt.node_tol * wl, int(opt.node_depth),
                                          int(opt.node_extra))
         else:
-            kernels.exact_knots(nv, H0, Gx, Gy, Gz, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
+            kernels.exact_knots(nv, *ops, float(sys.S), float(I), g, float(gn), gs, mw_mhz, Bn,
                                 opt.rel_threshold, *out, quintic, dips)
         return out
 
@@ -389,9 +394,48 @@ def _knots_for(sys: SpinSystem, entry, mw_mhz, nvec, Bext, opt: Options, prep=No
     if info is not None:
         info["n_nodes"] = n_nodes
     B, In, W = run(nvec, n_nodes)
+    if I > 0 and sys.A_strain > 0:
+        nn = n_nodes if not adaptive else min(4 * n_nodes, 193)
+        B0 = B if (not adaptive or sys.S == 0.5) else run(nvec, nn, fixed=True)[0]
+        W = _a_strain_widths(run, nvec, nn, B0, W, A, g, float(I), float(sys.S), mw_mhz, float(sys.A_strain))
     # lines without any resonance stay in (NaN fields are skipped by powder_bin); partner = the other root of
     # the same level pair (line index pair * R + r)
     return B, In, W, _partners(L, opt.max_roots), frac / (2 * I + 1)
+
+
+def _a_strain_widths(run, nvec, nn, B, W, A, g, I, S, mw_mhz, A_strain):
+    """Line widths (mT) of the exact routes with the A strain added in quadrature to the g-strain widths W:
+    |m_I| A_strain / (dnu/dB) for a Gaussian FWHM ``A_strain`` (MHz) of the hyperfine values, the definition of
+    the second-order route (kernels.s12_knots) and of EasySpin's field-swept simulations.
+
+    S = 1/2: each line takes the A-strain width of the nearest line of the second-order route at its knot (the
+    line of the same m_I: the two routes' fields differ by far less than the hyperfine spacing).  S > 1/2: with
+    all of A scaled by 1 + lambda a line's field moves by B1 lambda + B2 (2 lambda + lambda^2) + ..., B1 = m_I K
+    / (dnu/dB) the first-order hyperfine shift (K: the hyperfine value along the field's direction in the g
+    frame) and B2 the second-order one, so B1 = B'(0) - B''(0) up to third order; both from central differences
+    (lambda = +-1e-2) of runs on the same nn fixed field nodes (B: the fields of the run with A), and W_A =
+    |B1| A_strain / K.  Lines missing in any run, and orientations with K = 0, get none."""
+    A = np.asarray(A, dtype=np.float64)
+    if S == 0.5:
+        Bp = np.empty((nvec.shape[0], int(round(2 * I + 1))))
+        Ip, Wp = np.empty_like(Bp), np.empty_like(Bp)
+        kernels.s12_knots(nvec, np.asarray(g, dtype=np.float64), np.zeros(3), A[None, :], np.array([float(I)]),
+                          _mcombos((float(I),)), _ones(Bp.shape[1]), np.array([A_strain]), mw_mhz, Bp, Ip, Wp)
+        with np.errstate(invalid="ignore"):
+            near = np.argmin(np.abs(np.nan_to_num(B, nan=np.inf)[:, :, None] - np.nan_to_num(Bp, nan=-np.inf)[:, None, :]),
+                             axis=2)
+        wa = np.take_along_axis(Wp, near, axis=1)
+    else:
+        lam = 1e-2
+        Bp = run(nvec, nn, A * (1.0 + lam), fixed=True)[0]
+        Bm = run(nvec, nn, A * (1.0 - lam), fixed=True)[0]
+        b1 = (Bp - Bm) / (2.0 * lam) - (Bp - 2.0 * B + Bm) / (lam * lam)
+        gn = nvec * np.asarray(g)[None, :]
+        K = np.sqrt(((gn * A[None, :]) ** 2).sum(axis=1)) / np.sqrt((gn * gn).sum(axis=1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            wa = np.abs(b1) * (A_strain / K)[:, None]
+    wa = np.where(np.isfinite(wa) & np.isfinite(B), wa, 0.0)
+    return np.sqrt(W * W + wa * wa)
 
 
 def _converged_nodes(run, nvec, n0, tol, partner=None, near_mT=0.0, n_probe=None, n_max=193):
@@ -874,15 +918,19 @@ def _nfft_for(nb, m, gaussian):
 
 
 def from_easyspin(Sys: dict, Exp: dict) -> tuple[SpinSystem, Experiment]:
-    """Translate EasySpin-style ``Sys``/``Exp`` dicts (S, g, Nucs, A, D, lw, gStrain; mwFreq, Range, nPoints,
+    """Translate EasySpin-style ``Sys``/``Exp`` dicts (S, g, Nucs, A, D, lw, gStrain, AStrain; mwFreq, Range, nPoints,
     Harmonic, ModAmp, mwPhase) into a :class:`SpinSystem` and :class:`Experiment` (one nucleus species)."""
     lw = Sys.get("lw", 0.0)
     lwG, lwL = (float(lw), 0.0) if np.ndim(lw) == 0 else (float(lw[0]), float(lw[1]))
     D = Sys.get("D", 0.0)
     D, E = (float(D), 0.0) if np.ndim(D) == 0 else (float(D[0]), float(D[1]))
     nuc = Sys.get("Nucs") or None
+    As = np.atleast_1d(np.asarray(Sys.get("AStrain", 0.0), dtype=np.float64))
+    if As.size and not np.all(As == As[0]):
+        raise ParameterError("AStrain", Sys["AStrain"], "one FWHM for all principal values (A_strain is a scalar)")
     sysm = SpinSystem(S=float(Sys.get("S", 0.5)), g=Sys["g"], nucleus=nuc, A=Sys.get("A", 0.0) if nuc else 0.0,
-                      D=D, E=E, lw=lwG, lwL=lwL, g_strain=Sys.get("gStrain", 0.0))
+                      D=D, E=E, lw=lwG, lwL=lwL, g_strain=Sys.get("gStrain", 0.0),
+                      A_strain=float(As[0]) if (nuc and As.size) else 0.0)
     x = np.linspace(Exp["Range"][0], Exp["Range"][1], int(Exp.get("nPoints", 1024)))
     exp = Experiment(x, float(Exp["mwFreq"]), int(Exp.get("Harmonic", 1)), float(Exp.get("ModAmp", 0.0)),
                      float(Exp.get("mwPhase", 0.0)))

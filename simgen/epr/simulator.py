@@ -72,7 +72,7 @@ class EPRSimulator(Simulator):
     # 4: stick spectra over the grid columns their lines reach (kernels.field_window), exact zeros past the last
     #    line (the FFT window no longer runs to the grid's end on rounding), strain width classes over the total
     #    widths present (kernels.width_classes: 10-100x closer to per-line widths) and an FFT window covering 6
-    #    widths of the widest class
+    #    widths of the widest class; A_strain on the exact routes (it was dropped there)
     version = "4"
     description = "CW EPR (field-swept, EasySpin conventions) of one centre + optional second centre, with nuisances"
     x_name, x_units = "signal", "normalised (max |clean spectrum| = 1)"
