@@ -655,6 +655,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
     direct = (exp.mod_amp == 0 and exp.mw_phase == 0 and int(exp.harmonic) in (0, 1, 2)
               and all(s.lwL == 0 for s in systems) and opt.direct_iso)
     ydir = np.zeros(n) if direct else None
+    used_direct = False
     work = []                                        # (stick, class widths, lw, lwL) of each FFT-route system
     for s, (S, g, A, gs, isos) in zip(systems, preps):
         has_nuc = any(e[1] > 0 for e in isos)
@@ -697,6 +698,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                 continue
             parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
             if direct and sym == "iso":
+                used_direct = True
                 for B, In, W, partner, psc in parts:
                     kernels.gauss_direct(B, In, W, float(s.weight) * psc, float(s.lw), x0 - field_offset, dx,
                                          int(exp.harmonic), dxc, ydir)
@@ -731,7 +733,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             lo, hi = min(lo, c0 + a), max(hi, c0 + b)
     s0, s1 = 0, nb
     if hi >= 0 and int(exp.harmonic) >= 1 and opt.fft_window:
-        wcls = max(float(np.max(cw)) for _, _, cw, _, _ in work)
+        wcls = max(max(float(cw[0]), float(cw[-1])) for _, _, cw, _, _ in work)    # (the classes are monotonic)
         wpad = max(m if gaussian else 4 * m, int(math.ceil(6.0 * wcls / dxc)))
         w0 = max(0, lo - wpad) // sub * sub          # m is a multiple of sub: output points stay on the grid
         w1 = min(nb, hi + 1 + wpad)
@@ -807,7 +809,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
         i0 = (s0 - m) // sub                          # output index of the window's first column
         i_lo, i_hi = max(0, i0), min(n, i0 + (s1 - s0 + sub - 1) // sub)
         y[i_lo:i_hi] = z[i_lo - i0:i_hi - i0]
-    return y + ydir if direct else y
+    return y + ydir if used_direct else y
 
 
 def _classes(parts, s: SpinSystem, gs, lwg, dxc, opt: Options):
