@@ -73,7 +73,10 @@ class EPRSimulator(Simulator):
     #    line (the FFT window no longer runs to the grid's end on rounding), strain width classes over the total
     #    widths present (kernels.width_classes: 10-100x closer to per-line widths) and an FFT window covering 6
     #    widths of the widest class; A_strain on the exact routes (it was dropped there)
-    version = "4"
+    # 5: octant-grid triangles and 1-D (axial) cells where a line is missing at a corner are left out
+    #    (kernels.powder_bin_tri, kernels.powder_bin): the corner deposits made spikes of up to the spectrum's
+    #    maximum in S > 1/2 spectra (Fe3+, Cr3+)
+    version = "5"
     description = "CW EPR (field-swept, EasySpin conventions) of one centre + optional second centre, with nuisances"
     x_name, x_units = "signal", "normalised (max |clean spectrum| = 1)"
 

@@ -215,14 +215,16 @@ def test_hermite_dip_matches_numpy_roots():
 
 def test_local_node_halving_where_probe_knots_miss():
     """S = 5/2, D = 3000, E = 600 MHz (zero-field splitting ~ h nu / 2): the node count converged on a few probe
-    knots (node_adaptive="global") leaves the spectrum > 5e-3 nRMS off 193 nodes, the knot-by-knot interval
-    halving (the default) within 3e-3."""
+    knots (node_adaptive="global") leaves the spectrum 1.7e-3 nRMS off 193 nodes, the knot-by-knot interval
+    halving (the default) 0.9e-3.  (Before octant triangles with a missing line were left out of the binning,
+    the roots the global count misses showed as spikes: 1.1e-2.)"""
     x = np.linspace(50.0, 450.0, 1024)
     ex = Experiment(x, 9.5, 1)
     s = SpinSystem(S=2.5, g=2.0, D=3000.0, E=600.0, lw=1.0)
     ref = cw_spectrum(s, ex, Options(n_nodes=193))
-    assert _nrms(cw_spectrum(s, ex, Options(node_adaptive="global")), ref) > 5e-3
-    assert _nrms(cw_spectrum(s, ex), ref) < 3e-3
+    glob = _nrms(cw_spectrum(s, ex, Options(node_adaptive="global")), ref)
+    local = _nrms(cw_spectrum(s, ex), ref)
+    assert glob > 1.5e-3 and local < 1.2e-3 and local < 0.6 * glob, (glob, local)
     with pytest.raises(Exception, match="node_adaptive"):
         cw_spectrum(s, ex, Options(node_adaptive="both"))
     with pytest.raises(Exception, match="node_extra.*-1.*integer >= 0"):
