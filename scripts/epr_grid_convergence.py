@@ -39,6 +39,11 @@ def main(argv=None):
     ap.add_argument("--ref", type=int, default=97, help="rows of the reference grid")
     ap.add_argument("--seed", type=int, default=5)
     a = ap.parse_args(argv)
+    grids = [r.strip() for r in a.rows.split(",")]
+    bad = [r for r in grids if r != "recipe" and not (r.isdigit() and int(r) >= 2)]
+    if bad or a.ref < 2 or a.n < 1:
+        ap.error(f"--rows {a.rows!r} / --ref {a.ref} / --n {a.n}: expected 'recipe' or row counts >= 2, a "
+                 "reference of >= 2 rows and at least one system")
     rec = load_recipe(a.recipe)
     if rec.label is None or a.label not in rec.label.classes:
         ap.error(f"--label {a.label!r}: expected one of {list(rec.label.classes) if rec.label else []}")
@@ -52,7 +57,7 @@ def main(argv=None):
     ref, tref = spectra(rec, q, n_theta_zfs_rhombic=a.ref, powder_tol=0.0)
     print(f"{a.recipe} / {a.label}: {len(idx)} systems, reference {a.ref} rows ({tref * 1e3:.1f} ms per spectrum)")
     print(f"{'grid':>8} {'ms':>8} {'nRMS median':>12} {'nRMS max':>9} {'|dy| median':>12} {'|dy| max':>9}")
-    for r in a.rows.split(","):
+    for r in grids:
         y, t = spectra(rec, q) if r == "recipe" else spectra(rec, q, n_theta_zfs_rhombic=int(r), powder_tol=0.0)
         d = y - ref
         e = np.sqrt(np.mean(d * d, axis=1))
