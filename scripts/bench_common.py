@@ -63,7 +63,10 @@ def machine() -> str:
                 if key == "model name" and model is None:
                     model = val.strip()
                 elif key == "cpu MHz" and mhz is None:
-                    mhz = float(val)
+                    try:
+                        mhz = float(val)
+                    except ValueError:
+                        pass
                 elif key == "flags" and not flags:
                     flags = set(val.split())
     except OSError:

@@ -1906,7 +1906,8 @@ def powder_bin_tri(B, I, W, corners, vidx, vw, bary, sub, subw, x0, dx, lwg, cw,
     50-450 mT, first harmonic) against a 385-row grid with the corner deposits, the largest point error of the
     max-normalised spectrum at 11 / 21 / 41 rows went from 0.30-1.0 / 0.12-0.26 / 0.07-0.12 with the deposits to
     0.03-0.06 / 0.014-0.058 / 0.011-0.023 without them (at 193 rows 0.011-0.018 -> 0.007-0.011); the two ways
-    agree within 0.004-0.010 at 385 rows (``test_tri_grid_partial_triangles_left_out``).
+    agree within 0.004-0.010 at 385 rows (a one-off measurement; ``test_tri_grid_partial_triangles_left_out``
+    holds one of these systems on 11 and 21 rows to 0.08 of 97 rows).
     dx < 0: box bins of width |dx| as first differences in T (nclass, nbins + 1; zeroed here); dx > 0: hat bins.
     """
     L = B.shape[1]

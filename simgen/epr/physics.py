@@ -182,7 +182,8 @@ class Options:
     powder_tol: float = 1e-2          # S > 1/2 on the octant grid: the rows are the first of the ladder whose
     #                                   spectrum differs from the next coarser one's by at most this nRMS (max-
     #                                   normalised; that difference overestimated the error vs a 97-row grid on
-    #                                   7 of 7 Fe3+ systems, D 9-30 GHz); the finer grids reuse the coarser knots.
+    #                                   7 of 7 Fe3+ systems, D 9-30 GHz, measured with simulator version 4's
+    #                                   corner deposits, not again since); the finer grids reuse the coarser knots.
     #                                   0 = always n_theta_zfs_rhombic rows
     max_oversample: int = 4           # at most this many computation points per output step
     max_width_classes: int = 12       # Gaussian-width classes for strain broadening (FFT per class)
