@@ -1,13 +1,15 @@
 """Powder-grid convergence of one class of an EPR recipe: its spectra (noise off, every other nuisance as drawn)
-on the recipe's grid and on finer octant grids, each against a fine reference grid.
+on the recipe's grid and on finer grids, each against a fine reference grid.
 
     python scripts/epr_grid_convergence.py --recipe epr-oxides --label Fe3_rhombic --n 6 --rows 13,21,49 --ref 97
+    python scripts/epr_grid_convergence.py --label Cr3 --n 8 --rows recipe,11,21 --ref 321
 
 Prints, per grid, the CPU time per spectrum and, over the systems, the max-normalised nRMS (the spectra are
 max |y| = 1, so this is the RMS difference) and the largest point difference |dy| (a ripple that a small nRMS
-hides: most of a wide sweep is flat).  ``--rows`` sets ``Options.n_theta_zfs_rhombic`` with ``powder_tol`` 0
-(exactly that many rows); ``recipe`` in the list is the recipe's own grid.  S > 1/2 rhombic classes only feel
-the row count (``n_theta_zfs_rhombic``); other classes are left as the recipe has them.
+hides: most of a wide sweep is flat).  ``--rows`` sets ``Options.n_theta_zfs_rhombic`` and
+``n_theta_zfs`` with ``powder_tol`` 0 (exactly that many octant rows or axial knots); ``recipe`` in the list is
+the recipe's own grid (with its adaptive rows and knot ladder).  S > 1/2 classes only feel the count (rows on the
+octant grid, knots on the axial one); S = 1/2 classes are left as the recipe has them.
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ def main(argv=None):
     ap.add_argument("--recipe", default="epr-oxides")
     ap.add_argument("--label", default="Fe3_rhombic", help="class of the recipe's label")
     ap.add_argument("--n", type=int, default=6, help="systems drawn from the class")
-    ap.add_argument("--rows", default="recipe,21,49", help="grids to check: 'recipe' or row counts")
-    ap.add_argument("--ref", type=int, default=97, help="rows of the reference grid")
+    ap.add_argument("--rows", default="recipe,21,49", help="grids to check: 'recipe' or row (knot) counts")
+    ap.add_argument("--ref", type=int, default=97, help="rows (knots) of the reference grid")
     ap.add_argument("--seed", type=int, default=5)
     a = ap.parse_args(argv)
     grids = [r.strip() for r in a.rows.split(",")]
@@ -54,11 +56,12 @@ def main(argv=None):
     q = {k: np.array(np.asarray(v)[idx]) for k, v in p.items()}
     for k in ("noise_white", "noise_pink"):
         q[k][:] = 0.0
-    ref, tref = spectra(rec, q, n_theta_zfs_rhombic=a.ref, powder_tol=0.0)
+    ref, tref = spectra(rec, q, n_theta_zfs_rhombic=a.ref, n_theta_zfs=a.ref, powder_tol=0.0)
     print(f"{a.recipe} / {a.label}: {len(idx)} systems, reference {a.ref} rows ({tref * 1e3:.1f} ms per spectrum)")
     print(f"{'grid':>8} {'ms':>8} {'nRMS median':>12} {'nRMS max':>9} {'|dy| median':>12} {'|dy| max':>9}")
     for r in grids:
-        y, t = spectra(rec, q) if r == "recipe" else spectra(rec, q, n_theta_zfs_rhombic=int(r), powder_tol=0.0)
+        y, t = spectra(rec, q) if r == "recipe" else \
+            spectra(rec, q, n_theta_zfs_rhombic=int(r), n_theta_zfs=int(r), powder_tol=0.0)
         d = y - ref
         e = np.sqrt(np.mean(d * d, axis=1))
         m = np.abs(d).max(axis=1)

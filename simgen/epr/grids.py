@@ -38,12 +38,16 @@ def nested_knots(n: int) -> np.ndarray:
     return np.array([knot_index(2 * i, 2 * j) for i in range(n) for j in range(i + 1)], dtype=np.int64)
 
 
-def row_ladder(n: int, n_min: int = 6) -> list[int]:
-    """Nested row counts ending at ``n`` (ascending): n, (n + 1) / 2, ... while the count stays >= n_min."""
+def row_ladder(n: int, n_min: int = 6, n_max: int = 0) -> list[int]:
+    """Nested row (or knot) counts, ascending: n, (n + 1) / 2, ... while the count stays >= n_min, and above n
+    2 n - 1, 4 n - 3, ... while the count stays <= n_max (each grid halves the intervals of the one before)."""
     out = [int(n)]
     while (out[-1] - 1) % 2 == 0 and (out[-1] - 1) // 2 + 1 >= n_min:
         out.append((out[-1] - 1) // 2 + 1)
-    return out[::-1]
+    out = out[::-1]
+    while out[-1] >= 2 and 2 * out[-1] - 1 <= n_max:
+        out.append(2 * out[-1] - 1)
+    return out
 
 
 def solid_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:

@@ -840,6 +840,23 @@ def _hermite_dip(x0, x1, f0, f1, d0, d1):
 
 
 @numba.njit(cache=True, nogil=True)
+def _root_slot(taken, sl, R):
+    """Slot (0 .. R - 1) of a resonance with slope ``sl`` (d(E_b - E_a - mw)/dB) among its level pair's R slots,
+    ``taken`` the bit mask of the slots already filled at this knot; -1 when none is left.  R = 2 (looping
+    transitions): slot 0 for a rising crossing, 1 for a falling one, so a branch keeps its slot from knot to
+    knot when the loop's other root lies outside the field range (filled in field order, a branch moved to
+    slot 0 when its partner left at low field: the binning joined two branches across a cell); R != 2: the
+    next free slot in field order."""
+    if R == 2:
+        q = 0 if sl > 0.0 else 1
+        return -1 if taken & (1 << q) else q
+    for q in range(R):
+        if not taken & (1 << q):
+            return q
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
 def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI, g, nx, ny, nz, bw,
                outB, outI, outW, dips=False):
     """Resonances of knot k: for each level pair, up to R sign changes of E_b - E_a - mw between nodes, each
@@ -849,13 +866,14 @@ def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI
     Returns the strongest intensity."""
     N = E.shape[1]
     M = E.shape[0]
+    full = (1 << R) - 1
     pmax = 0.0
     pair = 0
     for a in range(N):
         for b in range(a + 1, N):
-            r = 0
+            taken = 0
             for m in range(M - 1):
-                if r >= R:
+                if taken == full:
                     break
                 f0 = E[m, b] - E[m, a] - mw
                 f1 = E[m + 1, b] - E[m + 1, a] - mw
@@ -869,15 +887,16 @@ def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI
                         Br, t, sl = _hermite_root(Bnodes[m], Bnodes[m + 1], f0, f1, d0, d1)
                     P = ((1.0 - t) * _node_prob(real, Vs, VsR, m, a, b, ms, spc, nI, g, nx, ny, nz)
                          + t * _node_prob(real, Vs, VsR, m + 1, a, b, ms, spc, nI, g, nx, ny, nz))
-                    if sl != 0.0:
-                        idx = pair * R + r
+                    q = _root_slot(taken, sl, R) if sl != 0.0 else -1
+                    if q >= 0:
+                        idx = pair * R + q
                         val = P / abs(sl)
                         outB[k, idx] = Br
                         outI[k, idx] = val
                         outW[k, idx] = Br * bw
                         if val > pmax:
                             pmax = val
-                        r += 1
+                        taken |= 1 << q
                 elif dips and f0 != 0.0 and f1 != 0.0:
                     d0 = dE[m, b] - dE[m, a]
                     d1 = dE[m + 1, b] - dE[m + 1, a]
@@ -888,15 +907,16 @@ def _roots_all(k, E, dE, d2E, Bnodes, mw, R, quintic, real, Vs, VsR, ms, spc, nI
                             p0 = _node_prob(real, Vs, VsR, m, a, b, ms, spc, nI, g, nx, ny, nz)
                             p1 = _node_prob(real, Vs, VsR, m + 1, a, b, ms, spc, nI, g, nx, ny, nz)
                             for (Br, t, sl) in ((xa, ta, sa), (xb, tb, sb)):
-                                if r < R and sl != 0.0:
-                                    idx = pair * R + r
+                                q = _root_slot(taken, sl, R) if sl != 0.0 else -1
+                                if q >= 0:
+                                    idx = pair * R + q
                                     val = ((1.0 - t) * p0 + t * p1) / abs(sl)
                                     outB[k, idx] = Br
                                     outI[k, idx] = val
                                     outW[k, idx] = Br * bw
                                     if val > pmax:
                                         pmax = val
-                                    r += 1
+                                    taken |= 1 << q
             pair += 1
     return pmax
 
@@ -916,8 +936,8 @@ def exact_knots(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes, rel_thre
     """Resonance fields by exact diagonalisation on field nodes with Hermite-cubic interpolation.
 
     H0, Gx, Gy, Gz from ``build_ops`` (product basis |mS, mI>, mS and mI descending).
-    Lines are indexed by (level pair u < v, r-th resonance of that pair in increasing field) ->
-    outB[k, pair * R + r] with R = outB.shape[1] // npairs; NaN where that pair has no r-th resonance at knot k.
+    Lines are indexed by (level pair u < v, slot r of that pair's resonances: ``_root_slot``) ->
+    outB[k, pair * R + r] with R = outB.shape[1] // npairs; NaN where that slot is empty at knot k.
     Intensity = perpendicular-mode transition probability |<u|g S . b1|v>|^2 averaged over b1 normal to B0
     (interpolated linearly between the nodes) / |d(E_v - E_u)/dB| at resonance.  The field derivatives of the
     levels come from Hellmann-Feynman, <u|G|u>.  Lines weaker than rel_threshold * strongest are dropped.
@@ -1080,7 +1100,8 @@ def exact_knots_adaptive(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes,
     the start nodes, the cubic and the quintic (curvature) Hermite interpolants disagree on a resonance by more
     than ``tolB`` mT or on a dip across zero (``_interval_needs_split``); at most ``maxdepth`` halvings of a
     start interval and ``cap_extra`` new nodes per knot.  Bnodes: the start nodes (uniform).  The resonances
-    are then the roots on the final intervals, taken in increasing field (quintic roots, cubic dips)."""
+    are then the roots on the final intervals, taken in increasing field (quintic roots, cubic dips), each in
+    the slot ``_root_slot`` gives."""
     K = nvec.shape[0]
     N = H0.shape[0]
     M0 = Bnodes.shape[0]
@@ -1107,7 +1128,8 @@ def exact_knots_adaptive(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes,
     Gzr = np.ascontiguousarray(Gz.real)
     npair = N * (N - 1) // 2
     R = outB.shape[1] // npair
-    rcnt = np.zeros(npair, np.int64)
+    rcnt = np.zeros(npair, np.int64)                # bit masks of the slots filled (_root_slot)
+    full = (1 << R) - 1
     sL = np.empty(cap + M0, np.int64)
     sR = np.empty(cap + M0, np.int64)
     sD = np.empty(cap + M0, np.int64)
@@ -1191,34 +1213,36 @@ def exact_knots_adaptive(nvec, H0, Gx, Gy, Gz, S, I, g, gn, gstrain, mw, Bnodes,
                     f1 = E[iR, b] - E[iR, a] - mw
                     d0 = dE[iL, b] - dE[iL, a]
                     d1 = dE[iR, b] - dE[iR, a]
-                    if rcnt[pair] < R and ((f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0)):
+                    if rcnt[pair] != full and ((f0 <= 0.0 and f1 > 0.0) or (f0 >= 0.0 and f1 < 0.0)):
                         Br, t, sl = _hermite5_root(x0, x1, f0, f1, d0, d1, d2E[iL, b] - d2E[iL, a],
                                                    d2E[iR, b] - d2E[iR, a])
-                        if sl != 0.0:
+                        q = _root_slot(rcnt[pair], sl, R) if sl != 0.0 else -1
+                        if q >= 0:
                             P = ((1.0 - t) * _node_prob(real, Vs, VsR, iL, a, b, ms, spc, nI, g, nx, ny, nz)
                                  + t * _node_prob(real, Vs, VsR, iR, a, b, ms, spc, nI, g, nx, ny, nz))
-                            idx = pair * R + rcnt[pair]
+                            idx = pair * R + q
                             val = P / abs(sl)
                             outB[k, idx] = Br
                             outI[k, idx] = val
                             outW[k, idx] = Br * bw
                             pmax = max(pmax, val)
-                            rcnt[pair] += 1
-                    elif rcnt[pair] < R and f0 != 0.0 and f1 != 0.0 and (
+                            rcnt[pair] |= 1 << q
+                    elif rcnt[pair] != full and f0 != 0.0 and f1 != 0.0 and (
                             (f0 > 0.0 and (d0 < 0.0 or d1 > 0.0)) or (f0 < 0.0 and (d0 > 0.0 or d1 < 0.0))):
                         found, xa, ta, sa, xb, tb, sb = _hermite_dip(x0, x1, f0, f1, d0, d1)
                         if found:
                             p0 = _node_prob(real, Vs, VsR, iL, a, b, ms, spc, nI, g, nx, ny, nz)
                             p1 = _node_prob(real, Vs, VsR, iR, a, b, ms, spc, nI, g, nx, ny, nz)
                             for (Br, t, sl) in ((xa, ta, sa), (xb, tb, sb)):
-                                if rcnt[pair] < R and sl != 0.0:
-                                    idx = pair * R + rcnt[pair]
+                                q = _root_slot(rcnt[pair], sl, R) if sl != 0.0 else -1
+                                if q >= 0:
+                                    idx = pair * R + q
                                     val = ((1.0 - t) * p0 + t * p1) / abs(sl)
                                     outB[k, idx] = Br
                                     outI[k, idx] = val
                                     outW[k, idx] = Br * bw
                                     pmax = max(pmax, val)
-                                    rcnt[pair] += 1
+                                    rcnt[pair] |= 1 << q
                     pair += 1
         _drop_weak(k, pmax, rel_threshold, outB, outI)
 
@@ -2252,9 +2276,9 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
     eigenvectors (columns) and eigenvalues of I_y; both interpolated linearly between nodes).  The admixture of
     other electron levels into the transition moments is not included, so the forbidden (m' != m) lines are
     approximate where the zero-field splitting tilts u_a against u_b.  Line index
-    (((pair (2I + 1)) + j) (2 dmax + 1) + m' - m + dmax) R + r with j = I - m, R = outB.shape[1] // (npairs
-    (2I + 1) (2 dmax + 1)).  Lines weaker than rel_threshold * strongest are dropped (NaN field).  Sx, Sy, Sz
-    from ``electron_ops``.
+    (((pair (2I + 1)) + j) (2 dmax + 1) + m' - m + dmax) R + r with j = I - m, r the slot (``_root_slot``),
+    R = outB.shape[1] // (npairs (2I + 1) (2 dmax + 1)).  Lines weaker than rel_threshold * strongest are dropped
+    (NaN field).  Sx, Sy, Sz from ``electron_ops``.
     """
     K = nvec.shape[0]
     nS = Hz.shape[0]
@@ -2263,6 +2287,7 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
     npair = nS * (nS - 1) // 2
     nd = 2 * dmax + 1
     R = outB.shape[1] // (npair * nI * nd)
+    full = (1 << R) - 1
     D2 = np.empty((M, npair, nI, nI))
     Uv = np.empty((M, nS, 3))
     tmpc = np.empty(nI, np.complex128)
@@ -2342,9 +2367,9 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
                         jb = j + dj
                         if jb < 0 or jb >= nI:
                             continue
-                        r = 0
+                        taken = 0
                         for m in range(M - 1):
-                            if r >= R:
+                            if taken == full:
                                 break
                             f0 = El[m, b, jb] - El[m, a, j] - mw
                             f1 = El[m + 1, b, jb] - El[m + 1, a, j] - mw
@@ -2352,8 +2377,9 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
                                 Br, t, sl = _hermite_root(Bnodes[m], Bnodes[m + 1], f0, f1,
                                                           dEl[m, b, jb] - dEl[m, a, j],
                                                           dEl[m + 1, b, jb] - dEl[m + 1, a, j])
-                                if sl != 0.0:
-                                    idx = ((pair * nI + j) * nd + dj + dmax) * R + r
+                                q = _root_slot(taken, sl, R) if sl != 0.0 else -1
+                                if q >= 0:
+                                    idx = ((pair * nI + j) * nd + dj + dmax) * R + q
                                     val = ((1.0 - t) * P[m, a, b] * D2[m, pair, jb, j]
                                            + t * P[m + 1, a, b] * D2[m + 1, pair, jb, j]) / abs(sl)
                                     outB[k, idx] = Br
@@ -2361,7 +2387,7 @@ def hf_knots(nvec, Hz, Sx, Sy, Sz, I, g, A, gn, gstrain, mw, Bnodes, rel_thresho
                                     outW[k, idx] = Br * bw
                                     if val > pmax:
                                         pmax = val
-                                    r += 1
+                                    taken |= 1 << q
                 pair += 1
         _drop_weak(k, pmax, rel_threshold, outB, outI)
 

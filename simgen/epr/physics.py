@@ -184,7 +184,13 @@ class Options:
     #                                   normalised; that difference overestimated the error vs a 97-row grid on
     #                                   7 of 7 Fe3+ systems, D 9-30 GHz, measured with simulator version 4's
     #                                   corner deposits, not again since); the finer grids reuse the coarser knots.
-    #                                   0 = always n_theta_zfs_rhombic rows
+    #                                   0 = always n_theta_zfs_rhombic rows.  On the 1-D (axial) grid the
+    #                                   same test runs on the knot ladder n_theta_zfs / 2, n_theta_zfs, and on
+    #                                   by halving the intervals up to n_theta_zfs_max knots: Cr3+ (D -1.8 to
+    #                                   -5.3 GHz) and Mn2+ (|D| 300-800 MHz) in epr-oxides were 4e-3 .. 1.7e-2
+    #                                   nRMS (0.03-0.19 in a point) off 321 / 81 knots on the fixed 11
+    #                                   (scripts/epr_grid_convergence.py)
+    n_theta_zfs_max: int = 97         # the most knots of that axial ladder (0: n_theta_zfs, fixed)
     max_oversample: int = 4           # at most this many computation points per output step
     max_width_classes: int = 12       # Gaussian-width classes for strain broadening (FFT per class)
     max_roots: int = 2                # resonances kept per level pair (looping transitions)
@@ -693,10 +699,14 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                                                      int(opt.max_width_classes), float(s.weight), nb)
         else:
             prep = (S, g, A, gs, isos)
-            ladder = grids.row_ladder(nt) if (tri is not None and S > 0.5 and opt.powder_tol > 0) else [nt]
-            if len(ladder) >= 3:
+            ladder = [nt]
+            if S > 0.5 and opt.powder_tol > 0 and tri is not None:
+                ladder = grids.row_ladder(nt)
+            elif S > 0.5 and opt.powder_tol > 0 and sym == "axial":
+                ladder = grids.row_ladder(nt, n_max=int(opt.n_theta_zfs_max))
+            if len(ladder) >= 3:                      # (on two grids the finer one is always taken)
                 stick, cw, c0 = _adaptive_rows(s, sets, prep, ladder, rf, mw_mhz, Bext, opt, xb0, dxb, lwg, dxc,
-                                               nb, int(exp.harmonic))
+                                               nb, int(exp.harmonic), tri is None)
                 work.append((stick, c0, cw, lwg, float(s.lwL)))
                 continue
             parts = [_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep) for e in sets]
@@ -709,14 +719,7 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
             if tri is not None:
                 stick, cw, c0 = _bin_tri(parts, tri, s, gs, xb0, dxb, lwg, dxc, nb, opt)
             else:
-                cw = _classes(parts, s, gs, lwg, dxc, opt)
-                c0, c1 = _window(parts, xb0, dxc, nb)
-                stick = np.zeros((len(cw), c1 - c0))
-                Tscr = np.empty((len(cw), c1 - c0 + 1))
-                for B, In, W, partner, psc in parts:
-                    if B.shape[1]:
-                        kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0 + c0 * dxc, dxb, lwg,
-                                           cw, float(s.weight) * psc, stick, Tscr)
+                stick, cw, c0 = _bin_grid(parts, th, ph, rf, s, gs, xb0, dxb, lwg, dxc, nb, opt)
         work.append((stick, c0, cw, lwg, float(s.lwL)))
     if not work:
         return ydir
@@ -836,6 +839,20 @@ def _window(parts, xb0, dxc, nb):
     return (c0, c1) if c1 > c0 else (0, 1)
 
 
+def _bin_grid(parts, th, ph, rf, s: SpinSystem, gs, xb0, dxb, lwg, dxc, nb, opt: Options):
+    """Stick spectrum, class widths and first column (as ``_bin_tri``) of the knot arrays ``parts`` on the
+    theta x phi grid ``th``, ``ph`` (one phi: the 1-D axial grid)."""
+    cw = _classes(parts, s, gs, lwg, dxc, opt)
+    c0, c1 = _window(parts, xb0, dxc, nb)
+    stick = np.zeros((len(cw), c1 - c0))
+    Tscr = np.empty((len(cw), c1 - c0 + 1))
+    for B, In, W, partner, psc in parts:
+        if B.shape[1]:
+            kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0 + c0 * dxc, dxb, lwg,
+                               cw, float(s.weight) * psc, stick, Tscr)
+    return stick, cw, c0
+
+
 def _bin_tri(parts, tri, s: SpinSystem, gs, xb0, dxb, lwg, dxc, nb, opt: Options):
     """Stick spectrum (width classes x the columns c0 .. c1 - 1 of the nb-column grid that its lines reach) of
     the knot arrays ``parts`` on the octant grid ``tri``; returns (stick, class widths, c0)."""
@@ -869,49 +886,58 @@ def _preview(stick, c0, nb, cw, lwL, harmonic, dxc):
 
 
 def _adaptive_rows(s: SpinSystem, sets, prep, ladder, rf, mw_mhz, Bext, opt: Options, xb0, dxb, lwg, dxc, nb,
-                   harmonic):
-    """Stick spectrum of an S > 1/2 centre on the octant grid with the fewest rows of the nested ``ladder``
-    (e.g. 6, 11, 21) whose broadened spectrum differs from the next coarser one's by at most ``opt.powder_tol``
-    nRMS; each finer grid computes only its new knots (grids.nested_knots).  The start field-node count (or,
+                   harmonic, axial=False):
+    """Stick spectrum of an S > 1/2 centre on the octant grid (``axial``: the 1-D theta grid) with the fewest
+    rows (knots) of the nested ``ladder`` (e.g. 6, 11, 21) whose broadened spectrum differs from the next
+    coarser one's by at most ``opt.powder_tol`` nRMS; each finer grid computes only its new knots
+    (grids.nested_knots; on the 1-D grid knot i of n is knot 2 i of 2 n - 1).  The start field-node count (or,
     with node_adaptive="global", the count converged on probe knots of the finest grid) is fixed once and used
     on every grid."""
     gs = prep[3]
-    finest = grids.tri_grid(ladder[-1], rf)
+
+    def nvec_of(n):
+        return _grid("axial", n)[2] if axial else grids.tri_grid(n, rf).nvec
+
     nodes = []
     parts = None
     prev = None
     for level, n in enumerate(ladder):
-        tri = grids.tri_grid(n, rf)
+        nvec = nvec_of(n)
         if parts is None:
             parts = []
             for e in sets:
                 info = {}
-                parts.append(_knots_for(s, e, mw_mhz, tri.nvec, Bext, opt, prep, info=info,
-                                        probe_nvec=finest.nvec))
+                parts.append(_knots_for(s, e, mw_mhz, nvec, Bext, opt, prep, info=info,
+                                        probe_nvec=nvec_of(ladder[-1])))
                 nodes.append(info.get("n_nodes"))
         else:
-            old = grids.nested_knots(ladder[level - 1])
-            new = np.ones(tri.nvec.shape[0], dtype=bool)
+            old = 2 * np.arange(ladder[level - 1]) if axial else grids.nested_knots(ladder[level - 1])
+            new = np.ones(nvec.shape[0], dtype=bool)
             new[old] = False
-            nv = np.ascontiguousarray(tri.nvec[new])
+            nv = np.ascontiguousarray(nvec[new])
             grown = []
             for (B, In, W, partner, psc), e, nn in zip(parts, sets, nodes):
                 Bn, Inn, Wn, _, _ = _knots_for(s, e, mw_mhz, nv, Bext, opt, prep, nodes=nn)
                 out = []
                 for a, b in ((B, Bn), (In, Inn), (W, Wn)):
-                    c = np.empty((tri.nvec.shape[0], a.shape[1]))
+                    c = np.empty((nvec.shape[0], a.shape[1]))
                     c[old] = a
                     c[new] = b
                     out.append(c)
                 grown.append((*out, partner, psc))
             parts = grown
-        stick, cw, c0 = _bin_tri(parts, tri, s, gs, xb0, dxb, lwg, dxc, nb, opt)
+        if axial:
+            th, ph, _ = _grid("axial", n)
+            stick, cw, c0 = _bin_grid(parts, th, ph, rf, s, gs, xb0, dxb, lwg, dxc, nb, opt)
+        else:
+            stick, cw, c0 = _bin_tri(parts, grids.tri_grid(n, rf), s, gs, xb0, dxb, lwg, dxc, nb, opt)
         if level == len(ladder) - 1:
             return stick, cw, c0
         y = _preview(stick, c0, nb, cw, float(s.lwL), harmonic, dxc)
         if prev is not None and math.sqrt(float(np.mean((y - prev) ** 2))) <= opt.powder_tol:
             return stick, cw, c0
         prev = y
+
 
 def _nfft_for(nb, m, gaussian):
     """FFT length for nb grid columns: Gaussian lines (also modulated, any harmonic) are zero beyond the margin

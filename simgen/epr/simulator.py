@@ -76,7 +76,7 @@ class EPRSimulator(Simulator):
     # 5: octant-grid triangles and 1-D (axial) cells where a line is missing at a corner are left out
     #    (kernels.powder_bin_tri, kernels.powder_bin): the corner deposits made spikes of up to the spectrum's
     #    maximum in S > 1/2 spectra (Fe3+, Cr3+)
-    version = "5"
+    version = "6"
     description = "CW EPR (field-swept, EasySpin conventions) of one centre + optional second centre, with nuisances"
     x_name, x_units = "signal", "normalised (max |clean spectrum| = 1)"
 
@@ -88,6 +88,9 @@ class EPRSimulator(Simulator):
                          "closed-form route (convergence setting)"),
         "n_theta_exact": Field(kind="int", low=5, high=361, default=19, doc="orientation knots, exact route S = 1/2"),
         "n_theta_zfs": Field(kind="int", low=5, high=361, default=13, doc="orientation knots, S > 1/2"),
+        "n_theta_zfs_max": Field(kind="int", low=0, high=721, default=97,
+                                 doc="most orientation knots, S > 1/2 axial: the knots go on from n_theta_zfs, "
+                                 "intervals halved, until two grids agree (0 = n_theta_zfs only)"),
         "n_theta_zfs_rhombic": Field(kind="int", low=5, high=361, default=21,
                                      doc="orientation knots, S > 1/2 with rhombic tensors (octant grid)"),
         "refine": Field(kind="int", low=1, high=64, default=4, doc="interpolation factor between knots, 1-D grids"),
@@ -154,6 +157,7 @@ class EPRSimulator(Simulator):
         self._axis = Axis.linear("field", "mT", c["field_min"], c["field_max"], c["n_points"], "magnetic field")
         self._opt = Options(method=c["method"], n_theta=c["n_theta"], n_theta_exact=c["n_theta_exact"],
                             n_theta_zfs=c["n_theta_zfs"], n_theta_zfs_rhombic=c["n_theta_zfs_rhombic"],
+                            n_theta_zfs_max=c["n_theta_zfs_max"],
                             refine=c["refine"], refine_2d=c["refine_2d"])
 
     @property
