@@ -76,7 +76,10 @@ class EPRSimulator(Simulator):
     # 5: octant-grid triangles and 1-D (axial) cells where a line is missing at a corner are left out
     #    (kernels.powder_bin_tri, kernels.powder_bin): the corner deposits made spikes of up to the spectrum's
     #    maximum in S > 1/2 spectra (Fe3+, Cr3+)
-    version = "6"
+    # 6: looping-transition roots keep their branch slot from knot to knot (kernels._root_slot); axial S > 1/2
+    #    on a knot ladder doubled up to n_theta_zfs_max until two grids agree
+    # 7: 1-D cells where a looping transition closes get the loop's closing part (kernels._loop_close)
+    version = "7"
     description = "CW EPR (field-swept, EasySpin conventions) of one centre + optional second centre, with nuisances"
     x_name, x_units = "signal", "normalised (max |clean spectrum| = 1)"
 
