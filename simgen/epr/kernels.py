@@ -1897,11 +1897,12 @@ def powder_bin(B, I, W, partner, ntheta, nphi, theta, phi, refine, x0, dx, lwg, 
     other resonance of the same level pair, -1 if none) when the partner is there too (a looping transition
     closing inside the cell), else as a point.  1-D cells where a looping transition closes (the line and its
     partner at one end, neither at the other) get the closing part of the loop (``_loop_close``); other 1-D
-    cells with a missing end are left out, as the triangles of ``powder_bin_tri``: on six Cr3+ systems of the epr-oxides prior (S 3/2, axial D -1.2 .. -5.6 GHz, lw 1.2-2.6
-    mT, 50-450 mT), each against 181 knots binned the same way, the largest point error of the max-normalised
-    spectrum at 11 / 13 / 31 knots went from 0.03-0.96 / 0.02-0.67 / 0.002-0.24 with the half-cell corner
-    deposits to 0.03-0.39 / 0.02-0.42 / 0.002-0.19 without them (still 0.1-0.4 at 11-13 knots for |D| >= 3.6
-    GHz: the 1-D grid converges slowly there).
+    cells with a missing end are left out, as the triangles of ``powder_bin_tri``: on six Cr3+ systems of the
+    epr-oxides prior (S 3/2, axial D -1.2 .. -5.6 GHz, lw 1.2-2.6 mT, 50-450 mT), each against 181 knots
+    binned the same way, the largest point error of the max-normalised spectrum at 11 / 13 / 31 knots went
+    from 0.03-0.96 / 0.02-0.67 / 0.002-0.24 with the half-cell corner deposits to 0.03-0.39 / 0.02-0.42 /
+    0.002-0.19 without them (measured before the loop closure and the knot ladder of ``physics.cw_spectrum``,
+    which takes the Cr3 class of epr-oxides to 0.036 at most off 321 knots).
     """
     L = B.shape[1]
     nc = stick.shape[0]
