@@ -90,7 +90,9 @@ class EPRSimulator(Simulator):
         "n_theta": Field(kind="int", low=5, high=361, default=19, doc="orientation knots 0..90 deg, S = 1/2 "
                          "closed-form route (convergence setting)"),
         "n_theta_exact": Field(kind="int", low=5, high=361, default=19, doc="orientation knots, exact route S = 1/2"),
-        "n_theta_zfs": Field(kind="int", low=5, high=361, default=13, doc="orientation knots, S > 1/2"),
+        "n_theta_zfs": Field(kind="int", low=5, high=361, default=13,
+                             doc="orientation knots, S > 1/2 (axial: with its halvings, the first rungs of the "
+                                 "knot ladder that n_theta_zfs_max continues)"),
         "n_theta_zfs_max": Field(kind="int", low=0, high=721, default=97,
                                  doc="most orientation knots, S > 1/2 axial: the knots go on from n_theta_zfs, "
                                  "intervals halved, until two grids agree (0 = n_theta_zfs only)"),
