@@ -717,9 +717,9 @@ def cw_spectrum(systems, exp: Experiment, opt: Options | None = None, field_offs
                                          int(exp.harmonic), dxc, ydir)
                 continue
             if tri is not None:
-                stick, cw, c0 = _bin_tri(parts, tri, s, gs, xb0, dxb, lwg, dxc, nb, opt)
+                stick, cw, c0 = _bin_parts(parts, s, gs, xb0, dxb, lwg, dxc, nb, opt, tri=tri)
             else:
-                stick, cw, c0 = _bin_grid(parts, th, ph, rf, s, gs, xb0, dxb, lwg, dxc, nb, opt)
+                stick, cw, c0 = _bin_parts(parts, s, gs, xb0, dxb, lwg, dxc, nb, opt, th=th, ph=ph, rf=rf)
         work.append((stick, c0, cw, lwg, float(s.lwL)))
     if not work:
         return ydir
@@ -839,31 +839,23 @@ def _window(parts, xb0, dxc, nb):
     return (c0, c1) if c1 > c0 else (0, 1)
 
 
-def _bin_grid(parts, th, ph, rf, s: SpinSystem, gs, xb0, dxb, lwg, dxc, nb, opt: Options):
-    """Stick spectrum, class widths and first column (as ``_bin_tri``) of the knot arrays ``parts`` on the
-    theta x phi grid ``th``, ``ph`` (one phi: the 1-D axial grid)."""
-    cw = _classes(parts, s, gs, lwg, dxc, opt)
-    c0, c1 = _window(parts, xb0, dxc, nb)
-    stick = np.zeros((len(cw), c1 - c0))
-    Tscr = np.empty((len(cw), c1 - c0 + 1))
-    for B, In, W, partner, psc in parts:
-        if B.shape[1]:
-            kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0 + c0 * dxc, dxb, lwg,
-                               cw, float(s.weight) * psc, stick, Tscr)
-    return stick, cw, c0
-
-
-def _bin_tri(parts, tri, s: SpinSystem, gs, xb0, dxb, lwg, dxc, nb, opt: Options):
+def _bin_parts(parts, s: SpinSystem, gs, xb0, dxb, lwg, dxc, nb, opt: Options, tri=None, th=None, ph=None, rf=1):
     """Stick spectrum (width classes x the columns c0 .. c1 - 1 of the nb-column grid that its lines reach) of
-    the knot arrays ``parts`` on the octant grid ``tri``; returns (stick, class widths, c0)."""
+    the knot arrays ``parts`` on the octant grid ``tri``, or without one on the theta x phi grid ``th``, ``ph``
+    (one phi: the 1-D axial grid) refined ``rf`` times; returns (stick, class widths, c0)."""
     cw = _classes(parts, s, gs, lwg, dxc, opt)
     c0, c1 = _window(parts, xb0, dxc, nb)
     stick = np.zeros((len(cw), c1 - c0))
     Tscr = np.empty((len(cw), c1 - c0 + 1))
     for B, In, W, partner, psc in parts:
-        if B.shape[1]:
+        if not B.shape[1]:
+            continue
+        if tri is not None:
             kernels.powder_bin_tri(B, In, W, tri.corners, tri.vidx, tri.vw, tri.bary, tri.sub, tri.subw,
                                    xb0 + c0 * dxc, dxb, lwg, cw, float(s.weight) * psc, stick, Tscr)
+        else:
+            kernels.powder_bin(B, In, W, partner, len(th), len(ph), th, ph, rf, xb0 + c0 * dxc, dxb, lwg,
+                               cw, float(s.weight) * psc, stick, Tscr)
     return stick, cw, c0
 
 
@@ -928,9 +920,9 @@ def _adaptive_rows(s: SpinSystem, sets, prep, ladder, rf, mw_mhz, Bext, opt: Opt
             parts = grown
         if axial:
             th, ph, _ = _grid("axial", n)
-            stick, cw, c0 = _bin_grid(parts, th, ph, rf, s, gs, xb0, dxb, lwg, dxc, nb, opt)
+            stick, cw, c0 = _bin_parts(parts, s, gs, xb0, dxb, lwg, dxc, nb, opt, th=th, ph=ph, rf=rf)
         else:
-            stick, cw, c0 = _bin_tri(parts, grids.tri_grid(n, rf), s, gs, xb0, dxb, lwg, dxc, nb, opt)
+            stick, cw, c0 = _bin_parts(parts, s, gs, xb0, dxb, lwg, dxc, nb, opt, tri=grids.tri_grid(n, rf))
         if level == len(ladder) - 1:
             return stick, cw, c0
         y = _preview(stick, c0, nb, cw, float(s.lwL), harmonic, dxc)

@@ -1258,17 +1258,18 @@ def test_axial_cells_with_a_missing_line_left_out():
     within 0.2 and 0.15 (largest point difference of the max-normalised spectrum) of 181 knots (0.14 and 0.095);
     with half-cell corner deposits where a line is missing at one end of a cell (the earlier ``_bin_axial``)
     the same comparison gave 0.53 and 0.35."""
-    x = np.linspace(50.0, 450.0, 1024)
-    exp = Experiment(x, mw_freq=9.5, harmonic=1, mod_amp=0.1)
     sysm = SpinSystem(S=1.5, g=1.98, D=-3100.0, lw=1.2)
+    ref = _axial_spec(sysm, 181)
+    assert np.abs(_axial_spec(sysm, 11) - ref).max() < 0.2
+    assert np.abs(_axial_spec(sysm, 13) - ref).max() < 0.15
 
-    def spec(n):
-        y = cw_spectrum(sysm, exp, Options(n_theta_zfs=n, powder_tol=0.0))
-        return y / np.abs(y).max()
 
-    ref = spec(181)
-    assert np.abs(spec(11) - ref).max() < 0.2
-    assert np.abs(spec(13) - ref).max() < 0.15
+def _axial_spec(sysm, n, lo=50.0, hi=450.0, mod=0.1, **opt):
+    """Max-normalised first-harmonic X-band (9.5 GHz) spectrum, 1024 points over lo-hi mT, on n axial knots
+    (powder_tol 0: exactly n) or, with ``opt``, on the Options given."""
+    exp = Experiment(np.linspace(lo, hi, 1024), mw_freq=9.5, harmonic=1, mod_amp=mod)
+    y = cw_spectrum(sysm, exp, Options(**opt) if opt else Options(n_theta_zfs=n, powder_tol=0.0))
+    return y / np.abs(y).max()
 
 
 @pytest.mark.parametrize("sysm,lo,hi,mod", [
@@ -1281,18 +1282,13 @@ def test_axial_knot_ladder(sysm, lo, hi, mod):
     MHz, 55Mn, lw 0.3 mT): 11 fixed knots are off by 0.14 and 0.12 (largest point difference of the max-normalised
     first-harmonic spectrum against 181 knots), the ladder from 11 or 13 knots by at most 0.04;
     with powder_tol tiny the ladder ends on the spectrum of its top grid computed directly (same knots)."""
-    exp = Experiment(np.linspace(lo, hi, 1024), mw_freq=9.5, harmonic=1, mod_amp=mod)
-
-    def nr(y):
-        return y / np.abs(y).max()
-
-    ref = nr(cw_spectrum(sysm, exp, Options(n_theta_zfs=181, powder_tol=0.0)))
-    assert np.abs(nr(cw_spectrum(sysm, exp, Options(n_theta_zfs=11, powder_tol=0.0))) - ref).max() > 0.1
+    ref = _axial_spec(sysm, 181, lo, hi, mod)
+    assert np.abs(_axial_spec(sysm, 11, lo, hi, mod) - ref).max() > 0.1
     for start in (11, 13):                       # the epr-oxides recipe's start and the library default
-        assert np.abs(nr(cw_spectrum(sysm, exp, Options(n_theta_zfs=start))) - ref).max() < 0.04, start
-    top = cw_spectrum(sysm, exp, Options(n_theta_zfs=41, powder_tol=0.0))
-    grown = cw_spectrum(sysm, exp, Options(n_theta_zfs=11, powder_tol=1e-12, n_theta_zfs_max=41))
-    assert np.allclose(grown, top, rtol=0, atol=1e-9 * np.abs(top).max())
+        assert np.abs(_axial_spec(sysm, 0, lo, hi, mod, n_theta_zfs=start) - ref).max() < 0.04, start
+    top = _axial_spec(sysm, 41, lo, hi, mod)
+    grown = _axial_spec(sysm, 0, lo, hi, mod, n_theta_zfs=11, powder_tol=1e-12, n_theta_zfs_max=41)
+    assert np.allclose(grown, top, rtol=0, atol=1e-9)
 
 
 def test_looping_transition_roots_keep_their_branch():
@@ -1316,14 +1312,7 @@ def test_looping_transition_closing_in_a_cell_converges():
     0.015 (largest point difference of the max-normalised first-harmonic spectrum; bounds 0.045, 0.03) of
     1281 knots; with those cells left out the absorption had gaps that moved with the knot count and the same
     differences were 0.086 and 0.079 (0.079 still at 641 knots)."""
-    x = np.linspace(50.0, 450.0, 1024)
-    exp = Experiment(x, mw_freq=9.5, harmonic=1, mod_amp=0.1)
     s = SpinSystem(S=1.5, g=1.98, D=-5000.0, lw=2.0)
-
-    def spec(n):
-        y = cw_spectrum(s, exp, Options(n_theta_zfs=n, powder_tol=0.0))
-        return y / np.abs(y).max()
-
-    ref = spec(1281)
-    assert np.abs(spec(81) - ref).max() < 0.045
-    assert np.abs(spec(321) - ref).max() < 0.03
+    ref = _axial_spec(s, 1281)
+    assert np.abs(_axial_spec(s, 81) - ref).max() < 0.045
+    assert np.abs(_axial_spec(s, 321) - ref).max() < 0.03
