@@ -331,3 +331,32 @@ def test_axial_loop_closure_against_slow_ref_and_weight(n, open_low):
             assert abs(err) < bound, err
         else:
             assert err < -0.1, err
+
+
+def test_axial_loop_on_one_knot_against_slow_ref():
+    """A looping transition present at a single knot (a lens B = 400 +- 30 sqrt((theta - 0.42)(0.52 - theta))
+    mT on 11 knots: only theta = 0.471 inside): both cells beside it close the loop with no knot beyond to fit
+    the gap, so theta_c is mid-cell and the meeting field the pair's mid field; the kernel equals the slow
+    reference and puts I h sin(theta_k +- h / 3) per branch and cell, 2 I h (sin(theta_k + h / 3) +
+    sin(theta_k - h / 3)) in all, between the two roots."""
+    n = 11
+    th = np.linspace(0, np.pi / 2, n)
+    u = np.sqrt(np.clip((th - 0.42) * (0.52 - th), 0, None))
+    B, I = np.full((n, 2), np.nan), np.full((n, 2), np.nan)
+    k = int(np.argmax(u))
+    assert (u > 0).sum() == 1
+    B[k] = 400 + 30 * u[k], 400 - 30 * u[k]
+    I[k] = 1 / u[k]
+    W = np.full((n, 2), 0.2)
+    partner = np.array([1, 0])
+    for dx in (-0.05, 0.05):
+        stick = np.zeros((1, 4000))
+        kernels.powder_bin(B, I, W, partner, n, 1, th, np.zeros(1), 4, 250.0123, dx, 0.3, np.array([0.5]), 1.0,
+                           stick)
+        ref = powder_bin_axial_ref(B, I, W, partner, th, 4, 250.0123, dx, 0.3, np.array([0.5]), 1.0, 4000)
+        assert np.allclose(stick, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
+    h = th[1] - th[0]
+    expect = 2 * I[k, 0] * h * (math.sin(th[k] + h / 3) + math.sin(th[k] - h / 3))
+    assert stick.sum() == pytest.approx(expect, rel=1e-9)
+    lo, hi = np.nonzero(stick[0])[0][[0, -1]]
+    assert 250.0123 + (lo - 1) * 0.05 <= B[k, 1] and 250.0123 + (hi + 1) * 0.05 >= B[k, 0]
