@@ -7,7 +7,6 @@ against numpy in tests/simgen/test_exafs.py and tests/simgen/test_kernels_exafs.
 """
 from __future__ import annotations
 
-import math
 
 import numba as nb
 import numpy as np
@@ -27,7 +26,7 @@ _HALF_PI = 1.5707963267948966
 def fast_sin(x):
     """sin(x): reduced to [-pi, pi] (2 pi in two parts), folded to [-pi/2, pi/2] by sin(pi - y) = sin(y), then
     the Taylor series to y^21 (truncation < 3e-16); absolute error ~ 1e-15 + |x| * 2e-16."""
-    n = math.floor(x * _INV_TWO_PI + 0.5)
+    n = np.floor(x * _INV_TWO_PI + 0.5)          # a float: no int64 round trip (see ``_round_bits``)
     y = (x - n * _TWO_PI_HI) - n * _TWO_PI_LO
     y = _PI - y if y > _HALF_PI else y
     y = -_PI - y if y < -_HALF_PI else y
@@ -91,6 +90,20 @@ def _float_to_bits(typingctx, x):
     return types.int64(types.float64), codegen
 
 
+# n + 1.5 * 2^52 for an integer-valued float n with |n| < 2^51 is exact, and the low bits of its IEEE-754 pattern
+# hold n (two's complement). AVX2 has no packed float64 -> int64 conversion, so an ``int(n)`` (or Numba's
+# ``math.floor``, which returns an int64) splits the vector loop into four scalar conversions there and back;
+# this float add and one bitcast stay in the vector registers.
+_SHIFT = 6755399441055744.0
+
+
+@nb.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _round_bits(n):
+    """int64 whose low bits are the integer-valued float ``n`` (|n| < 2^51): enough for a shift into the exponent
+    field (low 11 bits) or the sign bit (the lowest bit, n's parity)."""
+    return _float_to_bits(n + _SHIFT)
+
+
 # Cody-Waite splits: the high parts have 21+ trailing zero bits, so n * HI is exact for the n that occur
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.9082149292705877e-10
@@ -105,7 +118,7 @@ def exp_scaled(x):
     from its exponent bits; relative error < 1e-15 (tested against numpy).  Fewer operations than ``fast_exp``
     (no repeated squaring), the cost that counts in the tabulated chi loop."""
     x = min(max(x, -700.0), 700.0)
-    n = math.floor(x * 1.4426950408889634 + 0.5)
+    n = np.floor(x * 1.4426950408889634 + 0.5)
     r = (x - n * _LN2_HI) - n * _LN2_LO
     r2 = r * r
     r4 = r2 * r2
@@ -117,7 +130,8 @@ def exp_scaled(x):
     p89 = 2.480148547921643e-05 + 2.755722495611072e-06 * r
     pab = 2.7632640675430235e-07 + 2.5114870219497476e-08 * r
     p = (p01 + p23 * r2) + (p45 + p67 * r2) * r4 + (p89 + pab * r2) * r8
-    return p * _bits_to_float((np.int64(n) + 1023) << 52)
+    # exponent field: the low 11 bits of (n + 1023); the bits above, shifted past bit 63, are dropped
+    return p * _bits_to_float((_round_bits(n) + 1023) << 52)
 
 
 @nb.njit(cache=True, nogil=True, fastmath=True, inline="always")
@@ -126,7 +140,7 @@ def sin_reduced(x):
     sin(y) by a degree-17 least-squares (near-minimax) odd polynomial (absolute error 3.3e-16 on [-pi/2, pi/2]);
     absolute error ~5e-16 + |x| 1e-16 for |x| < 1e6 (the split of pi is exact there; tested against numpy).  No
     branch or fold, fewer operations than ``fast_sin``."""
-    n = math.floor(x * 0.3183098861837907 + 0.5)
+    n = np.floor(x * 0.3183098861837907 + 0.5)
     y = (x - n * _PI_HI) - n * _PI_LO
     z = y * y
     z2 = z * z
@@ -137,4 +151,4 @@ def sin_reduced(x):
     p45 = 2.755731921123654e-06 + -2.5052106891168703e-08 * z
     p67 = 1.6058940907182887e-10 + -7.643027273612204e-13 * z
     s = y * ((p01 + p23 * z2) + (p45 + p67 * z2) * z4 + 2.7215821926997076e-15 * z8)
-    return _bits_to_float(_float_to_bits(s) ^ (np.int64(n) << 63))
+    return _bits_to_float(_float_to_bits(s) ^ (_round_bits(n) << 63))

@@ -266,7 +266,9 @@ class _ShellMixin:
 
 class EXAFSSimulator(_ShellMixin, Simulator):
     name = "exafs"
-    version = "2"
+    # 3: exp and sin of the path sums take their integer part as a float (simgen.fastmath._round_bits): the
+    #    same polynomials, last-bit differences in chi from the compiler's new operation order
+    version = "3"
     description = "EXAFS chi(k)*k^w or normalised mu(E) from FEFF10 path tables (correlated Debye sigma^2)"
     x_name, x_units = "signal", "chi(k)*k^k_weight (A^-k_weight) or edge-step-normalised mu(E)"
 
@@ -394,7 +396,7 @@ EELS_SYSTEMS = tuple(sorted(_eels_systems()))
 
 class EXELFSSimulator(_ShellMixin, Simulator):
     name = "exelfs"
-    version = "2"
+    version = "3"                       # 3: as EXAFSSimulator's 3 (the EXELFS uses the same path sums)
     description = ("core-loss EELS I(E): power-law background, edges (onsets from xraydb + solid offsets), L3/L2 "
                    "with spin-orbit split and branching, white lines, EXELFS from FEFF10 paths, resolution, "
                    "plural scattering (t/lambda), Poisson noise")
