@@ -2143,6 +2143,26 @@ def finish_spectrum(y, u, c0, c1, c2, bg_amp, bg_center, hw, hw3, bg_scale, out)
             out[j] = out[j] + bg_amp * (-2.0 * d * hw3 / (t * t) * bg_scale)
 
 
+@numba.njit(cache=True, nogil=True)
+def end_baseline(x, y):
+    """Remove in place from ``y`` the straight line through (median x, median y) of its first and of its last
+    w = max(3, n // 20) points (what ``train.prepare`` does to a measured EPR spectrum, and the simulator's
+    ``crop_window`` to a measured sub-window) and return max |y| after it.  The operations are those of the NumPy
+    expression ``y - (ya + (yb - ya) * (x - xa) / (xb - xa))`` (same rounding; NumPy's medians)."""
+    n = y.shape[0]
+    w = max(3, n // 20)
+    xa, xb = np.median(x[:w]), np.median(x[n - w:])
+    ya, yb = np.median(y[:w]), np.median(y[n - w:])
+    m = 0.0
+    for j in range(n):
+        v = y[j] - (ya + (yb - ya) * (x[j] - xa) / (xb - xa))
+        y[j] = v
+        a = abs(v)
+        if a > m or a != a:
+            m = a
+    return m
+
+
 # ------------------------------------------------------------------- exact electron spin, perturbative nucleus
 @numba.njit(cache=True, nogil=True)
 def electron_ops(S, D, E):

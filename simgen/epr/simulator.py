@@ -19,7 +19,7 @@ import yaml
 from .. import catalogs
 from ..errors import ParameterError, RecipeError
 from ..simulator import Axis, Field, Simulator
-from .kernels import BMAGN, finish_spectrum, pink_spectrum, unit_std
+from .kernels import BMAGN, end_baseline, finish_spectrum, pink_spectrum, unit_std
 from .physics import Experiment, Options, SpinSystem, _irfft, cw_spectrum, nuclei
 
 __all__ = ["EPRSimulator", "centres", "centre_system", "crop_window", "pink_noise"]
@@ -292,12 +292,8 @@ def crop_window(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> np.ndarra
     i1 = int(np.searchsorted(x, hi, side="right"))
     if i1 - i0 < 16 or (i0 == 0 and i1 == len(x)):
         return y
-    xs, ys = x[i0:i1], y[i0:i1]
-    w = max(3, len(ys) // 20)
-    xa, xb = np.median(xs[:w]), np.median(xs[-w:])
-    ya, yb = np.median(ys[:w]), np.median(ys[-w:])
-    ys = ys - (ya + (yb - ya) * (xs - xa) / (xb - xa))
-    m = np.max(np.abs(ys))
+    ys = np.array(y[i0:i1], dtype=np.float64)
+    m = end_baseline(np.ascontiguousarray(x[i0:i1], dtype=np.float64), ys)
     out = np.zeros_like(y)
     out[i0:i1] = ys / m if m > 0 else ys
     return out

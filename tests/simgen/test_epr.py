@@ -734,6 +734,23 @@ def test_quintic_two_nodes_matches_cubic_many_nodes():
     assert np.allclose(Iq[strong], Ic[strong], rtol=2e-2)
 
 
+def test_end_baseline_kernel_against_numpy():
+    """kernels.end_baseline (the baseline of crop_window and of train.prepare's EPR files) against the NumPy
+    expression it replaces: the same values bit for bit and the same max |y|, for odd and even window sizes."""
+    from simgen.epr.kernels import end_baseline
+    rng = np.random.default_rng(3)
+    for n in (16, 59, 60, 61, 1024, 2047):
+        x = np.sort(rng.uniform(300.0, 400.0, n))
+        y = rng.standard_normal(n) + 0.03 * (x - 350.0)
+        w = max(3, n // 20)
+        xa, xb = np.median(x[:w]), np.median(x[-w:])
+        ya, yb = np.median(y[:w]), np.median(y[-w:])
+        ref = y - (ya + (yb - ya) * (x - xa) / (xb - xa))
+        ours = y.copy()
+        peak = end_baseline(x, ours)
+        assert np.array_equal(ours, ref) and peak == np.max(np.abs(ref)), n
+
+
 def test_crop_window_matches_train_prepare():
     """crop_window (simulator nuisance) does to a simulated spectrum what train.prepare does to a file measured on
     a narrower window: same baseline removal, normalisation and zero padding."""

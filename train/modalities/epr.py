@@ -15,6 +15,8 @@ import numpy as np
 
 from scipy.constants import physical_constants
 
+from simgen.epr.kernels import end_baseline
+
 from ..measurements import Measurement, MeasurementError
 from ..prepare import Prepared, TargetSpec, check_units, prior_support, rebin, refuse, span
 from . import Adapter, OutOfDomain, add_warning, refuse_stack
@@ -572,12 +574,9 @@ def prepare_epr(m: Measurement, spec: TargetSpec, mw_frequency_GHz=None, pad: bo
     if step > MAX_FIELD_STEP_MT:
         raise FieldOutOfDomain(m.source, f"field step {step:.3g} mT (sweep {x[-1] - x[0]:.4g} mT in {n} points): "
                                f"coarser than {MAX_FIELD_STEP_MT:g} mT, lines cannot be placed to 0.002 in g")
-    w = max(3, n // 20)
-    # linear baseline through the medians of both end windows
-    xa, xb = np.median(x[:w]), np.median(x[-w:])
-    ya, yb = np.median(y[:w]), np.median(y[-w:])
-    y -= ya + (yb - ya) * (x - xa) / (xb - xa)
-    peak = np.max(np.abs(y))
+    # linear baseline through the medians of both end windows (5 %, at least 3 points), as the simulator's
+    # crop_window does to a simulated sub-window
+    peak = end_baseline(np.ascontiguousarray(x, dtype=np.float64), y)
     if not peak > 0:
         refuse(m, "flat spectrum (no signal above the baseline)")
     y /= peak
