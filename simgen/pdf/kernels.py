@@ -132,22 +132,16 @@ def hist_periodic_fused(frac, cell, nrep, typ, sf, norm, ntype, rlo, rhi, h, div
 
 
 @numba.njit(**_NJIT)
-def min_distance(pos, cutoff):
-    """Smallest interatomic distance below ``cutoff`` (cell list), or ``cutoff`` if none is closer."""
+def _cell_list(pos, cs):
+    """Linked-cell list of the points ``pos`` (n, 3) on cubic cells of side ``cs`` from their bounding box's
+    low corner: cells per axis nn (3,), the first point of each cell head (nn0 nn1 nn2; -1 empty, cell index
+    (a nn1 + b) nn2 + e), the next point of the same cell nxt (n; -1 last) and each point's cell cid (n, 3)."""
     n = pos.shape[0]
-    best = cutoff
-    if n < 2:
-        return best
     lo = np.empty(3)
-    hi = np.empty(3)
-    for k in range(3):
-        lo[k] = pos[:, k].min()
-        hi[k] = pos[:, k].max()
-    # cells no smaller than the cutoff (neighbours are within +-1 cell) and at most ~128 per axis (memory)
-    cs = max(cutoff, max(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]) / 128.0)
     nn = np.empty(3, dtype=np.int64)
     for k in range(3):
-        nn[k] = max(1, int((hi[k] - lo[k]) / cs) + 1)
+        lo[k] = pos[:, k].min()
+        nn[k] = max(1, int((pos[:, k].max() - lo[k]) / cs) + 1)
     head = np.full(nn[0] * nn[1] * nn[2], -1, dtype=np.int64)
     nxt = np.full(n, -1, dtype=np.int64)
     cid = np.empty((n, 3), dtype=np.int64)
@@ -157,6 +151,21 @@ def min_distance(pos, cutoff):
         c = (cid[i, 0] * nn[1] + cid[i, 1]) * nn[2] + cid[i, 2]
         nxt[i] = head[c]
         head[c] = i
+    return nn, head, nxt, cid
+
+
+@numba.njit(**_NJIT)
+def min_distance(pos, cutoff):
+    """Smallest interatomic distance below ``cutoff`` (cell list), or ``cutoff`` if none is closer."""
+    n = pos.shape[0]
+    best = cutoff
+    if n < 2:
+        return best
+    span = 0.0
+    for k in range(3):
+        span = max(span, pos[:, k].max() - pos[:, k].min())
+    # cells no smaller than the cutoff (neighbours are within +-1 cell) and at most ~128 per axis (memory)
+    nn, head, nxt, cid = _cell_list(pos, max(cutoff, span / 128.0))
     for i in range(n):
         for a in range(max(cid[i, 0] - 1, 0), min(cid[i, 0] + 2, nn[0])):
             for b in range(max(cid[i, 1] - 1, 0), min(cid[i, 1] + 2, nn[1])):
@@ -621,24 +630,7 @@ def gauss_cluster_aniso(pos, sw, ucart, rlo, rhi, delta1, delta2, qbroad, halfbo
     n = pos.shape[0]
     if n < 2:
         return
-    lo = np.empty(3)
-    hi = np.empty(3)
-    for k in range(3):
-        lo[k] = pos[:, k].min()
-        hi[k] = pos[:, k].max()
-    cs = max(rhi, 1e-3)
-    nn = np.empty(3, dtype=np.int64)
-    for k in range(3):
-        nn[k] = max(1, int((hi[k] - lo[k]) / cs) + 1)
-    head = np.full(nn[0] * nn[1] * nn[2], -1, dtype=np.int64)
-    nxt = np.full(n, -1, dtype=np.int64)
-    cid = np.empty((n, 3), dtype=np.int64)
-    for i in range(n):
-        for k in range(3):
-            cid[i, k] = min(int((pos[i, k] - lo[k]) / cs), nn[k] - 1)
-        c = (cid[i, 0] * nn[1] + cid[i, 1]) * nn[2] + cid[i, 2]
-        nxt[i] = head[c]
-        head[c] = i
+    nn, head, nxt, cid = _cell_list(pos, max(rhi, 1e-3))
     for i in range(n):
         for a in range(max(cid[i, 0] - 1, 0), min(cid[i, 0] + 2, nn[0])):
             for b in range(max(cid[i, 1] - 1, 0), min(cid[i, 1] + 2, nn[1])):
