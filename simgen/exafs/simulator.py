@@ -3,8 +3,17 @@
 Every sample: a material (FEFF path set of one absorber/edge in one structure) whose paths are rescaled by an
 isotropic strain, thinned by nanoparticle size (Calvin et al., J. Appl. Phys. 94, 778 (2003):
 N(R)/N_bulk = 1 - 3/4 (R/D) + 1/16 (R/D)^3) and vacancies, with sigma^2 from the correlated Debye model
-(T, theta_D) plus static disorder.  The first three single-scattering shells (N1..3, R1..3, sigma2_1..3) are
-labels: NaN (the default) means "from the structure"; a finite value overrides that shell.
+(T, theta_D) plus static disorder, and a first-shell third cumulant: a thermal part from the anharmonicity of
+the pair potential plus a free part (``c3``).  The first three single-scattering shells (N1..3, R1..3,
+sigma2_1..3) are labels: NaN (the default) means "from the structure"; a finite value overrides that shell.
+
+Thermal third cumulant: for a pair potential (1/2) k0 x^2 + k3 x^3 in the Einstein model, Frenkel & Rehr
+(Phys. Rev. B 48, 585 (1993)) give sigma^2 = sigma0^2 (1 + z)/(1 - z) and
+C3 = -2 (k3/k0) sigma0^4 (1 + 10 z + z^2)/(1 - z)^2 (z = exp(-theta_E/T), sigma0^2 the zero-point value).
+Eliminating z, C3 = kappa (3 sigma^4 - 2 sigma0^4) with kappa = -2 k3/k0 (for a Morse potential kappa is its
+exponent a; Girifalco & Weizer, Phys. Rev. 114, 687 (1959): 1.36-1.57 1/A for Cu, Ni, Fe, Cr, Mo, W): zero-point
+C3 at T -> 0, the classical -6 (k3/k0) sigma^4 at high T.  ``anharmonicity`` is kappa; sigma^2 and sigma0^2 are
+the first shell's correlated-Debye values at T and at T -> 0.
 """
 from __future__ import annotations
 
@@ -58,7 +67,11 @@ STRUCT_PARAMS = {
     "np_diameter": Field(units="A", low=0.0, high=1e5, default=0.0,
                          doc="nanoparticle diameter (0: bulk) thinning N(R) (Calvin 2003)"),
     "vacancy": Field(units="", low=0.0, high=0.9, default=0.0, doc="fraction of missing neighbours"),
-    "c3": Field(units="A^3", low=-0.01, high=0.01, default=0.0, doc="third cumulant of the first shell"),
+    "c3": Field(units="A^3", low=-0.01, high=0.01, default=0.0,
+                doc="third cumulant of the first shell, added to the thermal one of ``anharmonicity``"),
+    "anharmonicity": Field(units="1/A", low=0.0, high=10.0, default=0.0,
+                           doc="kappa = -2 k3/k0 of the first-shell pair potential (Morse: its exponent): adds the "
+                               "thermal third cumulant kappa (3 sigma^4 - 2 sigma0^4) (Frenkel & Rehr 1993)"),
     **_shell_fields(),
 }
 
@@ -231,12 +244,18 @@ class _ShellMixin:
         vac = p["vacancy"][i]
         if vac > 0:
             N *= (1.0 - vac) ** nleg_m1
-        s2 = _debye_for(key)(p["T"][i], p["theta_D"][i])[idx] + p["sigma2_static"][i] * (nleg_m1 + 1) / 2.0
+        debye = _debye_for(key)
+        dyn = debye(p["T"][i], p["theta_D"][i])[idx]
+        s2 = dyn + p["sigma2_static"][i] * (nleg_m1 + 1) / 2.0
         c3 = np.zeros(len(idx))
         shells = np.full(9, NAN)
+        kappa = p["anharmonicity"][i]
         for s, jj in enumerate(ss):
             if s == 0:
                 c3[jj] = p["c3"][i]
+                if kappa > 0:
+                    zp = debye(0.0, p["theta_D"][i])[idx][jj]           # zero-point sigma^2 (T -> 0)
+                    c3[jj] += kappa * (3.0 * dyn[jj] ** 2 - 2.0 * zp ** 2)
             nv, rv, sv = p[f"N{s + 1}"][i], p[f"R{s + 1}"][i], p[f"sigma2_{s + 1}"][i]
             if nv == nv:            # finite (not NaN): override
                 N[jj] = nv

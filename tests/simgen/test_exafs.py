@@ -535,6 +535,43 @@ def test_measured_chi_round_trip_from_simulated_mu():
     assert measured_chi(e, mu, simc, edge_energy=8979.0 + 4.0).tobytes() == y.tobytes()
 
 
+def test_thermal_third_cumulant():
+    """anharmonicity kappa adds kappa (3 sigma^4 - 2 sigma0^4) to the first shell's C3 (sigma^2: its correlated-Debye
+    value at T, sigma0^2 at T -> 0).  Checked against Frenkel & Rehr's Einstein-model form
+    C3 = kappa sigma0^4 (1 + 10 z + z^2) / (1 - z)^2 with sigma^2 = sigma0^2 (1 + z) / (1 - z) (the identity the
+    simulator's form rests on), its limits (zero point at T -> 0, the classical 3 kappa sigma^4 at high T), and the
+    spectrum: the same chi as the explicit C3 in chi_of_paths; kappa = 0 keeps C3 = c3 as given."""
+    s0 = 0.0031
+    for z in (0.0, 0.01, 0.3, 0.7, 0.95):
+        s2 = s0 * (1 + z) / (1 - z)
+        assert 1.4 * (3 * s2 ** 2 - 2 * s0 ** 2) == pytest.approx(1.4 * s0 ** 2 * (1 + 10 * z + z * z) / (1 - z) ** 2,
+                                                                   rel=1e-12)
+    sim = EXAFSSimulator({})
+
+    def first(T, kappa, c3=0.0):
+        p = sim.prepare_params(dict(material="Cu_K_fcc", T=T, theta_D=315.0, anharmonicity=kappa, c3=c3))
+        ps, idx, N, reff, dr, s2, c3v, shells = sim._paths(p, 0, "Cu_K_fcc")
+        j = np.flatnonzero(np.abs(reff - reff.min()) < 1e-6)
+        return c3v[j], s2[j], (ps, idx, N, reff, dr, s2, c3v)
+    zero_point = first(1.0, 1.0)[1][0]                 # sigma^2 at 1 K: the zero-point value (theta_D / T = 315)
+    for T in (5.0, 150.0, 300.0, 700.0):
+        c3, s2, _ = first(T, 1.36)
+        assert c3 == pytest.approx(1.36 * (3 * s2 ** 2 - 2 * zero_point ** 2), rel=1e-9)
+    assert first(1.0, 1.36)[0][0] == pytest.approx(1.36 * zero_point ** 2, rel=1e-9)     # zero point
+    c3, s2, _ = first(3000.0, 1.36)
+    assert c3[0] == pytest.approx(3 * 1.36 * s2[0] ** 2, rel=0.01)                      # classical limit
+    assert first(300.0, 0.0, c3=2e-4)[0][0] == 2e-4                                      # kappa 0: c3 as given
+    assert first(300.0, 1.36, c3=2e-4)[0][0] == pytest.approx(2e-4 + first(300.0, 1.36)[0][0], rel=1e-12)
+    # the spectrum carries that C3: chi of the paths with the C3 passed explicitly
+    k = sim.axis.coords[0]
+    ps, idx, N, reff, dr, s2, c3v = first(300.0, 1.36)[2]
+    y = sim.simulate({"material": "Cu_K_fcc", "T": 300.0, "theta_D": 315.0, "anharmonicity": 1.36})[0]
+    ref = chi_of_paths(k, ps, idx, N, reff, dr, s2, c3v, None, 0.9, 0.0) * k ** 2
+    y0 = sim.simulate({"material": "Cu_K_fcc", "T": 300.0, "theta_D": 315.0})[0]
+    assert np.allclose(y, ref, atol=1e-5 * np.abs(ref).max())
+    assert np.abs(y - y0).max() > 1e-2 * np.abs(y0).max()
+
+
 @pytest.mark.parametrize("fname,mat,T,theta,R1,s2_1", [
     ("XASLIB_Cu_cu_metal_rt.xdi", "Cu_K_fcc", 295.0, 315.0, 2.55, 0.0089),
     ("XASLIB_Fe_Fe_metal_rt_01.xdi", "Fe_K_bcc", 295.0, 460.0, 2.48, None)])
