@@ -228,3 +228,20 @@ def test_adapter_rejects_a_poor_fit_and_keeps_the_network_values(refine_on):
     assert res["values"] == before and "network" not in res
     assert res["refined"]["accepted"] is False and "R-factor" in res["refined"]["why"]
     assert "first-shell fit rejected" in res["warning"]
+
+
+def test_c3_range_is_what_the_recipe_trained_at_the_temperature():
+    """With c3_policy 'prior' the fit frees the first-shell C3 over the range the network was trained on at the
+    sample's temperature: the recipe's free c3 plus anharmonicity x (3 sigma^4 - 2 sigma0^4) of the material's first
+    shell (exafs-foils: -1e-4..1e-4 plus 0.3..2.0 1/A); near zero at 10 K, up to a few 1e-4 A^3 at 300 K."""
+    from train.modalities.exafs import _c3_range
+    spec = _spec("exafs-foils")
+    sim = _plain_simulator(spec)
+    ranges = {}
+    for T in (10.0, 300.0):
+        base = {"T": T, "theta_D": 315.0}
+        p = sim.prepare_params({**base, "material": "Cu_K_fcc", "anharmonicity": 1.0})
+        th = float(np.max(sim._paths(p, 0, "Cu_K_fcc")[6]))
+        ranges[T] = _c3_range(sim, spec, base, "Cu_K_fcc")
+        assert ranges[T] == pytest.approx((-1e-4 + 0.3 * th, 1e-4 + 2.0 * th), rel=1e-9)
+    assert ranges[10.0][1] < 1.3e-4 and 3e-4 < ranges[300.0][1] < 8e-4

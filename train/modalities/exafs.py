@@ -624,6 +624,21 @@ def model_materials(spec) -> set[str]:
 
 
 # ------------------------------------------------------------------------------------------------ adapter
+def _c3_range(sim, spec, base: dict, material: str) -> tuple[float, float]:
+    """The first-shell third cumulants the model was trained on at this sample's temperature: the recipe's free
+    ``c3`` range plus its ``anharmonicity`` range times the thermal factor 3 sigma^4 - 2 sigma0^4 of the material's
+    first shell at ``base``'s T and theta_D (simgen.exafs.simulator)."""
+    from ..prepare import prior_support
+    lo, hi = prior_support(spec, "c3") or (0.0, 0.0)
+    kap = prior_support(spec, "anharmonicity")
+    if kap:
+        p = sim.prepare_params({**base, "material": material, "anharmonicity": 1.0, "c3": 0.0})
+        c3v = sim._paths(p, 0, material)[6]
+        th = float(np.max(c3v)) if len(c3v) else 0.0
+        lo, hi = lo + kap[0] * th, hi + kap[1] * th
+    return float(lo), float(hi)
+
+
 class EXAFSAdapter(Adapter):
     """XAFS mu(E) files for the ``exafs`` simulator (see the module docstring)."""
 
@@ -777,7 +792,7 @@ class EXAFSAdapter(Adapter):
             s02 = prior_support(spec, "s02") or (0.7, 1.0)
         else:
             from .exafs_refine import S02 as s02
-        c3 = (prior_support(spec, "c3") or (-0.0003, 0.0006)) if c3_policy == "prior" else 0.0
+        c3 = _c3_range(sim, spec, base, material) if c3_policy == "prior" else 0.0
         k = spec.axis.coords[0]
         try:
             fit = fit_first_shells(sim, base, material, k, np.asarray(prep.x[0], float), predicted, s02=s02,

@@ -28,7 +28,8 @@ class (material):
   common E0 shift.  Bounds: N 0-2x the crystal's, alpha +-8 %, sigma^2 0-0.03 A^2, E0 shift -15..25 eV (a fit
   that ends on one is rejected: on simulated oxides with a first-shell sigma^2 of 0.03-0.05 A^2 it does);
 * **third cumulant** of the nearest-neighbour shell (``c3``; every sub-shell of it): with a range (the adapter's
-  ``c3_policy = 'prior'``: the recipe's c3 prior, -3e-4..6e-4 A^3, the range the network was trained on) the fit
+  ``c3_policy = 'prior'``: the range of first-shell C3 the network was trained on at the sample's temperature,
+  the recipe's free c3 plus its thermal one, anharmonicity x (3 sigma^4 - 2 sigma0^4)) the fit
   is repeated with c3 free, started harmonic, and replaces the harmonic fit only when Hamilton's F test
   (:func:`f_test`, :data:`N_CONFIDENCE`) finds it better and c3 is not on a bound; ``'harmonic'`` fixes c3 = 0.
   Why free and tested rather than tied to the temperature: the anharmonic correlated Einstein models (N. Van Hung
