@@ -232,10 +232,15 @@ def test_adapter_rejects_a_poor_fit_and_keeps_the_network_values(refine_on):
 
 def test_c3_range_is_what_the_recipe_trained_at_the_temperature():
     """With c3_policy 'prior' the fit frees the first-shell C3 over the range the network was trained on at the
-    sample's temperature: the recipe's free c3 plus anharmonicity x (3 sigma^4 - 2 sigma0^4) of the material's first
-    shell (exafs-foils: -1e-4..1e-4 plus 0.3..2.0 1/A); near zero at 10 K, up to a few 1e-4 A^3 at 300 K."""
+    sample's temperature: the recipe's c3 prior, plus anharmonicity x (3 sigma^4 - 2 sigma0^4) of the material's
+    first shell where the recipe draws a thermal C3 (here exafs-foils with kappa 0.3..2.0 1/A and c3 +-1e-4): near
+    zero at 10 K, up to a few 1e-4 A^3 at 300 K."""
     from train.modalities.exafs import _c3_range
-    spec = _spec("exafs-foils")
+    plain = _spec("exafs-foils")
+    base = {"T": 300.0, "theta_D": 315.0}
+    assert _c3_range(_plain_simulator(plain), plain, base, "Cu_K_fcc") == pytest.approx((-3e-4, 6e-4))
+    spec = target_spec(load_recipe("exafs-foils", {"params.anharmonicity": {"uniform": [0.3, 2.0]},
+                                                   "params.c3": {"uniform": [-1e-4, 1e-4]}}))
     sim = _plain_simulator(spec)
     ranges = {}
     for T in (10.0, 300.0):
