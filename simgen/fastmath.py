@@ -7,7 +7,6 @@ against numpy in tests/simgen/test_exafs.py and tests/simgen/test_kernels_exafs.
 """
 from __future__ import annotations
 
-
 import numba as nb
 import numpy as np
 from numba import types

@@ -629,7 +629,7 @@ def _c3_range(sim, spec, base: dict, material: str) -> tuple[float, float]:
     ``c3`` range plus its ``anharmonicity`` range times the thermal factor 3 sigma^4 - 2 sigma0^4 of the material's
     first shell at ``base``'s T and theta_D (simgen.exafs.simulator)."""
     from ..prepare import prior_support
-    lo, hi = prior_support(spec, "c3") or (0.0, 0.0)
+    lo, hi = prior_support(spec, "c3") or (-0.0003, 0.0006)     # (a recipe without one: the catalog recipes' prior)
     kap = prior_support(spec, "anharmonicity")
     if kap:
         p = sim.prepare_params({**base, "material": material, "anharmonicity": 1.0, "c3": 0.0})
