@@ -2143,12 +2143,14 @@ def finish_spectrum(y, u, c0, c1, c2, bg_amp, bg_center, hw, hw3, bg_scale, out)
             out[j] = out[j] + bg_amp * (-2.0 * d * hw3 / (t * t) * bg_scale)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def end_baseline(x, y):
     """Remove in place from ``y`` the straight line through (median x, median y) of its first and of its last
     w = max(3, n // 20) points (what ``train.prepare`` does to a measured EPR spectrum, and the simulator's
     ``crop_window`` to a measured sub-window) and return max |y| after it.  The operations are those of the NumPy
-    expression ``y - (ya + (yb - ya) * (x - xa) / (xb - xa))`` (same rounding; NumPy's medians)."""
+    expression ``y - (ya + (yb - ya) * (x - xa) / (xb - xa))`` (same rounding; NumPy's medians), with NumPy's
+    division semantics: a file too short for two distinct end windows (xa == xb) gives NaN, which ``prepare``
+    refuses as a flat spectrum, not a ZeroDivisionError."""
     n = y.shape[0]
     w = max(3, n // 20)
     xa, xb = np.median(x[:w]), np.median(x[n - w:])

@@ -749,6 +749,10 @@ def test_end_baseline_kernel_against_numpy():
         ours = y.copy()
         peak = end_baseline(x, ours)
         assert np.array_equal(ours, ref) and peak == np.max(np.abs(ref)), n
+    # three points: both end windows are the whole spectrum (xa == xb): NaN as in NumPy, no exception
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([0.0, 1.0, 0.0])
+    peak = end_baseline(x, y)
+    assert np.isnan(peak) and not peak > 0
 
 
 def test_crop_window_matches_train_prepare():
